@@ -1,0 +1,65 @@
+"""Test quality of the default runs against scikit-learn, on the same splits.
+
+    python benchmarks/quality.py [--seeds 5] [override ...]
+
+For each of data=iris and data=boston (model=mlp, defaults), trains with data.split_seed=0..N-1 and
+fits scikit-learn's MLP (100 hidden units) and gradient boosting on exactly the same training rows
+(scaled the same way), then prints mean and standard deviation of the test metric.
+"""
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+from dlbasics.run import train
+
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
+TASKS = {
+    "iris": ("test/acc", MLPClassifier, GradientBoostingClassifier, lambda y, p: float(np.mean(y == p))),
+    "boston": ("test/rmse", MLPRegressor, GradientBoostingRegressor, lambda y, p: float(np.sqrt(np.mean((y - p) ** 2)))),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    logging.getLogger("dlbasics").setLevel(logging.WARNING)
+    rows = []
+    for data, (metric, mlp, boost, score) in TASKS.items():
+        ours, theirs, boosted, seconds = [], [], [], []
+        for seed in range(args.seeds):
+            with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(config_dir=CONF, version_base="1.3"):
+                cfg = compose(
+                    "train",
+                    [f"data={data}", f"data.split_seed={seed}", f"run_dir={tmp}", "logger=none", *args.overrides],
+                )
+                start = time.perf_counter()
+                ours.append(train(cfg)[metric])
+                seconds.append(time.perf_counter() - start)
+                from hydra.utils import instantiate
+
+                dm = instantiate(cfg.data)
+                (x, y), (xt, yt) = dm.splits["train"], dm.splits["test"]
+                x, y, xt, yt = x.numpy(), y.numpy().squeeze(), xt.numpy(), yt.numpy().squeeze()
+                theirs.append(score(yt, mlp(hidden_layer_sizes=(100,), max_iter=2000, random_state=seed).fit(x, y).predict(xt)))
+                boosted.append(score(yt, boost(random_state=seed).fit(x, y).predict(xt)))
+        rows.append((data, metric, ours, theirs, boosted, seconds))
+
+    print(f"{'data':8} {'metric':10} {'dlbasics mlp':>16} {'sklearn MLP':>16} {'sklearn GBoost':>16} {'train s':>8}")
+    for data, metric, ours, theirs, boosted, seconds in rows:
+        cells = " ".join(f"{np.mean(v):>8.4f} ± {np.std(v):.3f}" for v in (ours, theirs, boosted))
+        print(f"{data:8} {metric:10} {cells} {np.mean(seconds):>8.2f}")
+    print(f"(mean ± std over data.split_seed=0..{args.seeds - 1}; same train/test rows and scaling for all)")
+
+
+if __name__ == "__main__":
+    main()

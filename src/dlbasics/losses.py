@@ -1,0 +1,86 @@
+"""The losses of chapter 3 and the output activations of 2.3.1, tied to the task the data defines.
+
+Every function takes model outputs o of shape (members, rows, outputs), so that several models
+trained side by side share one code path; a single model is one member.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from dlbasics.errors import UserError
+
+LOSSES = {"regression": ("mse", "sse"), "binary": ("logistic",), "multiclass": ("logistic",)}
+OUTPUT_ACTIVATIONS = {"regression": ("identity", "relu", "sigmoid"), "binary": ("sigmoid",), "multiclass": ("softmax",)}
+ALL_LOSSES = ("auto", "mse", "sse", "logistic")
+ALL_OUTPUTS = ("auto", "identity", "relu", "sigmoid", "softmax")
+
+
+class Objective:
+    """What a model is trained for: its loss, its output activation and the metrics of its task.
+
+    `loss="auto"` is the MSE for regression and the logistic loss for classification;
+    `output_activation="auto"` is identity, sigmoid or softmax. The logistic loss is computed from
+    the logits (log-sum-exp), never from rounded probabilities.
+    """
+
+    def __init__(self, task: str, loss: str = "auto", output_activation: str = "auto"):
+        if loss not in ALL_LOSSES:
+            raise UserError(f"loss must be one of {', '.join(ALL_LOSSES)}; got {loss!r}.")
+        if output_activation not in ALL_OUTPUTS:
+            raise UserError(f"model.output_activation must be one of {', '.join(ALL_OUTPUTS)}; got {output_activation!r}.")
+        self.task = task
+        self.loss = LOSSES[task][0] if loss == "auto" else loss
+        self.output_activation = OUTPUT_ACTIVATIONS[task][0] if output_activation == "auto" else output_activation
+        if self.loss not in LOSSES[task]:
+            fits = ", ".join(LOSSES[task])
+            raise UserError(f"loss={self.loss} does not fit a {task} task: use loss={fits} (or loss=auto).")
+        if self.output_activation not in OUTPUT_ACTIVATIONS[task]:
+            fits = ", ".join(OUTPUT_ACTIVATIONS[task])
+            raise UserError(
+                f"model.output_activation={self.output_activation} does not fit a {task} task: "
+                f"use one of {fits} (or auto)."
+            )
+        self.summed = self.loss == "sse"  # chapter 1's sum of squared errors; the others are means
+
+    def predict(self, o: torch.Tensor) -> torch.Tensor:
+        """φ_out(o): values for regression, probabilities for classification."""
+        if self.output_activation == "softmax":
+            return o.softmax(-1)
+        if self.output_activation == "identity":
+            return o
+        return getattr(torch, self.output_activation)(o)
+
+    def per_row(self, o: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss of each row, shape (members, rows)."""
+        if self.task == "multiclass":
+            return F.cross_entropy(o.transpose(1, 2), y.expand(o.shape[0], -1), reduction="none")
+        if self.task == "binary":
+            return F.binary_cross_entropy_with_logits(o, y.expand_as(o), reduction="none").sum(-1)
+        return (self.predict(o) - y).square().sum(-1)
+
+    def reduce(self, per_row: torch.Tensor) -> torch.Tensor:
+        return per_row.sum(-1) if self.summed else per_row.mean(-1)
+
+    def sums(self, o: torch.Tensor, y: torch.Tensor, per_row: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-member sums over the rows of a batch, from which `metrics` computes the epoch's values."""
+        sums = {"loss": per_row.sum(-1)}
+        if self.task == "multiclass":
+            sums["correct"] = (o.argmax(-1) == y).sum(-1)
+        elif self.task == "binary":
+            sums["correct"] = ((o > 0).float() == y).sum((-2, -1))
+        else:
+            err = self.predict(o) - y
+            sums.update(se=err.square().sum((-2, -1)), ae=err.abs().sum((-2, -1)), y=y.sum(), y2=y.square().sum())
+        return sums
+
+    def metrics(self, sums: dict[str, torch.Tensor], rows: int) -> dict[str, torch.Tensor]:
+        """The epoch's metrics from accumulated sums: loss, and acc or rmse, mae and r2."""
+        out = {"loss": sums["loss"] if self.summed else sums["loss"] / rows}
+        if "correct" in sums:
+            out["acc"] = sums["correct"] / rows
+        if "se" in sums:
+            out["rmse"] = (sums["se"] / rows).sqrt()
+            out["mae"] = sums["ae"] / rows
+            total = sums["y2"] - sums["y"].square() / rows
+            out["r2"] = 1 - sums["se"] / total
+        return out

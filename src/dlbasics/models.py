@@ -1,0 +1,66 @@
+"""The course's models: the Perceptron (1.1) and the Multi-Layer Perceptron (2.1).
+
+Both return the output layer's pre-activation o; the output activation belongs to the objective
+(dlbasics.losses), which applies it in the numerically stable way the loss needs.
+"""
+
+from torch import nn
+
+from dlbasics.errors import UserError
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+INITS = ("default", "zeros")
+
+
+def _check_count(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserError(f"model.{name} must be an integer >= {minimum}; got {value!r}.")
+
+
+class MLP(nn.Sequential):
+    """`depth` hidden layers of `width` neurons (or the widths in `hidden`), each followed by `activation`.
+
+    n_features and n_outputs come from the data, never from the user.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_outputs: int,
+        depth: int = 1,
+        width: int = 100,
+        hidden: list[int] | None = None,
+        activation: str = "relu",
+        bias: bool = True,
+        init: str = "default",
+    ):
+        if hidden is None:
+            _check_count("depth", depth, 0)
+            _check_count("width", width, 1)
+            hidden = [width] * depth
+        for w in hidden:
+            _check_count("hidden", w, 1)
+        if activation not in ACTIVATIONS:
+            raise UserError(f"model.activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}.")
+        if init not in INITS:
+            raise UserError(f"model.init must be one of {', '.join(INITS)}; got {init!r}.")
+        layers, inputs = [], n_features
+        for w in hidden:
+            layers += [nn.Linear(inputs, w, bias=bias), ACTIVATIONS[activation]()]
+            inputs = w
+        layers.append(nn.Linear(inputs, n_outputs, bias=bias))
+        super().__init__(*layers)
+        if init == "zeros":  # the course's chapter 1 starts gradient descent from w = 0
+            for p in self.parameters():
+                nn.init.zeros_(p)
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        return self[-1]
+
+
+class Perceptron(MLP):
+    """A single layer of neurons, a = φ(W x + b): one neuron for regression and binary tasks, one per class."""
+
+    def __init__(self, n_features: int, n_outputs: int, bias: bool = True, init: str = "default"):
+        super().__init__(n_features, n_outputs, hidden=[], bias=bias, init=init)

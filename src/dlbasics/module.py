@@ -1,0 +1,97 @@
+"""The Lightning module: one model, its objective and its optimizer, as a readable recipe.
+
+Hyperparameters are plain values (the data's meta, the model and optimizer configs), so that a
+checkpoint describes itself and loads with `weights_only=True`. Metrics are accumulated as sums on
+the device during an epoch and logged once at its end: a training step costs a forward, a backward
+and an optimizer step, nothing more.
+"""
+
+import math
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+
+from dlbasics.errors import UserError
+from dlbasics.losses import Objective
+
+TRUSTED = {"model": "dlbasics.models.", "optimizer": "torch.optim."}
+
+
+def _build(kind: str, cfg: dict, **kwargs):
+    """instantiate() restricted to our models and torch's optimizers: a checkpoint names no other code."""
+    target = str(cfg.get("_target_", ""))
+    if not target.startswith(TRUSTED[kind]):
+        raise UserError(f"{kind}._target_ must name a class in {TRUSTED[kind][:-1]}; got {target!r}.")
+    return instantiate(cfg, **kwargs)
+
+
+class Learner(L.LightningModule):
+    def __init__(self, data: dict, model: dict, optimizer: dict, loss: str = "auto"):
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        model = dict(model)
+        self.objective = Objective(data["task"], loss, model.pop("output_activation", "auto"))
+        self.model = _build("model", model, n_features=data["n_features"], n_outputs=data["n_outputs"])
+        lr = optimizer.get("lr")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
+            raise UserError(f"optimizer.lr must be a positive number; got {lr!r}.")
+        out = self.model.output_layer
+        if data["task"] == "regression" and out.bias is not None and "y_mean" in data:
+            # Start from the mean target: no early epochs spent shifting the output, and a ReLU
+            # output (2.3.1) is not dead from the first step.
+            torch.nn.init.constant_(out.bias, data["y_mean"])
+        self._sums: dict[str, dict[str, torch.Tensor]] = {}
+        self._rows: dict[str, int] = {}
+        self.diverged_epoch: int | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Output-layer pre-activations o, shape (members, rows, outputs)."""
+        return self.model(x).unsqueeze(0)
+
+    def configure_optimizers(self):
+        return _build("optimizer", self.hparams.optimizer, params=self.parameters())
+
+    def _step(self, batch, split: str) -> torch.Tensor:
+        x, y = batch
+        o = self(x)
+        per_row = self.objective.per_row(o, y)
+        sums = {"loss": per_row.detach().sum(-1)} if split == "train" else self.objective.sums(o, y, per_row)
+        acc = self._sums.setdefault(split, {})
+        for k, v in sums.items():
+            acc[k] = acc[k] + v if k in acc else v
+        self._rows[split] = self._rows.get(split, 0) + len(x)
+        return self.objective.reduce(per_row).sum()
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def _log_epoch(self, split: str) -> dict[str, torch.Tensor]:
+        sums, rows = self._sums.pop(split, None), self._rows.pop(split, 0)
+        if sums is None:
+            return {}
+        if self.trainer.world_size > 1:  # every process saw its share of rows: add them up
+            sums = {k: self.trainer.strategy.reduce(v.float(), reduce_op="sum") for k, v in sums.items()}
+            rows = int(self.trainer.strategy.reduce(torch.tensor(float(rows), device=self.device), reduce_op="sum"))
+        metrics = {f"{split}/{k}": v[0] for k, v in self.objective.metrics(sums, rows).items()}
+        self.log_dict(metrics)
+        return metrics
+
+    def on_train_epoch_end(self):
+        loss = self._log_epoch("train").get("train/loss")
+        if loss is not None and not torch.isfinite(loss):
+            # A diverged run stops here rather than training on NaN for the remaining epochs.
+            self.diverged_epoch = self.current_epoch
+            self.trainer.should_stop = True
+
+    def on_validation_epoch_end(self):
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self):
+        self._log_epoch("test")

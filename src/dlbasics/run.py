@@ -1,0 +1,193 @@
+"""From a composed config to objects, and running them: the one place train, eval and predict share."""
+
+import json
+import logging
+import math
+import sys
+import warnings
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from dlbasics.data import TabularData, feature_matrix, read_csv, scale
+from dlbasics.errors import UserError
+from dlbasics.module import Learner
+
+log = logging.getLogger("dlbasics")
+
+# Lightning 2.6 on torch 2.13 warns about its own use of a deprecated torch API, once per run.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+# Lightning announces devices, seeds and tips at INFO on every Trainer; our console keeps its own lines.
+for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric"):
+    logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def plain(cfg) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def cli(fn, cfg: DictConfig):
+    """Runs fn(cfg) for a Hydra shell: a user's mistake is one line on stderr and exit status 2.
+
+    In a sweep, the failed job is recorded (its metrics.json says so) and the others go on.
+    """
+    try:
+        return fn(cfg)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            return None
+        sys.exit(2)
+
+
+def _write_json(path: Path, content: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(content, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return out
+
+
+def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict) -> None:
+    """Writes the run's options with its final metrics to TensorBoard's HPARAMS tab (no placeholder)."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from torch.utils.tensorboard.summary import hparams
+
+    options = {k: plain(cfg[k]) for k in ("data", "model", "loss", "optimizer")}
+    params = _flat({**options, "seed": cfg.seed, "max_epochs": cfg.trainer.max_epochs})
+    params.update(status=metrics["status"], epochs=metrics["epochs"], params=metrics["params"])
+    # The tags name scalars the run already logged; TensorBoard shows their last values.
+    scalars = {k: v for k, v in metrics.items() if "/" in k and isinstance(v, float)}
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            writer = logger.experiment._get_file_writer()
+            for summary in hparams(params, scalars):
+                writer.add_summary(summary)
+            logger.experiment.flush()
+
+
+def build(cfg: DictConfig, run_dir: Path):
+    """The data module, the Lightning module and the trainer that a composed config describes."""
+    data = instantiate(cfg.data, shuffle_seed=cfg.seed)
+    learner = Learner(data=data.meta, model=plain(cfg.model), optimizer=plain(cfg.optimizer), loss=cfg.loss.name)
+    if cfg.monitor.metric.startswith("val/") and not data.has("val"):
+        cfg.monitor.metric = "train/" + cfg.monitor.metric.split("/", 1)[1]  # no val split: follow training
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
+    loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c]
+    trainer = instantiate(cfg.trainer, default_root_dir=run_dir, callbacks=callbacks, logger=loggers or False)
+    return data, learner, trainer
+
+
+def train(cfg: DictConfig) -> dict:
+    """Trains, tests on the best checkpoint, writes metrics.json and returns the metrics."""
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        L.seed_everything(cfg.seed, verbose=False)
+        data, learner, trainer = build(cfg, run_dir)
+    except UserError as err:
+        _write_json(run_dir / "metrics.json", {"status": "failed", "error": str(err)})
+        raise
+    trainer.fit(learner, datamodule=data, ckpt_path=cfg.ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if data.has("test"):
+        metrics.update(trainer.test(learner, datamodule=data, ckpt_path=best or None, verbose=False)[0])
+    metrics.update(
+        status="diverged" if learner.diverged_epoch is not None else "completed",
+        epochs=trainer.current_epoch,
+        params=sum(p.numel() for p in learner.parameters()),
+        checkpoint=best or None,
+    )
+    if trainer.is_global_zero:
+        _write_json(run_dir / "metrics.json", metrics)
+        _log_hparams(trainer, cfg, metrics)
+        shown = {k: v for k, v in metrics.items() if k.startswith("test/")} or {
+            k: v for k, v in metrics.items() if k.startswith(("val/", "train/"))
+        }
+        log.info("  ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
+        if metrics["status"] != "completed":
+            log.info(f"Status: {metrics['status']} at epoch {learner.diverged_epoch}")
+        log.info(f"Run directory: {run_dir}")
+    return metrics
+
+
+def load_learner(path: str | Path) -> Learner:
+    """A Learner rebuilt from a checkpoint alone; anything that is not one of ours is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"ckpt_path: no file '{path}'. Give a checkpoint of a run: ckpt_path=RUN_DIR/checkpoints/best.ckpt")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"ckpt_path: '{path}' is not a checkpoint this project can load safely ({reason[:200]}).") from None
+    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not isinstance(hparams, dict) or not {"data", "model", "optimizer"} <= hparams.keys():
+        raise UserError(f"ckpt_path: '{path}' is a PyTorch file but not a dlbasics checkpoint (no data, model and optimizer).")
+    learner = Learner(**hparams)
+    try:
+        learner.load_state_dict(ckpt["state_dict"])
+    except (KeyError, RuntimeError) as err:
+        raise UserError(f"ckpt_path: '{path}' holds weights that do not fit its own model ({str(err)[:200]}).") from None
+    return learner.eval()
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Tests a checkpoint again on its own test split, prepared as the checkpoint says."""
+    learner = load_learner(cfg.ckpt_path)
+    data = TabularData.from_meta(learner.hparams.data)
+    if not data.has("test"):
+        raise UserError("this checkpoint's data has no test split (it was trained with data.test_fraction=0).")
+    trainer = L.Trainer(
+        accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )
+    metrics = {k: float(v) for k, v in trainer.test(learner, datamodule=data, verbose=False)[0].items()}
+    log.info("  ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())))
+    return metrics
+
+
+def predict(cfg: DictConfig) -> Path:
+    """Writes the input's rows with the model's predictions beside them: values, or classes and probabilities."""
+    learner = load_learner(cfg.ckpt_path)
+    meta = learner.hparams.data
+    frame = read_csv(cfg.input)
+    x = torch.from_numpy(scale(feature_matrix(frame, meta["features"]), meta))
+    with torch.no_grad():
+        out = learner.objective.predict(learner(x))[0].numpy()
+    target, classes = meta["target"], meta["classes"]
+    result = frame.copy()
+    if classes is None:
+        result[f"predicted_{target}"] = out[:, 0]
+    else:
+        probs = np.column_stack([1 - out[:, 0], out[:, 0]]) if meta["task"] == "binary" else out
+        result[f"predicted_{target}"] = [classes[i] for i in probs.argmax(1)]
+        for i, c in enumerate(classes):
+            result[f"p({c})"] = probs[:, i]
+    path = Path(cfg.output) if cfg.output else Path(cfg.input).with_name(Path(cfg.input).stem + "_predictions.csv")
+    result.to_csv(path, index=False)
+    log.info(f"Predictions for {len(result)} rows: {path}")
+    return path
+
+
+def monitored(metrics: dict | None, cfg: DictConfig) -> float | None:
+    """The value a Hydra sweeper optimizes: the monitored metric, worst when it is missing or not finite."""
+    if not metrics:
+        return None
+    value = metrics.get(cfg.monitor.metric, math.nan)
+    return value if math.isfinite(value) else (math.inf if cfg.monitor.mode == "min" else -math.inf)

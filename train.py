@@ -1,0 +1,15 @@
+"""python train.py [data=iris] [model=mlp] [key=value ...]: train, test and log one model (or a sweep with -m)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from dlbasics.run import cli, monitored, train
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return monitored(cli(train, cfg), cfg)
+
+
+if __name__ == "__main__":
+    main()
