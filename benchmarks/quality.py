@@ -23,7 +23,12 @@ from dlbasics.run import train
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 TASKS = {
     "iris": ("test/acc", MLPClassifier, GradientBoostingClassifier, lambda y, p: float(np.mean(y == p))),
-    "boston": ("test/rmse", MLPRegressor, GradientBoostingRegressor, lambda y, p: float(np.sqrt(np.mean((y - p) ** 2)))),
+    "boston": (
+        "test/rmse",
+        MLPRegressor,
+        GradientBoostingRegressor,
+        lambda y, p: float(np.sqrt(np.mean((y - p) ** 2))),
+    ),
 }
 
 
@@ -37,10 +42,19 @@ def main() -> None:
     for data, (metric, mlp, boost, score) in TASKS.items():
         ours, theirs, boosted, seconds = [], [], [], []
         for seed in range(args.seeds):
-            with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(config_dir=CONF, version_base="1.3"):
+            with (
+                tempfile.TemporaryDirectory() as tmp,
+                initialize_config_dir(config_dir=CONF, version_base="1.3"),
+            ):
                 cfg = compose(
                     "train",
-                    [f"data={data}", f"data.split_seed={seed}", f"run_dir={tmp}", "logger=none", *args.overrides],
+                    [
+                        f"data={data}",
+                        f"data.split_seed={seed}",
+                        f"run_dir={tmp}",
+                        "logger=none",
+                        *args.overrides,
+                    ],
                 )
                 start = time.perf_counter()
                 ours.append(train(cfg)[metric])
@@ -50,7 +64,12 @@ def main() -> None:
                 dm = instantiate(cfg.data)
                 (x, y), (xt, yt) = dm.splits["train"], dm.splits["test"]
                 x, y, xt, yt = x.numpy(), y.numpy().squeeze(), xt.numpy(), yt.numpy().squeeze()
-                theirs.append(score(yt, mlp(hidden_layer_sizes=(100,), max_iter=2000, random_state=seed).fit(x, y).predict(xt)))
+                theirs.append(
+                    score(
+                        yt,
+                        mlp(hidden_layer_sizes=(100,), max_iter=2000, random_state=seed).fit(x, y).predict(xt),
+                    )
+                )
                 boosted.append(score(yt, boost(random_state=seed).fit(x, y).predict(xt)))
         rows.append((data, metric, ours, theirs, boosted, seconds))
 

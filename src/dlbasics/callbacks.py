@@ -24,7 +24,10 @@ def summarize(learner) -> str:
     classes = f", {len(meta['classes'])} classes" if meta["classes"] else ""
     params = sum(p.numel() for p in learner.parameters())
     return "\n".join(
-        [f"Model: {type(learner.model).__name__}, {meta['n_features']} inputs, {meta['task']}{classes}", *lines]
+        [
+            f"Model: {type(learner.model).__name__}, {meta['n_features']} inputs, {meta['task']}{classes}",
+            *lines,
+        ]
         + [
             f"Output activation: {objective.output_activation}   Loss: {objective.loss}",
             f"Total params: {params:,}",
@@ -64,7 +67,9 @@ class EpochProgress(ProgressBar):
         self._shown = now
         m = trainer.callback_metrics
         losses = "  ".join(f"{k} {float(m[k]):.4g}" for k in ("train/loss", "val/loss") if k in m)
-        sys.stdout.write(f"\repoch {trainer.current_epoch}/{trainer.max_epochs}  {losses}\033[K" + ("\n" if final else ""))
+        sys.stdout.write(
+            f"\repoch {trainer.current_epoch}/{trainer.max_epochs}  {losses}\033[K" + ("\n" if final else "")
+        )
         sys.stdout.flush()
 
     # Epoch metrics are logged in the module's own on_train_epoch_end, which runs after this

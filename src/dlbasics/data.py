@@ -100,7 +100,13 @@ def tabulate(frame: pd.DataFrame, target: str, features=None, task: str | None =
     task = task or inferred
     if task not in TASKS:
         raise UserError(f"data.task must be one of {', '.join(TASKS)} (or null to infer it); got '{task}'.")
-    meta = {"task": task, "target": target, "features": features, "n_features": len(features), "classes": None}
+    meta = {
+        "task": task,
+        "target": target,
+        "features": features,
+        "n_features": len(features),
+        "classes": None,
+    }
     if task == "regression":
         if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
             raise UserError(f"data.task=regression needs a numeric target; '{target}' holds labels like {y.iloc[0]!r}.")
@@ -232,13 +238,19 @@ class TabularData(L.LightningDataModule):
     ):
         super().__init__()
         if batch_size is not None and batch_size < 1:
-            raise UserError(f"data.batch_size must be a positive integer, or null for the whole split; got {batch_size}.")
+            raise UserError(
+                f"data.batch_size must be a positive integer, or null for the whole split; got {batch_size}."
+            )
         self.path, self.batch_size, self.shuffle_seed = str(path), batch_size, shuffle_seed
         x, y, self.meta = tabulate(read_csv(path, index_col), target, features, task)
         # What it takes to read and split the same rows again, from a checkpoint alone.
         self.meta["source"] = dict(
-            path=self.path, index_col=index_col, val_fraction=val_fraction, test_fraction=test_fraction,
-            split_seed=split_seed, batch_size=batch_size,
+            path=self.path,
+            index_col=index_col,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            split_seed=split_seed,
+            batch_size=batch_size,
         )
         labels = None if self.meta["task"] == "regression" else y.reshape(len(y), -1)[:, 0]
         self.rows = split_rows(len(x), labels, val_fraction, test_fraction, split_seed)

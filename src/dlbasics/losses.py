@@ -10,7 +10,11 @@ import torch.nn.functional as F
 from dlbasics.errors import UserError
 
 LOSSES = {"regression": ("mse", "sse"), "binary": ("logistic",), "multiclass": ("logistic",)}
-OUTPUT_ACTIVATIONS = {"regression": ("identity", "relu", "sigmoid"), "binary": ("sigmoid",), "multiclass": ("softmax",)}
+OUTPUT_ACTIVATIONS = {
+    "regression": ("identity", "relu", "sigmoid"),
+    "binary": ("sigmoid",),
+    "multiclass": ("softmax",),
+}
 ALL_LOSSES = ("auto", "mse", "sse", "logistic")
 ALL_OUTPUTS = ("auto", "identity", "relu", "sigmoid", "softmax")
 
@@ -27,7 +31,9 @@ class Objective:
         if loss not in ALL_LOSSES:
             raise UserError(f"loss must be one of {', '.join(ALL_LOSSES)}; got {loss!r}.")
         if output_activation not in ALL_OUTPUTS:
-            raise UserError(f"model.output_activation must be one of {', '.join(ALL_OUTPUTS)}; got {output_activation!r}.")
+            raise UserError(
+                f"model.output_activation must be one of {', '.join(ALL_OUTPUTS)}; got {output_activation!r}."
+            )
         self.task = task
         self.loss = LOSSES[task][0] if loss == "auto" else loss
         self.output_activation = OUTPUT_ACTIVATIONS[task][0] if output_activation == "auto" else output_activation

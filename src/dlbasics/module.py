@@ -10,9 +10,8 @@ import math
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 
-from dlbasics.errors import UserError
+from dlbasics.errors import UserError, instantiate
 from dlbasics.losses import Objective
 
 TRUSTED = {"model": "dlbasics.models.", "optimizer": "torch.optim."}

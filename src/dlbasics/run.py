@@ -12,11 +12,10 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from dlbasics.data import TabularData, feature_matrix, read_csv, scale
-from dlbasics.errors import UserError
+from dlbasics.errors import UserError, instantiate
 from dlbasics.module import Learner
 
 log = logging.getLogger("dlbasics")
@@ -24,7 +23,11 @@ log = logging.getLogger("dlbasics")
 # Lightning 2.6 on torch 2.13 warns about its own use of a deprecated torch API, once per run.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 # Lightning announces devices, seeds and tips at INFO on every Trainer; our console keeps its own lines.
-for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric"):
+for name in (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.pytorch.accelerators.cuda",
+    "lightning.fabric",
+):
     logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -130,20 +133,30 @@ def load_learner(path: str | Path) -> Learner:
     """A Learner rebuilt from a checkpoint alone; anything that is not one of ours is refused."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"ckpt_path: no file '{path}'. Give a checkpoint of a run: ckpt_path=RUN_DIR/checkpoints/best.ckpt")
+        raise UserError(
+            f"ckpt_path: no file '{path}'. Give a checkpoint of a run: ckpt_path=RUN_DIR/checkpoints/best.ckpt"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"ckpt_path: '{path}' is not a checkpoint this project can load safely ({reason[:200]}).") from None
+    except Exception as err:  # torch raises many kinds for a file that is not a checkpoint
+        why = (
+            "it holds pickled objects, not only tensors and plain values"
+            if "Unsupported global" in str(err)
+            else ("it is not a complete PyTorch checkpoint")
+        )
+        raise UserError(f"ckpt_path: '{path}' is refused: {why}. Give a checkpoint written by train.py.") from None
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not isinstance(hparams, dict) or not {"data", "model", "optimizer"} <= hparams.keys():
-        raise UserError(f"ckpt_path: '{path}' is a PyTorch file but not a dlbasics checkpoint (no data, model and optimizer).")
+        raise UserError(
+            f"ckpt_path: '{path}' is a PyTorch file but not a dlbasics checkpoint (no data, model and optimizer)."
+        )
     learner = Learner(**hparams)
     try:
         learner.load_state_dict(ckpt["state_dict"])
     except (KeyError, RuntimeError) as err:
-        raise UserError(f"ckpt_path: '{path}' holds weights that do not fit its own model ({str(err)[:200]}).") from None
+        raise UserError(
+            f"ckpt_path: '{path}' holds weights that do not fit its own model ({str(err)[:200]})."
+        ) from None
     return learner.eval()
 
 
@@ -154,8 +167,12 @@ def evaluate(cfg: DictConfig) -> dict:
     if not data.has("test"):
         raise UserError("this checkpoint's data has no test split (it was trained with data.test_fraction=0).")
     trainer = L.Trainer(
-        accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False,
+        accelerator=cfg.accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
     metrics = {k: float(v) for k, v in trainer.test(learner, datamodule=data, verbose=False)[0].items()}
     log.info("  ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())))

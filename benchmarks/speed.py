@@ -1,0 +1,443 @@
+"""Speed of dlbasics against a plain PyTorch loop and plain pandas, measured side by side in one run.
+
+    python benchmarks/speed.py [--quick] [--repeats N]
+
+Each row times the project (dlbasics.run.train on a Hydra-composed config, default callbacks and
+checkpointing included: what a user gets) and a plain loop in this file doing the same work: same
+data tensors (taken from the project's data module), same model and initial weights, same batch
+size and shuffling, Adam lr 1e-3, one validation pass per epoch, same number of epochs.
+
+    1  iris, full batch: marginal ms per epoch, (t(500 epochs) - t(50 epochs)) / 450
+    2  iris, batch size 16: marginal ms per epoch, (t(200) - t(20)) / 180
+    3  200,000 x 20 regression CSV, batch 1024, model mlp: training rows per second, 3 epochs minus 1
+    4  start-up: `python train.py` for one epoch, against `python -c "import lightning"`
+    5  (the sweep: to be added)
+    6  loading a 1,000,000 x 20 CSV: TabularData against pandas.read_csv, time and peak memory
+
+Marginal costs leave start-up (imports, data loading, the final test) out. Each timing is the best
+of --repeats runs. The ratio column is always dlbasics / the other side: above 1 means dlbasics
+takes more time or memory, except for rows per second (row 3) where below 1 means it is slower.
+--quick shrinks every size, for a smoke test of this script only.
+"""
+
+import argparse
+import importlib.util
+import json
+import logging
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import lightning
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from torch import nn
+
+from dlbasics.run import train
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = str(ROOT / "conf")
+LR = 1e-3  # conf/optimizer/adam.yaml; the plain loop uses the same
+# The fastest pandas CSV engine installed: pyarrow's multithreaded reader if present, else C.
+ENGINE = "pyarrow" if importlib.util.find_spec("pyarrow") else "c"
+
+SIZES = {
+    "full": dict(
+        iris_full=(500, 50), iris_b16=(200, 20), csv_rows=200_000, csv_epochs=(3, 1), load_rows=1_000_000
+    ),
+    "quick": dict(
+        iris_full=(100, 20), iris_b16=(100, 20), csv_rows=20_000, csv_epochs=(3, 1), load_rows=100_000
+    ),
+}
+
+
+def say(message: str) -> None:
+    """Progress on stderr, so that stdout holds the table alone."""
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- The project's side: dlbasics.run.train on a composed config ----------------------------------
+
+
+def config(overrides: list[str]):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("train", overrides)
+
+
+def project_run(overrides: list[str], epochs: int) -> tuple[float, float]:
+    """Seconds for one train(cfg) (fit with its callbacks, then test), and the final val/loss."""
+    with tempfile.TemporaryDirectory() as run_dir:  # fresh: no checkpoint of an earlier run is reused
+        cfg = config([*overrides, f"trainer.max_epochs={epochs}", f"run_dir={run_dir}", "logger=none"])
+        start = time.perf_counter()
+        metrics = train(cfg)
+        seconds = time.perf_counter() - start
+    if metrics["epochs"] != epochs:
+        raise RuntimeError(f"dlbasics ran {metrics['epochs']} epochs, not {epochs} ({metrics['status']})")
+    return seconds, metrics["val/loss"]
+
+
+# --- The plain side: the same work in a hand-written PyTorch loop ---------------------------------
+
+
+def plain_fit(data, seed: int, epochs: int, width: int) -> float:
+    """Trains as dlbasics does and returns the last epoch's validation loss.
+
+    Same initial weights (seeded as train() seeds, nothing drawn between seed and model), same
+    per-epoch shuffle (EpochShuffle's generator seed), loss summed for the epoch's mean as the
+    Learner does, validation under inference mode with the task's metrics.
+    """
+    meta = data.meta
+    (x, y), (xv, yv) = data.splits["train"], data.splits["val"]
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Linear(meta["n_features"], width), nn.ReLU(), nn.Linear(width, meta["n_outputs"])
+    )
+    regression = meta["task"] == "regression"
+    if regression:
+        nn.init.constant_(model[-1].bias, meta["y_mean"])  # as the Learner starts regression
+    if meta["task"] == "binary":
+        raise NotImplementedError("the plain loop covers multiclass and regression only")
+
+    def per_row(o, t):
+        return (o - t).square().sum(-1) if regression else F.cross_entropy(o, t, reduction="none")
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    n, batch = len(x), data.batch_size or len(x)
+    shuffle = batch < n  # the data module shuffles only when there is more than one batch
+    history = []
+    for epoch in range(epochs):
+        model.train()
+        order = None
+        if shuffle:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        train_sum = torch.zeros(())
+        for start in range(0, n, batch):
+            if order is None:
+                xb, yb = x[start : start + batch], y[start : start + batch]
+            else:
+                rows = order[start : start + batch]
+                xb, yb = x[rows], y[rows]
+            losses = per_row(model(xb), yb)
+            train_sum += losses.detach().sum()
+            optimizer.zero_grad(set_to_none=True)
+            losses.mean().backward()
+            optimizer.step()
+        model.eval()
+        with torch.inference_mode():
+            val_sum, val_metric = torch.zeros(()), torch.zeros(())  # loss; absolute error or correct rows
+            for start in range(0, len(xv), batch):
+                xb, yb = xv[start : start + batch], yv[start : start + batch]
+                o = model(xb)
+                val_sum += per_row(o, yb).sum()
+                val_metric += (o - yb).abs().sum() if regression else (o.argmax(-1) == yb).sum()
+        # The epoch's numbers read once, as dlbasics logs them and checkpointing reads val/loss.
+        history.append((float(train_sum / n), float(val_sum / len(xv)), float(val_metric / len(xv))))
+    return history[-1][1]
+
+
+def plain_runner(overrides: list[str]):
+    """The data module loaded once (as train() would load it), and a function timing plain_fit."""
+    cfg = config([*overrides, "run_dir=unused", "logger=none"])
+    data = instantiate(cfg.data, shuffle_seed=cfg.seed)
+    width = cfg.model.width
+
+    def run(epochs: int) -> tuple[float, float]:
+        start = time.perf_counter()
+        val_loss = plain_fit(data, cfg.seed, epochs, width)
+        return time.perf_counter() - start, val_loss
+
+    return run, data
+
+
+# --- Marginal cost per epoch, both sides interleaved ----------------------------------------------
+
+
+def marginal(runs: dict, long: int, short: int, repeats: int) -> dict:
+    """Per side: best-of-repeats seconds at `long` and `short` epochs, their difference per epoch,
+    and the final val loss of the long run (the two sides should agree: they do the same work)."""
+    times = {side: {long: [], short: []} for side in runs}
+    losses = {}
+    for _ in range(repeats):
+        for side, run in runs.items():  # interleaved, so drift of the machine hits both sides alike
+            for epochs in (short, long):
+                seconds, loss = run(epochs)
+                times[side][epochs].append(seconds)
+                if epochs == long:
+                    losses[side] = loss
+    out = {}
+    for side in runs:
+        per_epoch = (min(times[side][long]) - min(times[side][short])) / (long - short)
+        out[side] = dict(
+            per_epoch=per_epoch, loss=losses[side], short=min(times[side][short]), long=min(times[side][long])
+        )
+    return out
+
+
+def iris_row(number: int, what: str, batch: str, epochs: tuple[int, int], repeats: int) -> dict:
+    overrides = ["data=iris", f"data.batch_size={batch}"]
+    plain, _ = plain_runner(overrides)
+    long, short = epochs
+    m = marginal({"dlbasics": lambda e: project_run(overrides, e), "plain": plain}, long, short, repeats)
+    ours, theirs = m["dlbasics"]["per_epoch"] * 1e3, m["plain"]["per_epoch"] * 1e3
+    note = (
+        f"row {number}: {long} vs {short} epochs; dlbasics {m['dlbasics']['long']:.2f}s / {m['dlbasics']['short']:.2f}s,"
+        f" plain {m['plain']['long']:.2f}s / {m['plain']['short']:.2f}s; final val/loss"
+        f" dlbasics {m['dlbasics']['loss']:.5f}, plain {m['plain']['loss']:.5f}"
+    )
+    return dict(
+        row=number,
+        what=what,
+        ours=f"{ours:.2f} ms/epoch",
+        theirs=f"{theirs:.2f} ms/epoch",
+        ratio=ratio(ours, theirs),
+        notes=[note],
+    )
+
+
+def csv_row(number: int, path: Path, rows: int, epochs: tuple[int, int], repeats: int) -> dict:
+    overrides = ["data=csv", f"data.path={path}", "data.target=y", "data.batch_size=1024", "model=mlp"]
+    plain, data = plain_runner(overrides)
+    n_train = len(data.splits["train"][0])
+    long, short = epochs
+    m = marginal({"dlbasics": lambda e: project_run(overrides, e), "plain": plain}, long, short, repeats)
+    ours, theirs = n_train / m["dlbasics"]["per_epoch"], n_train / m["plain"]["per_epoch"]
+    note = (
+        f"row {number}: {n_train:,} training rows per epoch (+ a validation pass), {long} vs {short} epochs; "
+        f"final val/loss dlbasics {m['dlbasics']['loss']:.5f}, plain {m['plain']['loss']:.5f}"
+    )
+    return dict(
+        row=number,
+        what=f"{rows:,}x20 CSV, batch 1024, mlp: train rows/s",
+        ours=f"{ours:,.0f} rows/s",
+        theirs=f"{theirs:,.0f} rows/s",
+        ratio=ratio(ours, theirs),
+        notes=[note],
+    )
+
+
+def ratio(ours: float, theirs: float) -> str:
+    return f"{ours / theirs:.2f}" if theirs > 0 and ours > 0 else "n/a (noise: rerun)"
+
+
+# --- Start-up: whole commands in fresh processes ---------------------------------------------------
+
+
+def command_seconds(make_args, repeats: int) -> float:
+    """Best wall time of a command run `repeats` times, each in a fresh process and directory."""
+    best = math.inf
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, *make_args(tmp)], cwd=ROOT, capture_output=True, text=True)
+            seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"{make_args('TMP')} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+        best = min(best, seconds)
+    return best
+
+
+def startup_row(number: int, repeats: int) -> dict:
+    ours = command_seconds(
+        lambda tmp: ["train.py", "logger=none", "trainer.max_epochs=1", f"hydra.run.dir={tmp}"], repeats
+    )
+    theirs = command_seconds(lambda tmp: ["-c", "import lightning"], repeats)
+    note = f"row {number}: best of {repeats}; dlbasics takes {ours - theirs:+.2f} s more than importing lightning"
+    return dict(
+        row=number,
+        what="python train.py (iris, 1 epoch) vs import lightning",
+        ours=f"{ours:.2f} s",
+        theirs=f"{theirs:.2f} s",
+        ratio=f"{ours / theirs:.2f} ({ours - theirs:+.2f} s)",
+        notes=[note],
+    )
+
+
+# --- Row 5: the sweep (to be added) ---------------------------------------------------------------
+# A sweep row goes here: time for `python train.py -m ...` over N jobs against N plain loops, and
+# it returns a dict like the other rows. Add it to ROWS in main() below.
+
+
+# --- Loading a large CSV: time and peak memory, each side in its own fresh process ----------------
+
+LOADERS = {
+    # name: (imports, load statement); the baseline process runs the imports alone.
+    "dlbasics": ("import dlbasics.data", "dlbasics.data.TabularData(path=PATH, target='y', batch_size=1024)"),
+    "pandas": (
+        "import pandas" + ("; import pyarrow" if ENGINE == "pyarrow" else ""),
+        f"pandas.read_csv(PATH, engine={ENGINE!r})",
+    ),
+}
+PROBE = """
+import json, resource, sys, time
+PATH = sys.argv[1]
+{imports}
+start = time.perf_counter()
+{load}
+seconds = time.perf_counter() - start
+print(json.dumps({{"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""  # ru_maxrss is in KiB on Linux
+
+
+def probe(path: Path, imports: str, load: str) -> dict:
+    code = PROBE.format(imports=imports, load=load)
+    done = subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"loading {path} failed: {done.stderr.strip()[-500:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def load_rows(number: int, path: Path, rows: int, repeats: int) -> list[dict]:
+    data_mb = rows * 21 * 4 / 2**20  # 20 features and the target as float32
+    result = {}
+    for side, (imports, load) in LOADERS.items():
+        runs = [probe(path, imports, load) for _ in range(repeats)]
+        base = probe(path, imports, "pass")["peak_mb"]
+        peak = min(r["peak_mb"] for r in runs)
+        result[side] = dict(
+            seconds=min(r["seconds"] for r in runs), peak=peak, base=base, over=(peak - base) / data_mb
+        )
+    ours, theirs = result["dlbasics"], result["pandas"]
+    notes = [
+        f"row {number}: data as float32 {data_mb:.0f} MB; interpreter baselines (imports only): "
+        f"dlbasics {ours['base']:.0f} MB, pandas {theirs['base']:.0f} MB; expected peak (baseline + data): "
+        f"dlbasics {ours['base'] + data_mb:.0f} MB, pandas {theirs['base'] + data_mb:.0f} MB; pandas engine={ENGINE}",
+    ]
+    what = f"{rows:,}x20 CSV"
+    return [
+        dict(
+            row=f"{number}a",
+            what=f"{what}: load time",
+            ours=f"{ours['seconds']:.2f} s",
+            theirs=f"{theirs['seconds']:.2f} s",
+            ratio=ratio(ours["seconds"], theirs["seconds"]),
+            notes=notes,
+        ),
+        dict(
+            row=f"{number}b",
+            what=f"{what}: peak RSS",
+            ours=f"{ours['peak']:.0f} MB",
+            theirs=f"{theirs['peak']:.0f} MB",
+            ratio=ratio(ours["peak"], theirs["peak"]),
+            notes=[],
+        ),
+        dict(
+            row=f"{number}c",
+            what=f"{what}: (peak - baseline) / float32 data",
+            ours=f"{ours['over']:.2f}x",
+            theirs=f"{theirs['over']:.2f}x",
+            ratio=ratio(ours["over"], theirs["over"]),
+            notes=[],
+        ),
+    ]
+
+
+# --- Data and the table ---------------------------------------------------------------------------
+
+
+def write_regression_csv(path: Path, rows: int, seed: int = 0) -> None:
+    """20 standard-normal features and y = x @ w + noise, fixed seed."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, 20)).astype(np.float32)
+    y = x @ rng.normal(size=20).astype(np.float32) + 0.5 * rng.standard_normal(rows).astype(np.float32)
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(20)]).assign(y=y)
+    frame.to_csv(path, index=False, float_format="%.6f")
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
+    return (
+        f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {cpus} CPUs ({usable} usable), "
+        f"torch threads {torch.get_num_threads()}; Python {platform.python_version()}, torch {torch.__version__}, "
+        f"lightning {lightning.__version__}, pandas {pd.__version__}, numpy {np.__version__}"
+    )
+
+
+def print_table(results: list[dict], mode: str) -> None:
+    header = dict(row="row", what="what", ours="dlbasics", theirs="plain/pandas", ratio="ratio")
+    lines = [header, *results]
+    widths = {k: max(len(str(r[k])) for r in lines) for k in header}
+    print(f"\ndlbasics speed ({mode} sizes); ratio = dlbasics / other side")
+    for i, r in enumerate(lines):
+        print(
+            "  ".join(
+                str(r[k]).rjust(widths[k]) if k != "what" else str(r[k]).ljust(widths[k]) for k in header
+            )
+        )
+        if i == 0:
+            print("  ".join("-" * widths[k] for k in header))
+    print()
+    for r in results:
+        for note in r.get("notes", []):
+            print(note)
+    print(machine())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat: a smoke test")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="best of N for each timing (default 3, --quick 1)"
+    )
+    args = parser.parse_args()
+    mode = "quick" if args.quick else "full"
+    size, repeats = SIZES[mode], args.repeats or (1 if args.quick else 3)
+    logging.getLogger("dlbasics").setLevel(logging.WARNING)  # no model summary or run lines per run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # One generated table; the training CSV is its first rows.
+        big, small = Path(tmp, "load.csv"), Path(tmp, "train.csv")
+        say(f"writing {size['load_rows']:,}-row CSV ...")
+        write_regression_csv(big, size["load_rows"])
+        pd.read_csv(big, nrows=size["csv_rows"]).to_csv(small, index=False, float_format="%.6f")
+
+        # Warm-up, not timed: lazy imports and first-call costs of both sides.
+        say("warming up ...")
+        project_run(["data=iris", "data.batch_size=16"], 2)
+        plain_runner(["data=iris", "data.batch_size=16"])[0](2)
+
+        ROWS = [
+            (
+                "1 iris full batch",
+                lambda: [iris_row(1, "iris full batch: marginal epoch", "null", size["iris_full"], repeats)],
+            ),
+            (
+                "2 iris batch 16",
+                lambda: [iris_row(2, "iris batch 16: marginal epoch", "16", size["iris_b16"], repeats)],
+            ),
+            ("3 csv training", lambda: [csv_row(3, small, size["csv_rows"], size["csv_epochs"], repeats)]),
+            ("4 start-up", lambda: [startup_row(4, 3 if not args.quick else 1)]),
+            # ("5 sweep", lambda: [sweep_row(5, ...)]),  # to be added
+            ("6 csv load", lambda: load_rows(6, big, size["load_rows"], repeats)),
+        ]
+        results, failed = [], False
+        for name, measure in ROWS:
+            say(f"row {name} ...")
+            start = time.perf_counter()
+            try:
+                results += measure()
+            except Exception as err:  # one broken row does not lose the others
+                failed = True
+                traceback.print_exc()
+                results.append(
+                    dict(
+                        row=name.split()[0], what=name, ours="error", theirs="error", ratio=type(err).__name__
+                    )
+                )
+            say(f"  {time.perf_counter() - start:.0f} s")
+    print_table(results, mode)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

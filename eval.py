@@ -1,0 +1,15 @@
+"""python eval.py ckpt_path=PATH: test a checkpoint again, with the data preparation it holds."""
+
+import hydra
+from omegaconf import DictConfig
+
+from dlbasics.run import cli, evaluate
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    cli(evaluate, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = str(ROOT / "conf")
+
+
+@pytest.fixture(autouse=True)
+def _project_root(monkeypatch):
+    """Configs name data files relative to the project, as a user running train.py there does."""
+    monkeypatch.chdir(ROOT)
+
+
+def make_cfg(tmp_path: Path, *overrides: str, config: str = "train"):
+    """The config `python train.py OVERRIDES` would run, writing into tmp_path."""
+    defaults = [f"run_dir={tmp_path}", "trainer.max_epochs=3"] if config == "train" else []
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose(config, [*defaults, *overrides])
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def run_script(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def make_csv(tmp_path):
+    """Writes a generated CSV: n rows of `features` numeric columns and a target of the given kind."""
+
+    def make(n=60, features=3, kind="multiclass", name="gen.csv", seed=0):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=(n, features))
+        frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(features)])
+        if kind == "regression":
+            frame["y"] = x @ rng.normal(size=features) + 0.1 * rng.normal(size=n)
+        elif kind == "binary":
+            frame["y"] = np.where(x[:, 0] > 0, "yes", "no")
+        else:
+            frame["y"] = np.digitize(x[:, 0], [-0.5, 0.5])
+        path = tmp_path / name
+        frame.to_csv(path, index=False)
+        return path
+
+    return make

@@ -1,0 +1,154 @@
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dlbasics.data import Batches, EpochShuffle, TabularData, infer_task, split_rows
+from dlbasics.errors import UserError
+
+from .conftest import ROOT
+
+COURSE_FILES = {
+    "boston.csv": ("4e257ee9d193cee94cd0eac53c80daf96eeb0ff4e07ea13f37115a450e9c180e", (506, 14), None),
+    "iris.csv": ("1787f87c297e8fc0c7d427ecd9d0857f8b4c5fd403e8ae2f8b097bf7f49030b0", (150, 5), 0),
+    "iris_2cl.csv": ("4f67074d725d1636036199a9000089b3d1ccb62af94711854d1a96749779f7e6", (100, 5), 0),
+}
+
+
+@pytest.mark.parametrize("name", COURSE_FILES)
+def test_data_files_are_the_course_files(name):
+    sha, shape, index_col = COURSE_FILES[name]
+    path = ROOT / "data" / name
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+    assert pd.read_csv(path, index_col=index_col).shape == shape
+
+
+def test_iris_meta_tells_the_model_its_sizes():
+    data = TabularData("data/iris.csv", "target", index_col=0)
+    meta = data.meta
+    assert (meta["task"], meta["n_features"], meta["n_outputs"], meta["classes"]) == (
+        "multiclass",
+        4,
+        3,
+        [0, 1, 2],
+    )
+    assert [len(data.rows[k]) for k in ("train", "val", "test")] == [90, 30, 30]
+    # stratified: each class keeps its third of every split
+    for split in ("val", "test"):
+        assert np.bincount(data.splits[split][1].numpy()).tolist() == [10, 10, 10]
+
+
+def test_task_inference():
+    assert infer_task(pd.Series([0, 1, 1, 0])) == "binary"
+    assert infer_task(pd.Series(["a", "b", "c"])) == "multiclass"
+    assert infer_task(pd.Series([1.5, 2.0, 3.2])) == "regression"
+    assert infer_task(pd.Series(range(50))) == "regression"  # many distinct integers are a quantity
+
+
+def test_string_labels_are_encoded_and_their_names_kept(make_csv):
+    data = TabularData(make_csv(kind="binary"), "y")
+    assert data.meta["task"] == "binary" and data.meta["classes"] == ["no", "yes"]
+    assert set(data.splits["train"][1].unique().tolist()) == {0.0, 1.0}
+
+
+def test_standardize_uses_training_rows_only():
+    data = TabularData("data/boston.csv", "PRICE", features=["RM", "TAX"])
+    x_train = data.splits["train"][0].double()
+    assert torch.allclose(x_train.mean(0), torch.zeros(2, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(x_train.std(0, unbiased=False), torch.ones(2, dtype=torch.float64), atol=1e-4)
+    raw = pd.read_csv("data/boston.csv")[["RM", "TAX"]].to_numpy()
+    assert np.allclose(data.meta["mean"], raw[data.rows["train"]].mean(0))
+    assert not np.allclose(data.meta["mean"], raw.mean(0))
+
+
+def test_split_is_reproducible_and_independent_of_training_seed():
+    a = TabularData("data/iris.csv", "target", index_col=0, split_seed=3, shuffle_seed=1)
+    b = TabularData("data/iris.csv", "target", index_col=0, split_seed=3, shuffle_seed=2)
+    c = TabularData("data/iris.csv", "target", index_col=0, split_seed=4)
+    assert all(np.array_equal(a.rows[k], b.rows[k]) for k in a.rows)
+    assert not np.array_equal(a.rows["test"], c.rows["test"])
+    assert sorted(np.concatenate(list(a.rows.values())).tolist()) == list(range(150))
+
+
+def test_zero_fraction_means_no_split():
+    rows = split_rows(506, None, 0, 0, seed=0)
+    assert len(rows["train"]) == 506 and len(rows["val"]) == len(rows["test"]) == 0
+
+
+def test_minibatches_cover_every_row_once_per_epoch_in_a_new_order():
+    x = torch.arange(10.0)[:, None]
+    batches = Batches(x, x, batch_size=4, sampler=EpochShuffle(10, seed=0))
+    first = torch.cat([b for b, _ in batches])
+    assert [len(b) for b, _ in batches] == [4, 4, 2] and len(batches) == 3
+    assert sorted(first[:, 0].tolist()) == list(range(10))
+    batches.sampler.set_epoch(1)
+    second = torch.cat([b for b, _ in batches])
+    assert not torch.equal(first, second)
+    batches.sampler.set_epoch(0)
+    assert torch.equal(first, torch.cat([b for b, _ in batches]))
+
+
+def test_full_batch_is_the_whole_split():
+    x = torch.arange(10.0)[:, None]
+    (only,) = list(Batches(x, x, batch_size=None, sampler=None))
+    assert torch.equal(only[0], x)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"path": "nope.csv", "target": "y"}, "no file 'nope.csv'"),
+        ({"target": "price"}, "no column 'price'. The columns are: f0, f1, f2, y"),
+        ({"target": "y", "features": ["f0", "f9"]}, "no column ['f9']"),
+        ({"target": "y", "val_fraction": 1.5}, "data.val_fraction must be in [0, 1); got 1.5"),
+        ({"target": "y", "val_fraction": 0.5, "test_fraction": 0.5}, "must leave rows to train on"),
+        ({"target": "y", "task": "ranking"}, "data.task must be one of regression, binary, multiclass"),
+        ({"target": "y", "batch_size": 0}, "data.batch_size must be a positive integer"),
+    ],
+)
+def test_bad_options_are_named(make_csv, kwargs, message):
+    kwargs.setdefault("path", make_csv())
+    with pytest.raises(UserError) as err:
+        TabularData(**kwargs)
+    assert message in str(err.value)
+
+
+def test_non_numeric_feature(tmp_path):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"a": [1, 2, 3, 4], "colour": ["red", "blue", "red", "blue"], "y": [1.0, 2, 3, 4]}).to_csv(
+        path, index=False
+    )
+    with pytest.raises(UserError, match="column 'colour' is not numeric"):
+        TabularData(path, "y", features=["a", "colour"])
+
+
+def test_missing_values_say_column_and_rows(tmp_path):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"a": [1, None, 3, np.inf, 5], "y": [1.0, 2, 3, 4, 5]}).to_csv(path, index=False)
+    with pytest.raises(
+        UserError, match=r"column 'a' has 2 rows with missing or infinite values \(first at data row 2\)"
+    ):
+        TabularData(path, "y")
+
+
+def test_single_class_target(tmp_path):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"a": range(10), "y": ["cat"] * 10}).to_csv(path, index=False)
+    with pytest.raises(UserError, match="has a single class"):
+        TabularData(path, "y")
+
+
+def test_too_few_rows_for_the_splits(make_csv):
+    with pytest.raises(UserError, match="leaves the test split empty"):
+        TabularData(make_csv(n=2, kind="regression"), "y")
+
+
+def test_empty_and_header_only_files(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("a,b,y\n")
+    with pytest.raises(UserError, match="is empty"):
+        TabularData(tmp_path / "empty.csv", "y")
+    with pytest.raises(UserError, match="no data rows"):
+        TabularData(tmp_path / "header.csv", "y")

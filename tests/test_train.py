@@ -1,0 +1,132 @@
+"""Training end to end, in process: what a run leaves, and what eval and predict make of it."""
+
+import math
+
+import pandas as pd
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from dlbasics.run import cli, evaluate, predict, train
+
+from .conftest import make_cfg, read_metrics, run_script
+
+CLASSIFICATION = {"val/loss", "val/acc", "test/loss", "test/acc", "train/loss"}
+REGRESSION = {"val/loss", "val/rmse", "test/rmse", "test/mae", "test/r2", "train/loss"}
+
+
+@pytest.mark.parametrize("data", ["iris", "iris_binary", "boston", "boston_rm", "csv"])
+@pytest.mark.parametrize("model", ["mlp", "perceptron"])
+def test_every_data_and_model_trains(tmp_path, make_csv, data, model):
+    extra = [f"data.path={make_csv(kind='multiclass')}", "data.target=y"] if data == "csv" else []
+    cfg = make_cfg(tmp_path, f"data={data}", f"model={model}", "logger=none", "model.output_activation=auto", *extra)
+    metrics = train(cfg)
+    expected = REGRESSION if data.startswith("boston") else CLASSIFICATION
+    assert expected <= metrics.keys()
+    assert all(math.isfinite(metrics[k]) for k in expected)
+    assert metrics["status"] == "completed" and metrics["epochs"] == 3
+    assert read_metrics(tmp_path) == pytest.approx(metrics)
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and (tmp_path / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_iris_learns_and_logs_to_tensorboard(tmp_path):
+    metrics = train(make_cfg(tmp_path, "trainer.max_epochs=30"))
+    assert metrics["test/acc"] >= 0.85
+    assert metrics["params"] == 803
+    events = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0, "scalars": 0})
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    assert {"train/loss", "val/loss", "val/acc", "test/acc", "test/loss"} <= set(scalars)
+    assert len(events.Scalars("train/loss")) == 30 and len(events.Scalars("val/loss")) == 30
+    assert "hp_metric" not in scalars  # no -1 placeholder
+    assert events.Scalars("test/acc")[-1].value == pytest.approx(metrics["test/acc"])
+    start = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    hparams = plugin_data_pb2.HParamsPluginData.FromString(start).session_start_info.hparams
+    assert hparams["optimizer.lr"].number_value == pytest.approx(1e-3)
+    assert hparams["model.activation"].string_value == "relu"
+    assert hparams["status"].string_value == "completed"
+    experiment = events.SummaryMetadata("_hparams_/experiment").plugin_data.content
+    metric_tags = {m.name.tag for m in plugin_data_pb2.HParamsPluginData.FromString(experiment).experiment.metric_infos}
+    assert {"test/acc", "val/loss"} <= metric_tags
+
+
+def test_regression_metrics_agree_with_each_other(tmp_path):
+    metrics = train(make_cfg(tmp_path, "data=boston", "trainer.max_epochs=20", "logger=csv"))
+    assert metrics["test/mae"] <= metrics["test/rmse"]
+    assert 0 < metrics["test/r2"] < 1
+    assert metrics["test/rmse"] < 9  # the spread of Boston prices: learning happened
+    logged = pd.read_csv(tmp_path / "metrics.csv")
+    assert logged["train/loss"].notna().sum() == 20
+
+
+def test_eval_gives_the_runs_test_metrics(tmp_path):
+    metrics = train(make_cfg(tmp_path / "run", "data=boston", "trainer.max_epochs=5", "logger=none"))
+    with_eval = evaluate(make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", config="eval"))
+    for key in ("test/rmse", "test/mae", "test/r2", "test/loss"):
+        assert with_eval[key] == pytest.approx(metrics[key], rel=1e-6)
+
+
+def test_predict_writes_classes_and_probabilities_beside_the_input(tmp_path, make_csv):
+    path = make_csv(n=80, kind="binary")
+    metrics = train(make_cfg(tmp_path / "run", "data=csv", f"data.path={path}", "data.target=y", "logger=none"))
+    new = tmp_path / "new.csv"
+    pd.read_csv(path).drop(columns="y").head(5).to_csv(new, index=False)
+    out = predict(make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", f"input={new}", config="predict"))
+    assert out == tmp_path / "new_predictions.csv"
+    result = pd.read_csv(out)
+    assert list(result.columns) == ["f0", "f1", "f2", "predicted_y", "p(no)", "p(yes)"]
+    assert set(result["predicted_y"]) <= {"yes", "no"}
+    assert (result["p(no)"] + result["p(yes)"]).round(5).eq(1).all()
+    assert ((result["p(yes)"] > 0.5) == (result["predicted_y"] == "yes")).all()
+
+
+def test_predict_names_missing_feature_columns(tmp_path, make_csv, capsys):
+    path = make_csv(kind="regression")
+    metrics = train(make_cfg(tmp_path / "run", "data=csv", f"data.path={path}", "data.target=y", "logger=none"))
+    new = tmp_path / "new.csv"
+    pd.read_csv(path)[["f0", "f1"]].to_csv(new, index=False)
+    cfg = make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", f"input={new}", config="predict")
+    with pytest.raises(SystemExit) as exit_:
+        cli(predict, cfg)
+    assert exit_.value.code == 2
+    assert "no column ['f2']. The columns are: f0, f1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["data=csv", "data.path=missing.csv", "data.target=y"], "data.path: no file 'missing.csv'"),
+        (["data=iris", "data.target=species"], "data.target: no column 'species'"),
+        (["loss=mse"], "loss=mse does not fit a multiclass task"),
+        (["model.depth=-2"], "model.depth must be an integer >= 0; got -2"),
+        (["model.width=0"], "model.width must be an integer >= 1; got 0"),
+        (["optimizer.lr=-0.1"], "optimizer.lr must be a positive number; got -0.1"),
+        (["data.test_fraction=1.2"], "data.test_fraction must be in [0, 1); got 1.2"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys, overrides, message):
+    with pytest.raises(SystemExit) as exit_:
+        cli(train, make_cfg(tmp_path, *overrides))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert read_metrics(tmp_path)["status"] == "failed"
+
+
+def test_eval_refuses_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli(evaluate, make_cfg(tmp_path, "ckpt_path=data/iris.csv", config="eval"))
+    assert "is refused: it is not a complete PyTorch checkpoint" in capsys.readouterr().err
+
+
+def test_command_line_errors_end_without_traceback(tmp_path):
+    """As a user sees it: one line, a non-zero exit, no Python traceback; Hydra's own message for a bad option."""
+    bad_csv = run_script("train.py", "data=csv", "data.path=nope.csv", "data.target=y", f"hydra.run.dir={tmp_path}")
+    assert bad_csv.returncode == 2
+    assert (
+        bad_csv.stderr.strip()
+        == "error: data.path: no file 'nope.csv'. Give the path of a CSV file: data.path=path/to/file.csv"
+    )
+    unknown = run_script("train.py", "model=mlpp", f"hydra.run.dir={tmp_path}")
+    assert unknown.returncode != 0
+    assert "Could not find 'model/mlpp'" in unknown.stderr and "Traceback" not in unknown.stderr
