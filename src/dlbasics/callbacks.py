@@ -1,11 +1,16 @@
-"""Callbacks for a short, useful console: a keras-like model summary and a one-line progress display."""
+"""Callbacks: a keras-like model summary, a one-line progress display, and chapter 1's loss landscape."""
 
 import logging
 import sys
 import time
+from pathlib import Path
 
 import lightning as L
+import numpy as np
+import pandas as pd
+import torch
 from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 log = logging.getLogger("dlbasics")
@@ -80,3 +85,66 @@ class EpochProgress(ProgressBar):
 
     def on_train_end(self, trainer, learner):
         self._show(trainer, final=True)
+
+
+class LossLandscape(L.Callback):
+    """Chapter 1's picture: the loss over a model's one or two parameters, and the path gradient descent took.
+
+    Logs each parameter (train/w, and train/b with a bias) every epoch; when training ends, writes
+    landscape.png and trajectory.csv to `dirpath` and shows the figure in TensorBoard's Images tab.
+    Models with more than two parameters are skipped.
+    """
+
+    def __init__(self, dirpath: str, w_range: tuple[float, float] = (-2.0, 10.0), points: int = 100):
+        self.dirpath, self.w_range, self.points = Path(dirpath), tuple(w_range), points
+        self.names: list[str] = []
+        self.path: list[list[float]] = []
+
+    def on_train_start(self, trainer, learner):
+        params = list(learner.model.named_parameters())
+        self.names = []
+        if sum(p.numel() for _, p in params) <= 2:
+            self.names = ["b" if name.endswith("bias") else "w" for name, _ in params]
+            self.path = [[p.item() for _, p in params]]
+
+    def on_train_epoch_end(self, trainer, learner):
+        if self.names:
+            self.path.append([p.item() for p in learner.model.parameters()])
+            learner.log_dict({f"train/{n}": v for n, v in zip(self.names, self.path[-1], strict=True)})
+
+    def _loss(self, learner, x, y, values) -> float:
+        named = learner.model.named_parameters()
+        params = {n: torch.full_like(p, v) for (n, p), v in zip(named, values, strict=True)}
+        o = torch.func.functional_call(learner.model, params, (x,)).unsqueeze(0)
+        return learner.objective.reduce(learner.objective.per_row(o, y)).item()
+
+    @rank_zero_only
+    def on_train_end(self, trainer, learner):
+        if not self.names:
+            return
+        from dlbasics import figures
+
+        x, y = (t.to(learner.device) for t in trainer.datamodule.splits["train"])
+        path = np.array(self.path)
+        losses = [self._loss(learner, x, y, v) for v in path]
+        title = f"{len(path) - 1} steps of gradient descent, learning rate {learner.hparams.optimizer['lr']:g}"
+        w_lo, w_hi = min(self.w_range[0], path[:, 0].min()), max(self.w_range[1], path[:, 0].max())
+        grid_w = np.linspace(w_lo, w_hi, self.points)
+        with torch.no_grad():
+            if len(self.names) == 1:
+                curve = [self._loss(learner, x, y, [w]) for w in grid_w]
+                fig = figures.landscape_1d(grid_w, curve, path[:, 0], losses, title=title)
+            else:
+                b_lo, b_hi = path[:, 1].min(), path[:, 1].max()
+                pad = max(1.0, b_hi - b_lo) / 2
+                grid_b = np.linspace(b_lo - pad, b_hi + pad, self.points // 2)
+                surface = np.array([[self._loss(learner, x, y, [w, b]) for w in grid_w] for b in grid_b])
+                fig = figures.landscape_2d(grid_w, grid_b, surface, path[:, 0], path[:, 1], title=title)
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(path, columns=self.names).assign(loss=losses).rename_axis("step").to_csv(
+            self.dirpath / "trajectory.csv"
+        )
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_figure("landscape", fig, global_step=trainer.global_step, close=False)
+        figures.save(fig, self.dirpath / "landscape.png")

@@ -289,7 +289,7 @@ class TabularData(L.LightningDataModule):
         return self._batches("train", shuffle=True)
 
     def val_dataloader(self):
-        return self._batches("val") if self.has("val") else []
+        return self._batches("val")
 
     def test_dataloader(self):
-        return self._batches("test") if self.has("test") else []
+        return self._batches("test")

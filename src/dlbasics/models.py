@@ -20,7 +20,8 @@ def _check_count(name: str, value, minimum: int) -> None:
 class MLP(nn.Sequential):
     """`depth` hidden layers of `width` neurons (or the widths in `hidden`), each followed by `activation`.
 
-    n_features and n_outputs come from the data, never from the user.
+    n_features and n_outputs come from the data, never from the user; so does output_offset, where the
+    output layer's bias starts (the mean target, for regression).
     """
 
     def __init__(
@@ -33,6 +34,7 @@ class MLP(nn.Sequential):
         activation: str = "relu",
         bias: bool = True,
         init: str = "default",
+        output_offset: float = 0.0,
     ):
         if hidden is None:
             _check_count("depth", depth, 0)
@@ -50,17 +52,17 @@ class MLP(nn.Sequential):
             inputs = w
         layers.append(nn.Linear(inputs, n_outputs, bias=bias))
         super().__init__(*layers)
+        if bias:  # e.g. the mean target: no early epochs spent shifting the output, and a ReLU output is alive
+            nn.init.constant_(self[-1].bias, output_offset)
         if init == "zeros":  # the course's chapter 1 starts gradient descent from w = 0
             for p in self.parameters():
                 nn.init.zeros_(p)
-
-    @property
-    def output_layer(self) -> nn.Linear:
-        return self[-1]
 
 
 class Perceptron(MLP):
     """A single layer of neurons, a = φ(W x + b): one neuron for regression and binary tasks, one per class."""
 
-    def __init__(self, n_features: int, n_outputs: int, bias: bool = True, init: str = "default"):
-        super().__init__(n_features, n_outputs, hidden=[], bias=bias, init=init)
+    def __init__(
+        self, n_features: int, n_outputs: int, bias: bool = True, init: str = "default", output_offset: float = 0.0
+    ):
+        super().__init__(n_features, n_outputs, hidden=[], bias=bias, init=init, output_offset=output_offset)

@@ -31,15 +31,11 @@ class Learner(L.LightningModule):
         self.save_hyperparameters(logger=False)
         model = dict(model)
         self.objective = Objective(data["task"], loss, model.pop("output_activation", "auto"))
-        self.model = _build("model", model, n_features=data["n_features"], n_outputs=data["n_outputs"])
+        sizes = dict(n_features=data["n_features"], n_outputs=data["n_outputs"], output_offset=data.get("y_mean", 0.0))
+        self.model = _build("model", model, **sizes)
         lr = optimizer.get("lr")
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
             raise UserError(f"optimizer.lr must be a positive number; got {lr!r}.")
-        out = self.model.output_layer
-        if data["task"] == "regression" and out.bias is not None and "y_mean" in data:
-            # Start from the mean target: no early epochs spent shifting the output, and a ReLU
-            # output (2.3.1) is not dead from the first step.
-            torch.nn.init.constant_(out.bias, data["y_mean"])
         self._sums: dict[str, dict[str, torch.Tensor]] = {}
         self._rows: dict[str, int] = {}
         self.diverged_epoch: int | None = None

@@ -87,11 +87,13 @@ def build(cfg: DictConfig, run_dir: Path):
     """The data module, the Lightning module and the trainer that a composed config describes."""
     data = instantiate(cfg.data, shuffle_seed=cfg.seed)
     learner = Learner(data=data.meta, model=plain(cfg.model), optimizer=plain(cfg.optimizer), loss=cfg.loss.name)
-    if cfg.monitor.metric.startswith("val/") and not data.has("val"):
-        cfg.monitor.metric = "train/" + cfg.monitor.metric.split("/", 1)[1]  # no val split: follow training
+    no_val = {}
+    if not data.has("val"):  # no val split: no val loop, and the monitored metric follows training
+        no_val["limit_val_batches"] = 0
+        cfg.monitor.metric = "train/" + cfg.monitor.metric.split("/", 1)[1]
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
     loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c]
-    trainer = instantiate(cfg.trainer, default_root_dir=run_dir, callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate(cfg.trainer, default_root_dir=run_dir, callbacks=callbacks, logger=loggers or False, **no_val)
     return data, learner, trainer
 
 

@@ -1,0 +1,98 @@
+"""The course's figures, as plain matplotlib functions.
+
+    python -m dlbasics.figures OUTDIR
+
+writes the activation functions (2.3), the squared error (3.1) and the logistic loss (3.2) as PNGs.
+The loss landscape of chapter 1 is drawn by a training run (dlbasics.callbacks.LossLandscape).
+"""
+
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def landscape_1d(grid, losses, path_w, path_loss, title: str = ""):
+    """The loss as a function of one weight, with the gradient-descent path as points (1.2.1)."""
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    ax.plot(grid, losses, "r-", alpha=0.5, label="loss")
+    ax.plot(path_w, path_loss, "ko-", markersize=4, label="gradient descent")
+    last = len(path_w) - 1
+    for t in (0, last):
+        ax.annotate(f"$w_{{({t})}}$", (path_w[t], path_loss[t]), textcoords="offset points", xytext=(6, 6))
+    ax.set(xlabel="$w$", ylabel="loss L", title=title or f"Loss landscape and {last} steps of gradient descent")
+    ax.legend()
+    return fig
+
+
+def landscape_2d(grid_w, grid_b, losses, path_w, path_b, title: str = ""):
+    """The loss over (w, b) as contours, with the gradient-descent path drawn on it."""
+    fig, ax = plt.subplots(figsize=(6, 5), layout="constrained")
+    levels = np.geomspace(max(losses.min(), 1e-12), losses.max(), 20)
+    contours = ax.contour(grid_w, grid_b, losses, levels=levels, cmap="viridis", norm="log")
+    fig.colorbar(contours, ax=ax, label="loss L")
+    ax.plot(path_w, path_b, "ko-", markersize=4, label="gradient descent")
+    last = len(path_w) - 1
+    for t in (0, last):
+        ax.annotate(f"$t={t}$", (path_w[t], path_b[t]), textcoords="offset points", xytext=(6, 6))
+    ax.set(xlabel="$w$", ylabel="$b$", title=title or f"Loss landscape and {last} steps of gradient descent")
+    ax.legend()
+    return fig
+
+
+def activations():
+    """tanh, sigmoid and ReLU (2.3): each has a linear regime, none is linear everywhere."""
+    x = np.linspace(-5, 5, 201)
+    curves = {"tanh": np.tanh(x), "sigmoid": 1 / (1 + np.exp(-x)), "ReLU": np.maximum(x, 0)}
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.2), sharex=True, layout="constrained")
+    for ax, (name, y) in zip(axes, curves.items(), strict=True):
+        ax.axhline(0, color="gray", lw=0.5)
+        ax.axvline(0, color="gray", lw=0.5)
+        ax.plot(x, y, lw=2)
+        ax.set(title=name, xlabel="$x$", ylabel=f"{name}$(x)$")
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def squared_error():
+    """The squared error against ŷ - y (3.1): large errors are penalized quadratically."""
+    e = np.linspace(-3, 3, 201)
+    fig, ax = plt.subplots(figsize=(5, 3.5), layout="constrained")
+    ax.plot(e, e**2, lw=2)
+    ax.set(xlabel="$\\hat{y} - y$", ylabel="$(\\hat{y} - y)^2$", title="Squared error")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def logistic_loss():
+    """-log p(ŷ = y) against p (3.2): zero when the true class gets probability 1."""
+    p = np.linspace(0.005, 1, 200)
+    fig, ax = plt.subplots(figsize=(5, 3.5), layout="constrained")
+    ax.plot(p, -np.log(p), lw=2)
+    ax.set(xlabel="$p(\\hat{y} = y)$", ylabel="$-\\log p(\\hat{y} = y)$", title="Logistic loss")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(outdir: str) -> list[Path]:
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {"activations": activations, "squared_error": squared_error, "logistic_loss": logistic_loss}
+    return [save(draw(), out / f"{name}.png") for name, draw in figures.items()]
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m dlbasics.figures OUTDIR")
+    for path in main(sys.argv[1]):
+        print(path)

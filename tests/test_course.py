@@ -1,0 +1,112 @@
+"""The course's experiments give the course's numbers, and its figures are drawn."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from dlbasics import figures
+from dlbasics.run import train
+
+from .conftest import ROOT, make_cfg
+
+LEAST_SQUARES_W = 3.6514  # sum(x y) / sum(x^2) for RM -> PRICE
+
+
+def course_gradient_descent(lr: float, steps: int = 10) -> np.ndarray:
+    """The course's update, w(t+1) = w(t) - lr * sum_i 2 (w(t) x_i - y_i) x_i, from w(0) = 0, in float64."""
+    boston = pd.read_csv(ROOT / "data" / "boston.csv")
+    x, y = boston["RM"].to_numpy(), boston["PRICE"].to_numpy()
+    w = [0.0]
+    for _ in range(steps):
+        w.append(w[-1] - lr * np.sum(2 * (w[-1] * x - y) * x))
+    return np.array(w)
+
+
+def sse(w: np.ndarray) -> np.ndarray:
+    boston = pd.read_csv(ROOT / "data" / "boston.csv")
+    return ((w[:, None] * boston["RM"].to_numpy() - boston["PRICE"].to_numpy()) ** 2).sum(1)
+
+
+@pytest.fixture(scope="module")
+def chapter1(tmp_path_factory):
+    runs = {}
+    for lr in (1e-6, 1e-5, 5e-5):
+        run_dir = tmp_path_factory.mktemp(f"lr{lr}")
+        metrics = train(
+            make_cfg(run_dir, "experiment=ch1_gradient_descent", f"optimizer.lr={lr}", "trainer.max_epochs=10")
+        )
+        runs[lr] = (run_dir, metrics, pd.read_csv(run_dir / "trajectory.csv"))
+    return runs
+
+
+@pytest.mark.parametrize("lr", [1e-6, 1e-5, 5e-5])
+def test_chapter1_follows_the_course_update(chapter1, lr):
+    run_dir, metrics, path = chapter1[lr]
+    reference = course_gradient_descent(lr)
+    assert len(path) == 11 and metrics["epochs"] == 10 and metrics["params"] == 1
+    np.testing.assert_allclose(path["w"], reference, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(path["loss"], sse(reference), rtol=1e-5)
+    assert metrics["train/w"] == pytest.approx(reference[-1], rel=1e-5)
+
+
+def test_chapter1_three_stories(chapter1):
+    slow, good, diverging = (chapter1[lr][2]["w"].to_numpy() for lr in (1e-6, 1e-5, 5e-5))
+    assert abs(good[-1] - LEAST_SQUARES_W) < 0.03  # converging to the least-squares w
+    assert abs(slow[-1] - LEAST_SQUARES_W) > 1.0  # too slow: still far after 10 steps
+    distance = diverging - LEAST_SQUARES_W
+    assert np.all(np.sign(distance[1:]) == -np.sign(distance[:-1]))  # w oscillates around the minimum...
+    assert np.all(np.diff(np.abs(distance)) > 0)  # ...with growing amplitude
+    assert np.all(np.diff(chapter1[5e-5][2]["loss"]) > 0)  # and the loss grows at every step
+
+
+def test_chapter1_landscape_is_drawn(chapter1):
+    run_dir = chapter1[1e-5][0]
+    with Image.open(run_dir / "landscape.png") as image:
+        assert image.format == "PNG" and image.size[0] >= 600 and image.size[1] >= 400
+    fig = figures.landscape_1d(np.linspace(-2, 10, 50), sse(np.linspace(-2, 10, 50)), [0.0, 1.5], [3.0, 1.0])
+    curve, path = fig.axes[0].get_lines()
+    assert path.get_xdata().tolist() == [0.0, 1.5] and len(curve.get_xdata()) == 50
+    assert [t.get_text() for t in fig.axes[0].texts] == ["$w_{(0)}$", "$w_{(1)}$"]
+
+
+def test_landscape_over_weight_and_bias(tmp_path):
+    train(make_cfg(tmp_path, "experiment=ch1_gradient_descent", "model.bias=true", "trainer.max_epochs=10"))
+    path = pd.read_csv(tmp_path / "trajectory.csv")
+    assert list(path.columns) == ["step", "w", "b", "loss"] and len(path) == 11
+    assert (tmp_path / "landscape.png").stat().st_size > 10_000
+
+
+def test_larger_models_skip_the_landscape(tmp_path):
+    metrics = train(make_cfg(tmp_path, "data=boston", "model=perceptron", "logger=none"))
+    assert metrics["status"] == "completed" and not (tmp_path / "landscape.png").exists()
+
+
+@pytest.mark.parametrize("experiment, params", [("ex2_iris_mlp", 803), ("ex3_boston_mlp", 801)])
+def test_exercise_parameter_counts(tmp_path, experiment, params):
+    metrics = train(make_cfg(tmp_path, f"experiment={experiment}", "logger=none"))
+    assert metrics["params"] == params
+
+
+def test_exercise3_relu_output_is_not_dead(tmp_path):
+    metrics = train(make_cfg(tmp_path, "experiment=ex3_boston_mlp", "trainer.max_epochs=30", "logger=none"))
+    assert metrics["test/rmse"] < 6.5  # a dead ReLU output predicts 0: an RMSE over 20
+
+
+def test_exercise1_parameter_count_from_a_generated_csv(tmp_path, make_csv):
+    path = make_csv(n=100, features=10, kind="multiclass")
+    cfg = make_cfg(tmp_path, "data=csv", f"data.path={path}", "data.target=y", "model.width=20", "logger=none")
+    assert train(cfg)["params"] == 283
+
+
+def test_binary_perceptron(tmp_path):
+    metrics = train(make_cfg(tmp_path, "experiment=perceptron_iris_binary", "trainer.max_epochs=50", "logger=none"))
+    assert metrics["params"] == 5 and metrics["test/acc"] == 1.0  # setosa and versicolor are separable
+
+
+def test_course_figures(tmp_path):
+    paths = figures.main(tmp_path)
+    assert [p.name for p in paths] == ["activations.png", "squared_error.png", "logistic_loss.png"]
+    for path in paths:
+        with Image.open(path) as image:
+            assert image.format == "PNG" and min(image.size) >= 300
