@@ -1,6 +1,7 @@
-"""Callbacks: a keras-like model summary, a one-line progress display, and chapter 1's loss landscape."""
+"""Callbacks: a keras-like model summary, a one-line progress display, chapter 1's loss landscape, checkpoints."""
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -9,9 +10,10 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
+from lightning_utilities import apply_to_collection
 
 log = logging.getLogger("dlbasics")
 
@@ -135,9 +137,9 @@ class LossLandscape(L.Callback):
                 curve = [self._loss(learner, x, y, [w]) for w in grid_w]
                 fig = figures.landscape_1d(grid_w, curve, path[:, 0], losses, title=title)
             else:
-                b_lo, b_hi = path[:, 1].min(), path[:, 1].max()
-                pad = max(1.0, b_hi - b_lo) / 2
-                grid_b = np.linspace(b_lo - pad, b_hi + pad, self.points // 2)
+                # b gets as wide a window as w, centred on its path, so that the valley shows
+                pad = max(w_hi - w_lo - np.ptp(path[:, 1]), 0) / 2
+                grid_b = np.linspace(path[:, 1].min() - pad, path[:, 1].max() + pad, self.points)
                 surface = np.array([[self._loss(learner, x, y, [w, b]) for w in grid_w] for b in grid_b])
                 fig = figures.landscape_2d(grid_w, grid_b, surface, path[:, 0], path[:, 1], title=title)
         self.dirpath.mkdir(parents=True, exist_ok=True)
@@ -148,3 +150,50 @@ class LossLandscape(L.Callback):
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_figure("landscape", fig, global_step=trainer.global_step, close=False)
         figures.save(fig, self.dirpath / "landscape.png")
+
+
+class Checkpoints(ModelCheckpoint):
+    """Lightning's ModelCheckpoint (the best by the monitored metric, and the last), written lazily and atomically.
+
+    A checkpoint is taken in memory whenever ModelCheckpoint would save one, and written to disk at most
+    every `write_seconds`, when training ends and when it is interrupted: a small model does not pay a
+    file write per epoch, and an interruption keeps the last completed epoch. Each file is written
+    under a temporary name and renamed, so a kill mid-write leaves the previous checkpoint whole.
+    """
+
+    def __init__(self, write_seconds: float = 10.0, **kwargs):
+        super().__init__(**kwargs)
+        self.write_seconds = write_seconds
+        self._pending: dict[str, dict] = {}
+        self._snapshot: tuple[int, dict] | None = None
+        self._written = time.monotonic()
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        if self._snapshot is None or self._snapshot[0] != trainer.global_step:  # best and last share one
+            checkpoint = trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only)
+            # a copy: training goes on updating the tensors the checkpoint refers to
+            self._snapshot = trainer.global_step, apply_to_collection(checkpoint, torch.Tensor, torch.clone)
+        self._pending[filepath] = self._snapshot[1]
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if time.monotonic() - self._written >= self.write_seconds:
+            self.write(trainer)
+
+    def _remove_checkpoint(self, trainer, filepath: str) -> None:
+        if self._pending.pop(filepath, None) is None:
+            super()._remove_checkpoint(trainer, filepath)
+
+    def write(self, trainer) -> None:
+        for path, checkpoint in self._pending.items():
+            trainer.strategy.save_checkpoint(checkpoint, f"{path}.tmp")
+            if trainer.is_global_zero:
+                os.replace(f"{path}.tmp", path)
+        self._pending.clear()
+        self._written = time.monotonic()
+
+    def on_train_end(self, trainer, learner) -> None:
+        super().on_train_end(trainer, learner)
+        self.write(trainer)
+
+    def on_exception(self, trainer, learner, exception: BaseException) -> None:
+        self.write(trainer)  # what was taken at the end of the last completed epoch

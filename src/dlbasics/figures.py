@@ -32,9 +32,10 @@ def landscape_1d(grid, losses, path_w, path_loss, title: str = ""):
 def landscape_2d(grid_w, grid_b, losses, path_w, path_b, title: str = ""):
     """The loss over (w, b) as contours, with the gradient-descent path drawn on it."""
     fig, ax = plt.subplots(figsize=(6, 5), layout="constrained")
-    levels = np.geomspace(max(losses.min(), 1e-12), losses.max(), 20)
-    contours = ax.contour(grid_w, grid_b, losses, levels=levels, cmap="viridis", norm="log")
-    fig.colorbar(contours, ax=ax, label="loss L")
+    levels = np.geomspace(max(losses.min(), 1e-12), losses.max(), 25)
+    filled = ax.contourf(grid_w, grid_b, losses, levels=levels, cmap="viridis", norm="log")
+    ax.contour(grid_w, grid_b, losses, levels=levels[::3], colors="white", linewidths=0.5, alpha=0.6)
+    fig.colorbar(filled, ax=ax, label="loss L (log scale)", format="%.3g")
     ax.plot(path_w, path_b, "ko-", markersize=4, label="gradient descent")
     last = len(path_w) - 1
     for t in (0, last):
