@@ -3,6 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
+from dlbasics import sweep  # noqa: F401  (registers the resolver that names sweep jobs)
 from dlbasics.run import cli, monitored, train
 
 

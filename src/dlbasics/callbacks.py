@@ -128,7 +128,12 @@ class LossLandscape(L.Callback):
 
         x, y = (t.to(learner.device) for t in trainer.datamodule.splits["train"])
         path = np.array(self.path)
-        losses = [self._loss(learner, x, y, v) for v in path]
+        losses = np.array([self._loss(learner, x, y, v) for v in path])
+        finite = np.isfinite(losses) & np.isfinite(path).all(1)
+        if not finite.all():  # a diverged run: draw the steps that are still numbers
+            path, losses = path[: np.argmin(finite)], losses[: np.argmin(finite)]
+        if len(path) < 2:
+            return
         title = f"{len(path) - 1} steps of gradient descent, learning rate {learner.hparams.optimizer['lr']:g}"
         w_lo, w_hi = min(self.w_range[0], path[:, 0].min()), max(self.w_range[1], path[:, 0].max())
         grid_w = np.linspace(w_lo, w_hi, self.points)

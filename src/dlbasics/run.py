@@ -4,6 +4,7 @@ import json
 import logging
 import math
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -40,18 +41,26 @@ def cli(fn, cfg: DictConfig):
 
     In a sweep, the failed job is recorded (its metrics.json says so) and the others go on.
     """
+    sweeping = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         return fn(cfg)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
-        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        if sweeping:
             return None
         sys.exit(2)
+    except Exception:
+        if not sweeping:
+            raise
+        log.exception("This job failed; the sweep goes on.")  # a bug, not a user's mistake: keep the traceback
+        return None
 
 
 def _write_json(path: Path, content: dict) -> None:
+    """Strict JSON (a metric that is not a finite number is null), written whole or not at all."""
+    finite = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in content.items()}
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(content, indent=2) + "\n")
+    tmp.write_text(json.dumps(finite, indent=2, allow_nan=False) + "\n")
     tmp.replace(path)
 
 
@@ -98,35 +107,49 @@ def build(cfg: DictConfig, run_dir: Path):
 
 
 def train(cfg: DictConfig) -> dict:
-    """Trains, tests on the best checkpoint, writes metrics.json and returns the metrics."""
+    """Trains, tests on the best checkpoint, and returns the metrics it writes to metrics.json.
+
+    metrics.json is written however the run ends: `completed`, `diverged`, `interrupted` or `failed`.
+    """
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    start, trainer, metrics = time.perf_counter(), None, {}
     try:
         L.seed_everything(cfg.seed, verbose=False)
         data, learner, trainer = build(cfg, run_dir)
-    except UserError as err:
-        _write_json(run_dir / "metrics.json", {"status": "failed", "error": str(err)})
+        trainer.fit(learner, datamodule=data, ckpt_path=cfg.ckpt_path)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if data.has("test"):
+            metrics.update(trainer.test(learner, datamodule=data, ckpt_path=best or None, verbose=False)[0])
+        metrics.update(
+            status="completed" if learner.diverged_epoch is None else "diverged",
+            epochs=trainer.current_epoch,
+            params=sum(p.numel() for p in learner.parameters()),
+            checkpoint=best or None,
+        )
+    except BaseException as err:  # Lightning turns Ctrl-C into SystemExit
+        stopped = isinstance(err, (KeyboardInterrupt, SystemExit))
+        text = str(err).strip()
+        metrics = {
+            "status": "interrupted" if stopped else "failed",
+            "error": text.splitlines()[0] if text else repr(err),
+        }
+        if trainer is not None:
+            metrics["epochs"] = trainer.current_epoch
         raise
-    trainer.fit(learner, datamodule=data, ckpt_path=cfg.ckpt_path)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if data.has("test"):
-        metrics.update(trainer.test(learner, datamodule=data, ckpt_path=best or None, verbose=False)[0])
-    metrics.update(
-        status="diverged" if learner.diverged_epoch is not None else "completed",
-        epochs=trainer.current_epoch,
-        params=sum(p.numel() for p in learner.parameters()),
-        checkpoint=best or None,
-    )
+    finally:
+        metrics["seconds"] = round(time.perf_counter() - start, 3)
+        if trainer is None or trainer.is_global_zero:
+            _write_json(run_dir / "metrics.json", metrics)
     if trainer.is_global_zero:
-        _write_json(run_dir / "metrics.json", metrics)
         _log_hparams(trainer, cfg, metrics)
         shown = {k: v for k, v in metrics.items() if k.startswith("test/")} or {
             k: v for k, v in metrics.items() if k.startswith(("val/", "train/"))
         }
         log.info("  ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
-        if metrics["status"] != "completed":
-            log.info(f"Status: {metrics['status']} at epoch {learner.diverged_epoch}")
+        if metrics["status"] == "diverged":
+            log.info(f"Diverged: the training loss was not finite at epoch {learner.diverged_epoch}; stopped there.")
         log.info(f"Run directory: {run_dir}")
     return metrics
 

@@ -1,0 +1,105 @@
+"""Sweeps: one summary of all jobs, and bad jobs that do not spoil the others."""
+
+import math
+
+import pandas as pd
+import pytest
+import yaml
+
+from dlbasics.run import train
+from dlbasics.sweep import by_seed
+
+from .conftest import make_cfg, read_metrics, run_script
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A learning-rate sweep on chapter 1's data, with a diverging and a failing grid point, over two seeds."""
+    sweep_dir = tmp_path_factory.mktemp("sweep")
+    result = run_script(
+        "train.py", "-m", "data=boston_rm", "model=perceptron", "optimizer=sgd", "data.batch_size=null",
+        "optimizer.lr=0.01,10,-1", "seed=0,1", "trainer.max_epochs=30", "logger=csv", f"hydra.sweep.dir={sweep_dir}",
+    )  # fmt: skip
+    return sweep_dir, result, pd.read_csv(sweep_dir / "summary.csv")
+
+
+def test_sweep_summary_has_a_row_per_job_best_first(sweep):
+    sweep_dir, result, summary = sweep
+    assert len(summary) == 6
+    assert {"optimizer.lr", "seed", "status", "epochs", "val/loss", "test/rmse", "seconds"} <= set(summary.columns)
+    completed = summary[summary.status == "completed"]
+    assert len(completed) == 2 and completed["val/loss"].is_monotonic_increasing
+    assert summary.index[summary.status == "completed"].tolist() == [0, 1]  # best first, failures last
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())[0] == "optimizer.lr=-1,seed=0"
+    assert "Sweep of 6 jobs, best first by val/loss (min)" in result.stdout
+    assert (sweep_dir / "summary.png").stat().st_size > 10_000
+
+
+def test_a_diverging_job_stops_and_the_sweep_goes_on(sweep):
+    sweep_dir, _, summary = sweep
+    diverged = summary[summary.status == "diverged"]
+    assert sorted(diverged["optimizer.lr"]) == [10, 10]
+    metrics = read_metrics(sweep_dir / "optimizer.lr=10,seed=0")
+    assert metrics["epochs"] < 30  # stopped at the epoch its loss stopped being finite
+    assert (sweep_dir / "optimizer.lr=10,seed=0" / "metrics.csv").is_file()  # its logs are kept
+
+
+def test_a_failing_job_is_recorded_and_the_exit_status_says_so(sweep):
+    _, result, summary = sweep
+    failed = summary[summary.status == "failed"]
+    assert len(failed) == 2 and set(failed["optimizer.lr"]) == {-1}
+    assert failed["error"].str.contains("optimizer.lr must be a positive number; got -1").all()
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_seeds_are_summarized_by_mean_and_std(sweep):
+    sweep_dir, _, summary = sweep
+    seeds = pd.read_csv(sweep_dir / "summary_seeds.csv")
+    good = seeds[seeds["optimizer.lr"].astype(float) == 0.01].iloc[0]
+    runs = summary[summary["optimizer.lr"] == 0.01]["test/rmse"]
+    assert good["seeds"] == 2 and good["completed"] == 2
+    assert good["test/rmse mean"] == pytest.approx(runs.mean())
+    assert good["test/rmse std"] == pytest.approx(runs.std())
+
+
+def test_by_seed_groups_otherwise_equal_configurations():
+    table = pd.DataFrame(
+        {
+            "optimizer.lr": [0.1, 0.1, 0.01, 0.01],
+            "seed": [0, 1, 0, 1],
+            "status": ["completed"] * 3 + ["diverged"],
+            "val/loss": [1.0, 3.0, 2.0, math.nan],
+        }
+    )
+    out = by_seed(table, ["optimizer.lr", "seed"])
+    assert out["val/loss mean"].tolist()[0] == 2.0 and out["completed"].tolist() == [2, 1]
+
+
+def test_optuna_search_runs_its_trials(tmp_path):
+    result = run_script(
+        "train.py", "-m", "hparams_search=iris_optuna", "hydra.sweeper.n_trials=3", "trainer.max_epochs=3",
+        "logger=none", f"hydra.sweep.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert set(best["best_params"]) == {"optimizer.lr", "model.depth", "model.width", "model.activation"}
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert len(summary) == 3 and best["best_value"] == pytest.approx(summary["val/loss"].min())
+
+
+def test_a_diverged_run_returns_the_worst_value_to_the_sweeper(tmp_path):
+    from dlbasics.run import monitored
+
+    cfg = make_cfg(
+        tmp_path,
+        "data=boston_rm",
+        "optimizer=sgd",
+        "optimizer.lr=10",
+        "data.batch_size=null",
+        "logger=none",
+        "trainer.max_epochs=30",
+    )
+    metrics = train(cfg)
+    assert metrics["status"] == "diverged"
+    assert monitored(metrics, cfg) == math.inf
