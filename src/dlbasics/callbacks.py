@@ -176,8 +176,10 @@ class Checkpoints(ModelCheckpoint):
     def _save_checkpoint(self, trainer, filepath: str) -> None:
         if self._snapshot is None or self._snapshot[0] != trainer.global_step:  # best and last share one
             checkpoint = trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only)
-            # a copy: training goes on updating the tensors the checkpoint refers to
-            self._snapshot = trainer.global_step, apply_to_collection(checkpoint, torch.Tensor, torch.clone)
+            # training goes on updating the weights and optimizer state in place: keep copies of those
+            for key in ("state_dict", "optimizer_states"):
+                checkpoint[key] = apply_to_collection(checkpoint.get(key, {}), torch.Tensor, torch.clone)
+            self._snapshot = trainer.global_step, checkpoint
         self._pending[filepath] = self._snapshot[1]
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath

@@ -116,6 +116,8 @@ def train(cfg: DictConfig) -> dict:
     start, trainer, metrics = time.perf_counter(), None, {}
     try:
         L.seed_everything(cfg.seed, verbose=False)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         data, learner, trainer = build(cfg, run_dir)
         trainer.fit(learner, datamodule=data, ckpt_path=cfg.ckpt_path)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
