@@ -285,6 +285,9 @@ class TabularData(L.LightningDataModule):
             sampler = EpochShuffle(len(x), self.shuffle_seed, self.trainer.global_rank, self.trainer.world_size)
         return Batches(x, y, self.batch_size, sampler)
 
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        return tuple(t.to(device, non_blocking=True) for t in batch)  # a pair of tensors: nothing to search
+
     def train_dataloader(self):
         return self._batches("train", shuffle=True)
 

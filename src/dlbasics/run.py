@@ -77,6 +77,10 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict) -> None:
     """Writes the run's options with its final metrics to TensorBoard's HPARAMS tab (no placeholder)."""
     from lightning.pytorch.loggers import TensorBoardLogger
+
+    writers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+    if not writers:
+        return
     from torch.utils.tensorboard.summary import hparams
 
     options = {k: plain(cfg[k]) for k in ("data", "model", "loss", "optimizer")}
@@ -84,12 +88,11 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict) -> None:
     params.update(status=metrics["status"], epochs=metrics["epochs"], params=metrics["params"])
     # The tags name scalars the run already logged; TensorBoard shows their last values.
     scalars = {k: v for k, v in metrics.items() if "/" in k and isinstance(v, float)}
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            writer = logger.experiment._get_file_writer()
-            for summary in hparams(params, scalars):
-                writer.add_summary(summary)
-            logger.experiment.flush()
+    for logger in writers:
+        writer = logger.experiment._get_file_writer()
+        for summary in hparams(params, scalars):
+            writer.add_summary(summary)
+        logger.experiment.flush()
 
 
 def build(cfg: DictConfig, run_dir: Path):
@@ -123,7 +126,8 @@ def train(cfg: DictConfig) -> dict:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if data.has("test"):
-            metrics.update(trainer.test(learner, datamodule=data, ckpt_path=best or None, verbose=False)[0])
+            trainer.test(learner, datamodule=data, ckpt_path=best or None, verbose=False)
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
         metrics.update(
             status="completed" if learner.diverged_epoch is None else "diverged",
             epochs=trainer.current_epoch,
@@ -201,7 +205,8 @@ def evaluate(cfg: DictConfig) -> dict:
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    metrics = {k: float(v) for k, v in trainer.test(learner, datamodule=data, verbose=False)[0].items()}
+    trainer.test(learner, datamodule=data, verbose=False)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     log.info("  ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())))
     return metrics
 
