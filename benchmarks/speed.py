@@ -20,9 +20,8 @@ takes more time or memory, except for rows per second (row 3) where below 1 mean
 --quick shrinks every size, for a smoke test of this script only.
 
 The notes under the table say how far apart the repeats were ("slowest repeat / best"): far above 1
-means something else was using the CPUs. With torch's default two threads on a two-core machine, a
-busy neighbour can make every small tensor operation wait for a descheduled thread, and timings of
-either side swing by 10x or more; rerun then (--rows selects the rows to rerun).
+means something else was using the CPUs; rerun then (--rows selects the rows to rerun). Both sides
+use one torch thread, the project's default (`threads: 1` in conf/train.yaml).
 """
 
 import argparse
@@ -50,6 +49,7 @@ from torch import nn
 
 from dlbasics.run import train
 
+torch.set_num_threads(1)  # what train(cfg) sets from conf/train.yaml, for the plain loop too
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
 LR = 1e-3  # conf/optimizer/adam.yaml; the plain loop uses the same

@@ -198,6 +198,22 @@ class Checkpoints(ModelCheckpoint):
         self._pending.clear()
         self._written = time.monotonic()
 
+    def _take_last(self, trainer) -> None:
+        # Lightning 2.6 refreshes last.ckpt only when a best one was taken: taking it every epoch is cheap here,
+        # and a resumed run must start from the last completed epoch.
+        if self._last_global_step_saved != trainer.global_step and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer, learner) -> None:
+        super().on_train_epoch_end(trainer, learner)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._take_last(trainer)
+
+    def on_validation_end(self, trainer, learner) -> None:
+        super().on_validation_end(trainer, learner)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._take_last(trainer)
+
     def on_train_end(self, trainer, learner) -> None:
         super().on_train_end(trainer, learner)
         self.write(trainer)

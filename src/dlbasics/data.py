@@ -38,6 +38,11 @@ def _columns(frame: pd.DataFrame) -> str:
     return ", ".join(map(str, frame.columns))
 
 
+def meta_value(value):
+    """A plain Python value (numpy's scalars are not: a checkpoint must hold plain values)."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def infer_task(y: pd.Series) -> str:
     """Few distinct integer or string values are class labels; anything else is a quantity."""
     values = y.dropna()
@@ -50,14 +55,20 @@ def infer_task(y: pd.Series) -> str:
     return "binary" if values.nunique() <= 2 else "multiclass"
 
 
-def _check_finite(frame: pd.DataFrame, what: str) -> None:
-    bad = ~np.isfinite(frame.to_numpy(np.float64))
-    for j in np.flatnonzero(bad.any(axis=0)):
-        rows = np.flatnonzero(bad[:, j])
-        raise UserError(
-            f"{what}: column '{frame.columns[j]}' has {len(rows)} rows with missing or infinite values "
-            f"(first at data row {rows[0] + 1}). Drop or fill them in the CSV."
-        )
+def _check_finite(frame: pd.DataFrame, what: str) -> np.ndarray:
+    """The columns as float32, once every value is known to be a number float32 can hold."""
+    values = frame.to_numpy(np.float64)
+    for problem, bad in (
+        ("missing or infinite values", ~np.isfinite(values)),
+        ("values beyond float32's range (±3.4e38)", np.abs(values) > np.finfo(np.float32).max),
+    ):
+        for j in np.flatnonzero(bad.any(axis=0)):
+            rows = np.flatnonzero(bad[:, j])
+            raise UserError(
+                f"{what}: column '{frame.columns[j]}' has {len(rows)} row{'s' * (len(rows) > 1)} with {problem} "
+                f"(first at data row {rows[0] + 1}). Drop, fill or rescale them in the CSV."
+            )
+    return values.astype(np.float32)
 
 
 def feature_matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
@@ -72,8 +83,7 @@ def feature_matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
                 f"data.features: column '{f}' is not numeric (for example {example!r}). "
                 "Encode it as numbers, or leave it out: data.features=[...]."
             )
-    _check_finite(frame[features], "data.features")
-    return frame[features].to_numpy(np.float32)
+    return _check_finite(frame[features], "data.features")
 
 
 def tabulate(frame: pd.DataFrame, target: str, features=None, task: str | None = None):
@@ -110,19 +120,18 @@ def tabulate(frame: pd.DataFrame, target: str, features=None, task: str | None =
     if task == "regression":
         if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
             raise UserError(f"data.task=regression needs a numeric target; '{target}' holds labels like {y.iloc[0]!r}.")
-        _check_finite(frame[[target]], "data.target")
         meta["n_outputs"] = 1
-        return x, y.to_numpy(np.float32)[:, None], meta
+        return x, _check_finite(frame[[target]], "data.target"), meta
 
     classes, codes = np.unique(y.to_numpy(), return_inverse=True)
     if len(classes) < 2:
         raise UserError(
-            f"data.target: '{target}' has a single class ({classes[0]!r}); classification needs at least two. "
+            f"data.target: '{target}' has a single class ({meta_value(classes[0])!r}); classification needs two or more. "
             "Check the target column, or set data.task=regression."
         )
     if task == "binary" and len(classes) != 2:
         raise UserError(f"data.task=binary needs 2 classes; '{target}' has {len(classes)}. Use data.task=multiclass.")
-    meta["classes"] = [c.item() if hasattr(c, "item") else c for c in classes]
+    meta["classes"] = [meta_value(c) for c in classes]
     meta["n_outputs"] = 1 if task == "binary" else len(classes)
     y = codes.astype(np.float32)[:, None] if task == "binary" else codes.astype(np.int64)
     return x, y, meta

@@ -3,7 +3,9 @@
 import json
 import logging
 import math
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -109,6 +111,22 @@ def build(cfg: DictConfig, run_dir: Path):
     return data, learner, trainer
 
 
+def _resume_hint(run_dir: Path) -> str:
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    kept = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
+    return f"Resume: python train.py {' '.join(kept)} hydra.run.dir={run_dir} ckpt_path=last".replace("  ", " ")
+
+
+def _sigterm_interrupts() -> None:
+    """SIGTERM (kill, a scheduler) stops a run as Ctrl-C does: the last completed epoch is kept."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def train(cfg: DictConfig) -> dict:
     """Trains, tests on the best checkpoint, and returns the metrics it writes to metrics.json.
 
@@ -118,6 +136,7 @@ def train(cfg: DictConfig) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     start, trainer, metrics = time.perf_counter(), None, {}
     try:
+        _sigterm_interrupts()
         L.seed_everything(cfg.seed, verbose=False)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -136,6 +155,8 @@ def train(cfg: DictConfig) -> dict:
         )
     except BaseException as err:  # Lightning turns Ctrl-C into SystemExit
         stopped = isinstance(err, (KeyboardInterrupt, SystemExit))
+        if stopped and trainer is not None and trainer.is_global_zero:
+            print(f"Interrupted in epoch {trainer.current_epoch}. {_resume_hint(run_dir)}", file=sys.stderr, flush=True)
         text = str(err).strip()
         metrics = {
             "status": "interrupted" if stopped else "failed",

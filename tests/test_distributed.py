@@ -1,0 +1,33 @@
+"""Beyond one process: DDP over gloo on this machine's CPUs, and Hydra's submitit launcher."""
+
+import pandas as pd
+
+from dlbasics.run import train
+
+from .conftest import make_cfg, read_metrics, run_script
+
+
+def test_ddp_on_two_cpu_processes_writes_once_and_learns_as_well(tmp_path):
+    run_dir = tmp_path / "ddp"
+    args = ["trainer.max_epochs=100", "logger=tensorboard"]
+    result = run_script("train.py", "trainer=ddp_cpu", *args, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (run_dir / "train_ddp_process_1.log").is_file()  # a second process did train
+    metrics = read_metrics(run_dir)
+    assert metrics["status"] == "completed" and metrics["epochs"] == 100
+    single = train(make_cfg(tmp_path / "single", *args))
+    assert abs(metrics["test/acc"] - single["test/acc"]) <= 0.05 and metrics["test/acc"] >= 0.9
+    assert result.stdout.count("test/acc") == 1  # one report, by rank 0
+    writers = {p.name.split(".")[4] for p in run_dir.glob("events.out.tfevents.*")}
+    assert len(writers) == 1  # every event file comes from one process: rank 0
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+def test_submitit_local_launcher_runs_a_sweep(tmp_path):
+    result = run_script(
+        "train.py", "-m", "hydra/launcher=submitit_local", "optimizer.lr=0.001,0.01", "trainer.max_epochs=3",
+        "logger=none", f"hydra.sweep.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert sorted(summary["optimizer.lr"]) == [0.001, 0.01] and (summary["status"] == "completed").all()

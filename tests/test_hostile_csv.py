@@ -1,0 +1,77 @@
+"""Property-based: any CSV either trains to finite metrics or ends with one clear line, never a traceback."""
+
+import math
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dlbasics.errors import UserError
+from dlbasics.run import train
+
+from .conftest import make_cfg
+
+CLEAN = st.one_of(st.floats(-1e3, 1e3), st.integers(-5, 5))
+EXTREME = st.one_of(st.floats(-1e-30, 1e-30), st.sampled_from([1e30, -1e30, 1e-38, 0.0]))
+DIRTY = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e300, -1e300]), st.none())
+MIXED = st.one_of(CLEAN, st.text(max_size=4), st.none(), st.booleans())
+KINDS = {
+    "clean": CLEAN,
+    "extreme": EXTREME,
+    "dirty": DIRTY,
+    "mixed": MIXED,
+    "classes": st.integers(0, 2),
+    "labels": st.sampled_from(["cat", "dog", "éclair"]),
+    "constant": st.just(1.0),
+}
+NAMES = st.one_of(st.text(max_size=6), st.sampled_from(["a", "a", "y", "ÿ", "名前", " ", "", "x,y", '"q"']))
+
+
+@st.composite
+def tables(draw):
+    columns = draw(st.integers(1, 5))
+    rows = draw(st.sampled_from([0, 1, 3, 8, 30, 30, 30]))
+    names = draw(st.lists(NAMES, min_size=columns, max_size=columns))
+    kinds = st.sampled_from(
+        ["clean", "clean", "clean", "clean", "classes", "classes", "extreme", "dirty", "mixed", "labels", "constant"]
+    )
+    data = {f"{i}": draw(st.lists(KINDS[draw(kinds)], min_size=rows, max_size=rows)) for i in range(columns)}
+    frame = pd.DataFrame(data)
+    frame.columns = names  # duplicated, empty and unicode names as they are
+    return frame
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frame=tables(), target_index=st.integers(0, 4))
+def test_any_csv_trains_or_says_why(tmp_path_factory, frame, target_index):
+    tmp = tmp_path_factory.mktemp("csv")
+    path = tmp / "hostile.csv"
+    frame.to_csv(path, index=False)
+    try:
+        header = list(pd.read_csv(path, nrows=0).columns)
+    except pd.errors.EmptyDataError:
+        header = []
+    target = header[min(target_index, len(header) - 1)] if header else "missing"
+    cfg = make_cfg(
+        tmp, "data=csv", f"data.path='{path}'", f"data.target='{target}'", "trainer.max_epochs=2", "logger=none"
+    )
+    try:
+        metrics = train(cfg)
+    except UserError as err:
+        message = str(err)
+        assert message and "\n" not in message and "Traceback" not in message
+        return
+    if metrics["status"] == "completed":
+        reported = {k: v for k, v in metrics.items() if "/" in k}
+        assert reported and all(isinstance(v, float) and math.isfinite(v) for v in reported.values()), metrics
+    else:
+        assert metrics["status"] == "diverged"
+
+
+def test_more_columns_than_rows_trains(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(12, 40)), columns=[f"c{i}" for i in range(40)]).assign(y=[0, 1] * 6)
+    frame.to_csv(tmp_path / "wide.csv", index=False)
+    cfg = make_cfg(tmp_path, "data=csv", f"data.path={tmp_path / 'wide.csv'}", "data.target=y", "logger=none")
+    assert train(cfg)["status"] == "completed"

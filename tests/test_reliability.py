@@ -1,0 +1,117 @@
+"""Runs that are interrupted, resumed, repeated, or handed a file that is not theirs."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from dlbasics.callbacks import Checkpoints
+from dlbasics.run import cli, evaluate, train
+
+from .conftest import ROOT, make_cfg, read_metrics
+
+STEPS_PER_EPOCH = 6  # iris: 90 training rows in batches of 16
+
+
+def _weights(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_interrupt_keeps_the_last_epoch_and_resume_ends_where_an_uninterrupted_run_does(tmp_path):
+    run_dir, epochs = tmp_path / "run", 150
+    args = [sys.executable, "train.py", "logger=none", f"trainer.max_epochs={epochs}", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log, deadline = run_dir / "train.log", time.time() + 120
+    while not (log.exists() and "Total params" in log.read_text()):  # training has started
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+
+    metrics = read_metrics(run_dir)
+    assert metrics["status"] == "interrupted" and 0 < metrics["epochs"] < epochs
+    assert f"hydra.run.dir={run_dir} ckpt_path=last" in err.splitlines()[-1]
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == metrics["epochs"] - 1  # the last completed epoch
+    assert last["global_step"] == metrics["epochs"] * STEPS_PER_EPOCH
+
+    resumed = subprocess.run([*args, "ckpt_path=last"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_metrics(run_dir)["status"] == "completed" and read_metrics(run_dir)["epochs"] == epochs
+    assert (
+        torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == epochs * STEPS_PER_EPOCH
+    )
+
+    reference = train(make_cfg(tmp_path / "reference", "logger=none", f"trainer.max_epochs={epochs}"))
+    assert reference["status"] == "completed"
+    ours, theirs = (
+        _weights(run_dir / "checkpoints" / "last.ckpt"),
+        _weights(tmp_path / "reference/checkpoints/last.ckpt"),
+    )
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)  # bitwise
+
+
+def test_same_seed_same_run_other_seed_other_run(tmp_path):
+    runs = {}
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        metrics = train(make_cfg(tmp_path / name, f"seed={seed}", "trainer.max_epochs=5", "logger=none"))
+        runs[name] = ({k: v for k, v in metrics.items() if k not in ("seconds", "checkpoint")}, name)
+    assert runs["a"][0] == runs["b"][0]
+    assert runs["a"][0]["val/loss"] != runs["c"][0]["val/loss"]
+    a, b, c = (_weights(tmp_path / n / "checkpoints" / "last.ckpt") for n in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a) and not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_a_write_that_dies_halfway_leaves_the_previous_checkpoint_whole(tmp_path):
+    metrics = train(make_cfg(tmp_path, "trainer.max_epochs=2", "logger=none"))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+
+    class Dying:
+        is_global_zero = True
+
+        class strategy:  # noqa: N801
+            @staticmethod
+            def save_checkpoint(checkpoint, path):
+                with open(path, "wb") as f:
+                    f.write(b"PK\x03\x04 half a checkpoint")
+                raise KeyboardInterrupt  # killed mid-write
+
+    callback = Checkpoints(dirpath=str(tmp_path / "checkpoints"))
+    callback._pending = {str(last): {"state_dict": {}}}
+    with pytest.raises(KeyboardInterrupt):
+        callback.write(Dying)
+    assert last.read_bytes() == before
+    assert metrics["epochs"] == 2 and set(_weights(last))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is refused: it is not a complete PyTorch checkpoint"),
+        ("truncated", "is refused: it is not a complete PyTorch checkpoint"),
+        ("pickled", "is refused: it holds pickled objects, not only tensors and plain values"),
+        ("plain", "is a PyTorch file but not a dlbasics checkpoint"),
+    ],
+)
+def test_files_that_are_not_our_checkpoints_are_refused(tmp_path, capsys, content, message):
+    path = tmp_path / "x.ckpt"
+    if content == "truncated":
+        train(make_cfg(tmp_path / "run", "trainer.max_epochs=1", "logger=none"))
+        whole = (tmp_path / "run" / "checkpoints" / "best.ckpt").read_bytes()
+        path.write_bytes(whole[: len(whole) // 2])
+    elif content == "pickled":
+        torch.save({"hyper_parameters": {"data": Checkpoints}}, path)
+    elif content == "plain":
+        torch.save({"weights": torch.zeros(3)}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(SystemExit) as exit_:
+        cli(evaluate, make_cfg(tmp_path, f"ckpt_path={path}", config="eval"))
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
