@@ -126,8 +126,8 @@ def tabulate(frame: pd.DataFrame, target: str, features=None, task: str | None =
     classes, codes = np.unique(y.to_numpy(), return_inverse=True)
     if len(classes) < 2:
         raise UserError(
-            f"data.target: '{target}' has a single class ({meta_value(classes[0])!r}); classification needs two or more. "
-            "Check the target column, or set data.task=regression."
+            f"data.target: '{target}' has a single class ({meta_value(classes[0])!r}); classification needs two "
+            "or more. Check the target column, or set data.task=regression."
         )
     if task == "binary" and len(classes) != 2:
         raise UserError(f"data.task=binary needs 2 classes; '{target}' has {len(classes)}. Use data.task=multiclass.")
