@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dlbasics import figures
 from dlbasics.run import train
@@ -58,6 +59,17 @@ def test_chapter1_three_stories(chapter1):
     assert np.all(np.sign(distance[1:]) == -np.sign(distance[:-1]))  # w oscillates around the minimum...
     assert np.all(np.diff(np.abs(distance)) > 0)  # ...with growing amplitude
     assert np.all(np.diff(chapter1[5e-5][2]["loss"]) > 0)  # and the loss grows at every step
+
+
+def test_chapter1_tensorboard_has_w_and_loss_at_every_step_and_the_landscape(chapter1):
+    run_dir, _, path = chapter1[1e-5]
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    w = events.Scalars("train/w")
+    assert [e.step for e in w] == list(range(1, 11))  # one point per gradient-descent step
+    np.testing.assert_allclose([e.value for e in w], path["w"][1:], rtol=1e-6)
+    assert len(events.Scalars("train/loss")) == 10
+    assert "landscape" in events.Tags()["images"]
 
 
 def test_chapter1_landscape_is_drawn(chapter1):

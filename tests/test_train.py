@@ -1,6 +1,7 @@
 """Training end to end, in process: what a run leaves, and what eval and predict make of it."""
 
 import math
+import sys
 
 import pandas as pd
 import pytest
@@ -130,3 +131,12 @@ def test_command_line_errors_end_without_traceback(tmp_path):
     unknown = run_script("train.py", "model=mlpp", f"hydra.run.dir={tmp_path}")
     assert unknown.returncode != 0
     assert "Could not find 'model/mlpp'" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_progress_line_only_on_a_terminal(tmp_path, capsys, monkeypatch):
+    train(make_cfg(tmp_path / "pipe", "logger=none"))
+    assert "epoch" not in capsys.readouterr().out
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    train(make_cfg(tmp_path / "tty", "logger=none"))
+    out = capsys.readouterr().out
+    assert "\repoch 3/3  train/loss" in out and "val/loss" in out

@@ -121,7 +121,13 @@ def tabulate(frame: pd.DataFrame, target: str, features=None, task: str | None =
         if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
             raise UserError(f"data.task=regression needs a numeric target; '{target}' holds labels like {y.iloc[0]!r}.")
         meta["n_outputs"] = 1
-        return x, _check_finite(frame[[target]], "data.target"), meta
+        y = _check_finite(frame[[target]], "data.target")
+        if np.abs(y).max() > 1e18:  # its squared errors would overflow float32
+            raise UserError(
+                f"data.target: '{target}' reaches {np.abs(y).max():.3g}; squared errors that large overflow float32. "
+                "Rescale the target (for example to thousands) in the CSV."
+            )
+        return x, y, meta
 
     classes, codes = np.unique(y.to_numpy(), return_inverse=True)
     if len(classes) < 2:

@@ -5,6 +5,10 @@ from hydra.errors import InstantiationException
 class UserError(Exception):
     """A mistake in the user's input or options: shown as one line, without a traceback."""
 
+    def __init__(self, message: str):
+        # one line, whatever a column name holds
+        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
+
 
 def instantiate(cfg, **kwargs):
     """hydra.utils.instantiate, with a user's mistake raised as itself rather than wrapped by Hydra."""

@@ -16,32 +16,32 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _path(ax, xs, ys, label: str, title: str, **axes) -> None:
+    """The gradient-descent path as points, its first and last labelled (1.2.1)."""
+    ax.plot(xs, ys, "ko-", markersize=4, label="gradient descent")
+    last = len(xs) - 1
+    for t in (0, last):
+        ax.annotate(label.format(t=t), (xs[t], ys[t]), textcoords="offset points", xytext=(6, 6))
+    ax.set(title=title or f"Loss landscape and {last} steps of gradient descent", **axes)
+    ax.legend()
+
+
 def landscape_1d(grid, losses, path_w, path_loss, title: str = ""):
-    """The loss as a function of one weight, with the gradient-descent path as points (1.2.1)."""
+    """The loss as a function of one weight, with the path gradient descent took on it."""
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     ax.plot(grid, losses, "r-", alpha=0.5, label="loss")
-    ax.plot(path_w, path_loss, "ko-", markersize=4, label="gradient descent")
-    last = len(path_w) - 1
-    for t in (0, last):
-        ax.annotate(f"$w_{{({t})}}$", (path_w[t], path_loss[t]), textcoords="offset points", xytext=(6, 6))
-    ax.set(xlabel="$w$", ylabel="loss L", title=title or f"Loss landscape and {last} steps of gradient descent")
-    ax.legend()
+    _path(ax, path_w, path_loss, "$w_{{({t})}}$", title, xlabel="$w$", ylabel="loss L")
     return fig
 
 
 def landscape_2d(grid_w, grid_b, losses, path_w, path_b, title: str = ""):
-    """The loss over (w, b) as contours, with the gradient-descent path drawn on it."""
+    """The loss over (w, b) as contours, with the path gradient descent took on it."""
     fig, ax = plt.subplots(figsize=(6, 5), layout="constrained")
     levels = np.geomspace(max(losses.min(), 1e-12), losses.max(), 25)
     filled = ax.contourf(grid_w, grid_b, losses, levels=levels, cmap="viridis", norm="log")
     ax.contour(grid_w, grid_b, losses, levels=levels[::3], colors="white", linewidths=0.5, alpha=0.6)
     fig.colorbar(filled, ax=ax, label="loss L (log scale)", format="%.3g")
-    ax.plot(path_w, path_b, "ko-", markersize=4, label="gradient descent")
-    last = len(path_w) - 1
-    for t in (0, last):
-        ax.annotate(f"$t={t}$", (path_w[t], path_b[t]), textcoords="offset points", xytext=(6, 6))
-    ax.set(xlabel="$w$", ylabel="$b$", title=title or f"Loss landscape and {last} steps of gradient descent")
-    ax.legend()
+    _path(ax, path_w, path_b, "$t={t}$", title, xlabel="$w$", ylabel="$b$")
     return fig
 
 

@@ -88,5 +88,7 @@ class Objective:
             out["rmse"] = (sums["se"] / rows).sqrt()
             out["mae"] = sums["ae"] / rows
             total = sums["y2"] - sums["y"].square() / rows
-            out["r2"] = 1 - sums["se"] / total
+            # As scikit-learn's r2_score: a target without variance scores 1.0 if fitted exactly, else 0.0.
+            varies = total > 1e-6 * sums["y2"]
+            out["r2"] = torch.where(varies, 1 - sums["se"] / total.where(varies, 1), (sums["se"] == 0).float())
         return out
