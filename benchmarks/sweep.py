@@ -13,6 +13,7 @@ costs beyond its own training.
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -58,9 +59,7 @@ def main() -> None:
         extra = f"{overhead:15.2f}" if overhead is not None else f"{'':>15}"
         print(f"{name:36} {wall:8.2f} {training:11.2f} {extra}")
     basic, joblib = rows[1][1], rows[2][1]
-    print(
-        f"joblib speed-up over the basic launcher: {basic / joblib:.2f}x on {len(__import__('os').sched_getaffinity(0))} cores"
-    )
+    print(f"joblib speed-up over the basic launcher: {basic / joblib:.2f}x on {len(os.sched_getaffinity(0))} cores")
     print(f"the 8-job sweep takes {basic / one:.2f}x the wall time of one run ({args.epochs} epochs each)")
 
 
