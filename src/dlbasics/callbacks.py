@@ -112,7 +112,7 @@ class LossLandscape(L.Callback):
     def on_train_epoch_end(self, trainer, learner):
         if self.names:
             self.path.append([p.item() for p in learner.model.parameters()])
-            learner.log_dict({f"train/{n}": v for n, v in zip(self.names, self.path[-1], strict=True)})
+            learner.publish({f"train/{n}": torch.tensor(v) for n, v in zip(self.names, self.path[-1], strict=True)})
 
     def _loss(self, learner, x, y, values) -> float:
         named = learner.model.named_parameters()

@@ -81,12 +81,15 @@ class Learner(L.LightningModule):
             sums = {k: self.trainer.strategy.reduce(v.float(), reduce_op="sum") for k, v in sums.items()}
             rows = int(self.trainer.strategy.reduce(torch.tensor(float(rows), device=self.device), reduce_op="sum"))
         metrics = {f"{split}/{k}": v[0] for k, v in self.objective.metrics(sums, rows).items()}
-        # Published once per epoch, straight to where they are read (checkpointing, early stopping, the
-        # progress line, metrics.json) and to the loggers: self.log costs about a millisecond a key.
+        self.publish(metrics)
+        return metrics
+
+    def publish(self, metrics: dict[str, torch.Tensor]) -> None:
+        """Epoch metrics, straight to where they are read (checkpointing, early stopping, the progress line,
+        metrics.json) and to the loggers, at the global step: self.log costs about a millisecond a key."""
         self.trainer.callback_metrics.update(metrics)
         for logger in self.loggers:
-            logger.log_metrics({k: v.item() for k, v in metrics.items()}, step=self.global_step)
-        return metrics
+            logger.log_metrics({k: float(v) for k, v in metrics.items()}, step=self.global_step)
 
     def on_train_epoch_end(self):
         loss = self._log_epoch("train").get("train/loss")

@@ -147,8 +147,10 @@ def train(cfg: DictConfig) -> dict:
         if data.has("test"):
             trainer.test(learner, datamodule=data, ckpt_path=best or None, verbose=False)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+        # A run whose numbers blew up, in training or only on the test rows, does not report them as results.
+        finite = all(math.isfinite(v) for k, v in metrics.items() if "/" in k)
         metrics.update(
-            status="completed" if learner.diverged_epoch is None else "diverged",
+            status="completed" if learner.diverged_epoch is None and finite else "diverged",
             epochs=trainer.current_epoch,
             params=sum(p.numel() for p in learner.parameters()),
             checkpoint=best or None,
@@ -175,8 +177,10 @@ def train(cfg: DictConfig) -> dict:
             k: v for k, v in metrics.items() if k.startswith(("val/", "train/"))
         }
         log.info("  ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
-        if metrics["status"] == "diverged":
+        if learner.diverged_epoch is not None:
             log.info(f"Diverged: the training loss was not finite at epoch {learner.diverged_epoch}; stopped there.")
+        elif metrics["status"] == "diverged":
+            log.info("Diverged: some final metrics are not finite numbers (an overflow); rescale the data.")
         log.info(f"Run directory: {run_dir}")
     return metrics
 
