@@ -56,6 +56,23 @@ def test_interrupt_keeps_the_last_epoch_and_resume_ends_where_an_uninterrupted_r
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)  # bitwise
 
 
+def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path):
+    args = [sys.executable, "train.py", "logger=none", "trainer.max_epochs=500", f"hydra.run.dir={tmp_path}"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log, deadline = tmp_path / "train.log", time.time() + 120
+    while not (log.exists() and "Total params" in log.read_text()):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "ckpt_path=last" in err
+    metrics = read_metrics(tmp_path)
+    assert metrics["status"] == "interrupted" and metrics["epochs"] < 500
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == metrics["epochs"] - 1
+
+
 def test_same_seed_same_run_other_seed_other_run(tmp_path):
     runs = {}
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):

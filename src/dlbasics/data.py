@@ -31,7 +31,8 @@ def read_csv(path: str | Path, index_col: int | None = None) -> pd.DataFrame:
         first = str(err).strip().splitlines()[0]
         raise UserError(f"data.path: '{path}' could not be read as CSV ({first}).") from None
     # Columns without a header are a saved index (pandas' to_csv()), never a feature.
-    return frame.loc[:, [not str(c).startswith("Unnamed: ") for c in frame.columns]]
+    unnamed = [c for c in frame.columns if str(c).startswith("Unnamed: ")]
+    return frame.drop(columns=unnamed) if unnamed else frame
 
 
 def _columns(frame: pd.DataFrame) -> str:
@@ -57,18 +58,18 @@ def infer_task(y: pd.Series) -> str:
 
 def _check_finite(frame: pd.DataFrame, what: str) -> np.ndarray:
     """The columns as float32, once every value is known to be a number float32 can hold."""
-    values = frame.to_numpy(np.float64)
-    for problem, bad in (
-        ("missing or infinite values", ~np.isfinite(values)),
-        ("values beyond float32's range (±3.4e38)", np.abs(values) > np.finfo(np.float32).max),
-    ):
-        for j in np.flatnonzero(bad.any(axis=0)):
-            rows = np.flatnonzero(bad[:, j])
-            raise UserError(
-                f"{what}: column '{frame.columns[j]}' has {len(rows)} row{'s' * (len(rows) > 1)} with {problem} "
-                f"(first at data row {rows[0] + 1}). Drop, fill or rescale them in the CSV."
-            )
-    return values.astype(np.float32)
+    with np.errstate(over="ignore"):  # a number beyond float32's range becomes inf, reported below
+        values = frame.to_numpy(np.float32)
+    bad = ~np.isfinite(values)
+    for j in np.flatnonzero(bad.any(axis=0)):
+        rows = np.flatnonzero(bad[:, j])
+        overflow = np.isfinite(frame.iloc[:, j].to_numpy(np.float64)[rows]).all()
+        problem = "values beyond float32's range (±3.4e38)" if overflow else "missing or infinite values"
+        raise UserError(
+            f"{what}: column '{frame.columns[j]}' has {len(rows)} row{'s' * (len(rows) > 1)} with {problem} "
+            f"(first at data row {rows[0] + 1}). Drop, fill or rescale them in the CSV."
+        )
+    return values
 
 
 def feature_matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
@@ -176,7 +177,9 @@ def scale(x: np.ndarray, meta: dict) -> np.ndarray:
     """Standardizes features with the training split's statistics kept in meta (no-op when absent)."""
     if meta.get("mean") is None:
         return x
-    return (x - np.asarray(meta["mean"], np.float32)) / np.asarray(meta["std"], np.float32)
+    x = x - np.asarray(meta["mean"], np.float32)
+    x /= np.asarray(meta["std"], np.float32)  # in place: no second copy of a large table
+    return x
 
 
 class EpochShuffle:
@@ -272,9 +275,12 @@ class TabularData(L.LightningDataModule):
         if stats is None:
             stats = {"mean": None, "std": None}
             if standardize:
-                train = x[self.rows["train"]].astype(np.float64)
-                std = train.std(axis=0)
-                stats = {"mean": train.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+                train = x[self.rows["train"]]
+                std = train.std(axis=0, dtype=np.float64)  # accumulated in float64, no float64 copy
+                stats = {
+                    "mean": train.mean(axis=0, dtype=np.float64).tolist(),
+                    "std": np.where(std > 0, std, 1.0).tolist(),
+                }
             if self.meta["task"] == "regression":
                 stats["y_mean"] = float(y[self.rows["train"]].mean())
         self.meta.update(stats)
