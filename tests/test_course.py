@@ -89,6 +89,14 @@ def test_landscape_over_weight_and_bias(tmp_path):
     assert (tmp_path / "landscape.png").stat().st_size > 10_000
 
 
+def test_landscape_over_two_weights(tmp_path, make_csv):
+    path = make_csv(n=40, features=2, kind="regression")
+    cfg = make_cfg(tmp_path, "data=csv", f"data.path={path}", "data.target=y", "model=perceptron", "model.bias=false")
+    assert train(cfg)["params"] == 2
+    assert list(pd.read_csv(tmp_path / "trajectory.csv").columns) == ["step", "w1", "w2", "loss"]
+    assert (tmp_path / "landscape.png").is_file()
+
+
 def test_larger_models_skip_the_landscape(tmp_path):
     metrics = train(make_cfg(tmp_path, "data=boston", "model=perceptron", "logger=none"))
     assert metrics["status"] == "completed" and not (tmp_path / "landscape.png").exists()

@@ -103,20 +103,27 @@ class LossLandscape(L.Callback):
         self.path: list[list[float]] = []
 
     def on_train_start(self, trainer, learner):
-        params = list(learner.model.named_parameters())
         self.names = []
-        if sum(p.numel() for _, p in params) <= 2:
-            self.names = ["b" if name.endswith("bias") else "w" for name, _ in params]
-            self.path = [[p.item() for _, p in params]]
+        if sum(p.numel() for p in learner.model.parameters()) <= 2:
+            for name, p in learner.model.named_parameters():
+                base = "b" if name.endswith("bias") else "w"
+                self.names += [base] if p.numel() == 1 else [f"{base}{i + 1}" for i in range(p.numel())]
+            self.path = [self._values(learner)]
+
+    @staticmethod
+    def _values(learner) -> list[float]:
+        return [v for p in learner.model.parameters() for v in p.detach().flatten().tolist()]
 
     def on_train_epoch_end(self, trainer, learner):
         if self.names:
-            self.path.append([p.item() for p in learner.model.parameters()])
+            self.path.append(self._values(learner))
             learner.publish({f"train/{n}": torch.tensor(v) for n, v in zip(self.names, self.path[-1], strict=True)})
 
     def _loss(self, learner, x, y, values) -> float:
-        named = learner.model.named_parameters()
-        params = {n: torch.full_like(p, v) for (n, p), v in zip(named, values, strict=True)}
+        params, start = {}, 0
+        for name, p in learner.model.named_parameters():
+            params[name] = torch.tensor(values[start : start + p.numel()], dtype=p.dtype, device=p.device)
+            params[name], start = params[name].reshape(p.shape), start + p.numel()
         o = torch.func.functional_call(learner.model, params, (x,)).unsqueeze(0)
         return learner.objective.reduce(learner.objective.per_row(o, y)).item()
 
@@ -146,7 +153,7 @@ class LossLandscape(L.Callback):
                 pad = max(w_hi - w_lo - np.ptp(path[:, 1]), 0) / 2
                 grid_b = np.linspace(path[:, 1].min() - pad, path[:, 1].max() + pad, self.points)
                 surface = np.array([[self._loss(learner, x, y, [w, b]) for w in grid_w] for b in grid_b])
-                fig = figures.landscape_2d(grid_w, grid_b, surface, path[:, 0], path[:, 1], title=title)
+                fig = figures.landscape_2d(grid_w, grid_b, surface, path[:, 0], path[:, 1], self.names, title=title)
         self.dirpath.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(path, columns=self.names).assign(loss=losses).rename_axis("step").to_csv(
             self.dirpath / "trajectory.csv"

@@ -34,14 +34,14 @@ def landscape_1d(grid, losses, path_w, path_loss, title: str = ""):
     return fig
 
 
-def landscape_2d(grid_w, grid_b, losses, path_w, path_b, title: str = ""):
-    """The loss over (w, b) as contours, with the path gradient descent took on it."""
+def landscape_2d(grid_w, grid_b, losses, path_w, path_b, names=("w", "b"), title: str = ""):
+    """The loss over two parameters, (w, b) or (w1, w2), as contours, with the path gradient descent took on it."""
     fig, ax = plt.subplots(figsize=(6, 5), layout="constrained")
     levels = np.geomspace(max(losses.min(), 1e-12), losses.max(), 25)
     filled = ax.contourf(grid_w, grid_b, losses, levels=levels, cmap="viridis", norm="log")
     ax.contour(grid_w, grid_b, losses, levels=levels[::3], colors="white", linewidths=0.5, alpha=0.6)
     fig.colorbar(filled, ax=ax, label="loss L (log scale)", format="%.3g")
-    _path(ax, path_w, path_b, "$t={t}$", title, xlabel="$w$", ylabel="$b$")
+    _path(ax, path_w, path_b, "$t={t}$", title, xlabel=f"${names[0]}$", ylabel=f"${names[1]}$")
     return fig
 
 
