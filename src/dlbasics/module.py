@@ -43,6 +43,14 @@ class Learner(L.LightningModule):
         self._rows: dict[str, int] = {}
         self.diverged_epoch: int | None = None
 
+    def __setattr__(self, name: str, value) -> None:
+        # Lightning sets _current_fx_name around every hook, dozens of times a step; nn.Module's
+        # __setattr__ searches its parameters, buffers and submodules each time. It is neither.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Output-layer pre-activations o, shape (members, rows, outputs)."""
         return self.model(x).unsqueeze(0)
