@@ -10,7 +10,7 @@ from .conftest import ROOT, make_cfg
 
 OPTIONS = {
     group: sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml") if p.stem != "default" or group != "data")
-    for group in ("data", "model", "loss", "optimizer", "trainer", "callbacks", "logger")
+    for group in ("data", "model", "loss", "optimizer", "trainer", "callbacks", "logger", "experiment", "hparams_search")
 }
 
 
@@ -18,6 +18,7 @@ def test_every_group_has_options():
     assert OPTIONS["data"] == ["boston", "boston_rm", "csv", "iris", "iris_binary"]
     assert OPTIONS["model"] == ["mlp", "perceptron"]
     assert OPTIONS["loss"] == ["auto", "logistic", "mse", "sse"]
+    assert OPTIONS["experiment"] == ["ch1_gradient_descent", "ex2_iris_mlp", "ex3_boston_mlp", "perceptron_iris_binary"]
 
 
 @pytest.mark.parametrize("group, option", [(g, o) for g, opts in OPTIONS.items() for o in opts])
@@ -34,4 +35,4 @@ def test_option_composes_and_builds(tmp_path, make_csv, group, option):
     assert learner.hparams.data["n_features"] == data.meta["n_features"]
     optimizer = instantiate(cfg.optimizer, params=learner.parameters())
     assert isinstance(optimizer, torch.optim.Optimizer)
-    assert trainer.max_epochs == 3
+    assert trainer.max_epochs == 3  # the command line wins over a group's or an experiment's own
