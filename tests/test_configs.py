@@ -10,7 +10,17 @@ from .conftest import ROOT, make_cfg
 
 OPTIONS = {
     group: sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml") if p.stem != "default" or group != "data")
-    for group in ("data", "model", "loss", "optimizer", "trainer", "callbacks", "logger", "experiment", "hparams_search")
+    for group in (
+        "data",
+        "model",
+        "loss",
+        "optimizer",
+        "trainer",
+        "callbacks",
+        "logger",
+        "experiment",
+        "hparams_search",
+    )
 }
 
 
