@@ -352,31 +352,21 @@ def load_rows(number: int, path: Path, rows: int, repeats: int) -> list[dict]:
         f"dlbasics {ours['base'] + data_mb:.0f} MB, pandas {theirs['base'] + data_mb:.0f} MB; pandas engine={ENGINE}",
     ]
     what = f"{rows:,}x20 CSV"
+    measures = [
+        ("a", "load time", "seconds", "{:.2f} s"),
+        ("b", "peak RSS", "peak", "{:.0f} MB"),
+        ("c", "(peak - baseline) / float32 data", "over", "{:.2f}x"),
+    ]
     return [
         dict(
-            row=f"{number}a",
-            what=f"{what}: load time",
-            ours=f"{ours['seconds']:.2f} s",
-            theirs=f"{theirs['seconds']:.2f} s",
-            ratio=ratio(ours["seconds"], theirs["seconds"]),
-            notes=notes,
-        ),
-        dict(
-            row=f"{number}b",
-            what=f"{what}: peak RSS",
-            ours=f"{ours['peak']:.0f} MB",
-            theirs=f"{theirs['peak']:.0f} MB",
-            ratio=ratio(ours["peak"], theirs["peak"]),
-            notes=[],
-        ),
-        dict(
-            row=f"{number}c",
-            what=f"{what}: (peak - baseline) / float32 data",
-            ours=f"{ours['over']:.2f}x",
-            theirs=f"{theirs['over']:.2f}x",
-            ratio=ratio(ours["over"], theirs["over"]),
-            notes=[],
-        ),
+            row=f"{number}{suffix}",
+            what=f"{what}: {label}",
+            ours=fmt.format(ours[key]),
+            theirs=fmt.format(theirs[key]),
+            ratio=ratio(ours[key], theirs[key]),
+            notes=notes if suffix == "a" else [],
+        )
+        for suffix, label, key, fmt in measures
     ]
 
 
