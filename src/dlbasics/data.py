@@ -123,9 +123,10 @@ def tabulate(frame: pd.DataFrame, target: str, features=None, task: str | None =
             raise UserError(f"data.task=regression needs a numeric target; '{target}' holds labels like {y.iloc[0]!r}.")
         meta["n_outputs"] = 1
         y = _check_finite(frame[[target]], "data.target")
-        if np.abs(y).max() > 1e18:  # its squared errors would overflow float32
+        largest = np.abs(y).max()
+        if largest > 1e18:  # its squared errors would overflow float32
             raise UserError(
-                f"data.target: '{target}' reaches {np.abs(y).max():.3g}; squared errors that large overflow float32. "
+                f"data.target: '{target}' reaches {largest:.3g}; squared errors that large overflow float32. "
                 "Rescale the target (for example to thousands) in the CSV."
             )
         return x, y, meta
