@@ -190,7 +190,7 @@ class EpochShuffle:
     process takes every world-th row of the same permutation.
     """
 
-    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, n: int, seed: int | list[int], rank: int = 0, world: int = 1):
         self.n, self.seed, self.rank, self.world, self.epoch = n, seed, rank, world, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -200,8 +200,13 @@ class EpochShuffle:
         return len(range(self.rank, self.n, self.world))
 
     def indices(self) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return torch.randperm(self.n, generator=generator)[self.rank :: self.world]
+        """The epoch's rows in order, shape (n,); (members, n) for a list of seeds, one per stacked model."""
+        orders = [
+            torch.randperm(self.n, generator=torch.Generator().manual_seed(seed * 100_003 + self.epoch))
+            for seed in (self.seed if isinstance(self.seed, list) else [self.seed])
+        ]
+        order = torch.stack(orders) if isinstance(self.seed, list) else orders[0]
+        return order[..., self.rank :: self.world]
 
 
 class Batches:
@@ -227,8 +232,8 @@ class Batches:
                 yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
         else:
             order = self.sampler.indices()
-            for start in range(0, len(order), self.batch_size):
-                rows = order[start : start + self.batch_size]
+            for start in range(0, order.shape[-1], self.batch_size):
+                rows = order[..., start : start + self.batch_size]
                 yield self.x[rows], self.y[rows]
 
 
@@ -251,7 +256,7 @@ class TabularData(L.LightningDataModule):
         split_seed: int = 0,
         standardize: bool = True,
         batch_size: int | None = None,
-        shuffle_seed: int = 0,
+        shuffle_seed: int | list[int] = 0,  # a list: one batch order per stacked model
         stats: dict | None = None,
         name: str | None = None,
     ):
@@ -260,7 +265,8 @@ class TabularData(L.LightningDataModule):
             raise UserError(
                 f"data.batch_size must be a positive integer, or null for the whole split; got {batch_size}."
             )
-        self.path, self.batch_size, self.shuffle_seed = str(path), batch_size, shuffle_seed
+        self.path, self.batch_size = str(path), batch_size
+        self.shuffle_seed = shuffle_seed if isinstance(shuffle_seed, int) else [int(s) for s in shuffle_seed]
         x, y, self.meta = tabulate(read_csv(path, index_col), target, features, task)
         # What it takes to read and split the same rows again, from a checkpoint alone.
         self.meta["source"] = dict(

@@ -66,13 +66,13 @@ class Learner(L.LightningModule):
         acc = self._sums.setdefault(split, {})
         for k, v in sums.items():
             acc[k] = acc[k] + v if k in acc else v
-        self._rows[split] = self._rows.get(split, 0) + len(x)
-        return self.objective.reduce(per_row).sum()
+        self._rows[split] = self._rows.get(split, 0) + per_row.shape[-1]
+        return self.objective.reduce(per_row)
 
     def training_step(self, batch, batch_idx):
         optimizer = self.optimizers()
         optimizer.zero_grad()
-        self.manual_backward(self._step(batch, "train"))
+        self.manual_backward(self._step(batch, "train").sum())  # members are independent: their sum trains each
         optimizer.step()
 
     def validation_step(self, batch, batch_idx):
@@ -82,15 +82,21 @@ class Learner(L.LightningModule):
         self._step(batch, "test")
 
     def _log_epoch(self, split: str) -> dict[str, torch.Tensor]:
+        """The epoch's metrics, one value per member, published to each member still in the run."""
         sums, rows = self._sums.pop(split, None), self._rows.pop(split, 0)
         if sums is None:
             return {}
         if self.trainer.world_size > 1:  # every process saw its share of rows: add them up
             sums = {k: self.trainer.strategy.reduce(v.float(), reduce_op="sum") for k, v in sums.items()}
             rows = int(self.trainer.strategy.reduce(torch.tensor(float(rows), device=self.device), reduce_op="sum"))
-        metrics = {f"{split}/{k}": v[0] for k, v in self.objective.metrics(sums, rows).items()}
-        self.publish(metrics)
+        metrics = self.objective.metrics(sums, rows)
+        for i, member in self.training_members():
+            member.publish({f"{split}/{k}": v[i] for k, v in metrics.items()})
         return metrics
+
+    def training_members(self) -> list[tuple[int, "Learner"]]:
+        """(index, Learner) of the models still being trained, or tested: a Learner is its own one member."""
+        return [(0, self)]
 
     def publish(self, metrics: dict[str, torch.Tensor]) -> None:
         """Epoch metrics, straight to where they are read (checkpointing, early stopping, the progress line,
@@ -100,11 +106,12 @@ class Learner(L.LightningModule):
             logger.log_metrics({k: float(v) for k, v in metrics.items()}, step=self.global_step)
 
     def on_train_epoch_end(self):
-        loss = self._log_epoch("train").get("train/loss")
-        if loss is not None and not torch.isfinite(loss):
-            # A diverged run stops here rather than training on NaN for the remaining epochs.
-            self.diverged_epoch = self.current_epoch
-            self.trainer.should_stop = True
+        members, loss = self.training_members(), self._log_epoch("train").get("loss")
+        for i, member in members if loss is not None else ():
+            if not torch.isfinite(loss[i]):
+                # A diverged model stops here rather than training on NaN for the remaining epochs.
+                member.diverged_epoch = self.current_epoch
+                member.trainer.should_stop = True
 
     def on_validation_epoch_end(self):
         self._log_epoch("val")

@@ -58,7 +58,7 @@ def cli(fn, cfg: DictConfig):
         return None
 
 
-def _write_json(path: Path, content: dict) -> None:
+def write_json(path: Path, content: dict) -> None:
     """Strict JSON (a metric that is not a finite number is null), written whole or not at all."""
     finite = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in content.items()}
     tmp = path.with_suffix(".json.tmp")
@@ -100,21 +100,37 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict) -> None:
 def build(cfg: DictConfig, run_dir: Path):
     """The data module, the Lightning module and the trainer that a composed config describes."""
     data = instantiate(cfg.data, shuffle_seed=cfg.seed)
-    learner = Learner(data=data.meta, model=plain(cfg.model), optimizer=plain(cfg.optimizer), loss=cfg.loss.name)
-    no_val = {}
-    if not data.has("val"):  # no val split: no val loop, and the monitored metric follows training
-        no_val["limit_val_batches"] = 0
-        cfg.monitor.metric = "train/" + cfg.monitor.metric.split("/", 1)[1]
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
-    loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c]
-    trainer = instantiate(cfg.trainer, default_root_dir=run_dir, callbacks=callbacks, logger=loggers or False, **no_val)
+    learner = build_learner(cfg, data)
+    callbacks, loggers = build_outputs(cfg, data)
+    trainer = instantiate(
+        cfg.trainer, default_root_dir=run_dir, callbacks=callbacks, logger=loggers or False, **fit_options(data)
+    )
     return data, learner, trainer
 
 
-def _resume_hint(run_dir: Path) -> str:
-    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+def build_learner(cfg: DictConfig, data: TabularData) -> Learner:
+    return Learner(data=data.meta, model=plain(cfg.model), optimizer=plain(cfg.optimizer), loss=cfg.loss.name)
+
+
+def fit_options(data: TabularData) -> dict:
+    return {} if data.has("val") else {"limit_val_batches": 0}  # no val split: no val loop
+
+
+def build_outputs(cfg: DictConfig, data: TabularData) -> tuple[list, list]:
+    """A run's callbacks and loggers; without a val split, the monitored val/X follows train/X."""
+    if not data.has("val"):
+        cfg.monitor.metric = "train/" + cfg.monitor.metric.split("/", 1)[1]
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
+    loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c]
+    return callbacks, loggers
+
+
+def resume_hint(run_dir: Path) -> str:
+    """The command that resumes a run: its overrides, its directory and its last checkpoint."""
+    saved = run_dir / ".hydra" / "overrides.yaml"  # as Hydra saved them for this run
+    overrides = list(OmegaConf.load(saved)) if saved.is_file() else []
     kept = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
-    return f"Resume: python train.py {' '.join(kept)} hydra.run.dir={run_dir} ckpt_path=last".replace("  ", " ")
+    return " ".join(["Resume: python train.py", *kept, f"hydra.run.dir={run_dir}", "ckpt_path=last"])
 
 
 def _sigterm_interrupts() -> None:
@@ -147,42 +163,57 @@ def train(cfg: DictConfig) -> dict:
         if data.has("test"):
             trainer.test(learner, datamodule=data, ckpt_path=best or None, verbose=False)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
-        # A run whose numbers blew up, in training or only on the test rows, does not report them as results.
-        finite = all(math.isfinite(v) for k, v in metrics.items() if "/" in k)
-        metrics.update(
-            status="completed" if learner.diverged_epoch is None and finite else "diverged",
-            epochs=trainer.current_epoch,
-            params=sum(p.numel() for p in learner.parameters()),
-            checkpoint=best or None,
-        )
+        metrics = outcome(metrics, trainer, learner)
     except BaseException as err:  # Lightning turns Ctrl-C into SystemExit
         stopped = isinstance(err, (KeyboardInterrupt, SystemExit))
         if stopped and trainer is not None and trainer.is_global_zero:
-            print(f"Interrupted in epoch {trainer.current_epoch}. {_resume_hint(run_dir)}", file=sys.stderr, flush=True)
-        text = str(err).strip()
-        metrics = {
-            "status": "interrupted" if stopped else "failed",
-            "error": text.splitlines()[0] if text else repr(err),
-        }
-        if trainer is not None:
-            metrics["epochs"] = trainer.current_epoch
+            print(f"Interrupted in epoch {trainer.current_epoch}. {resume_hint(run_dir)}", file=sys.stderr, flush=True)
+        metrics = failure(err, trainer)
         raise
     finally:
         metrics["seconds"] = round(time.perf_counter() - start, 3)
         if trainer is None or trainer.is_global_zero:
-            _write_json(run_dir / "metrics.json", metrics)
+            write_json(run_dir / "metrics.json", metrics)
     if trainer.is_global_zero:
-        _log_hparams(trainer, cfg, metrics)
-        shown = {k: v for k, v in metrics.items() if k.startswith("test/")} or {
-            k: v for k, v in metrics.items() if k.startswith(("val/", "train/"))
-        }
-        log.info("  ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
-        if learner.diverged_epoch is not None:
-            log.info(f"Diverged: the training loss was not finite at epoch {learner.diverged_epoch}; stopped there.")
-        elif metrics["status"] == "diverged":
-            log.info("Diverged: some final metrics are not finite numbers (an overflow); rescale the data.")
-        log.info(f"Run directory: {run_dir}")
+        report(metrics, trainer, learner, cfg, run_dir)
     return metrics
+
+
+def outcome(metrics: dict, trainer, learner: Learner) -> dict:
+    """A finished run's metrics with its status, epochs, size and best checkpoint, as metrics.json holds them."""
+    # A run whose numbers blew up, in training or only on the test rows, does not report them as results.
+    finite = all(math.isfinite(v) for k, v in metrics.items() if "/" in k)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    return metrics | dict(
+        status="completed" if learner.diverged_epoch is None and finite else "diverged",
+        epochs=trainer.current_epoch,
+        params=sum(p.numel() for p in learner.parameters()),
+        checkpoint=best or None,
+    )
+
+
+def failure(err: BaseException, trainer) -> dict:
+    """metrics.json of a run that was interrupted, or failed, with the error's first line."""
+    stopped = isinstance(err, (KeyboardInterrupt, SystemExit))
+    text = str(err).strip()
+    metrics = {"status": "interrupted" if stopped else "failed", "error": text.splitlines()[0] if text else repr(err)}
+    if trainer is not None:
+        metrics["epochs"] = trainer.current_epoch
+    return metrics
+
+
+def report(metrics: dict, trainer, learner: Learner, cfg: DictConfig, run_dir: Path) -> None:
+    """The end of a run: HPARAMS in TensorBoard, and its results and directory on the console and in its log."""
+    _log_hparams(trainer, cfg, metrics)
+    shown = {k: v for k, v in metrics.items() if k.startswith("test/")} or {
+        k: v for k, v in metrics.items() if k.startswith(("val/", "train/"))
+    }
+    log.info("  ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
+    if learner.diverged_epoch is not None:
+        log.info(f"Diverged: the training loss was not finite at epoch {learner.diverged_epoch}; stopped there.")
+    elif metrics["status"] == "diverged":
+        log.info("Diverged: some final metrics are not finite numbers (an overflow); rescale the data.")
+    log.info(f"Run directory: {run_dir}")
 
 
 def load_learner(path: str | Path) -> Learner:

@@ -1,0 +1,323 @@
+"""Sweep jobs that differ only in learning rate and seed, trained side by side as one stacked model.
+
+Each job keeps a Learner of its own, built from its own config with its own seed, and takes part in
+one Lightning run: the stacked forward multiplies the members' weights as one batch, one optimizer
+holds a parameter group (and state) per member, and every member sees the run through a `Member`
+view: its own metrics, loggers, callbacks, stop and checkpoints. So each job ends with what a run on
+its own leaves: its directory, metrics.json, TensorBoard run, best.ckpt and last.ckpt (a checkpoint
+of one model, which eval.py, predict.py and resuming read as any other).
+
+The Hydra side, `hydra/launcher=stacked`, is in hydra_plugins/dlbasics_stacked.
+"""
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Checkpoint, EarlyStopping, ProgressBar
+from lightning.pytorch.trainer.states import TrainerFn
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from dlbasics.callbacks import ModelSummary
+from dlbasics.errors import UserError, instantiate
+from dlbasics.module import Learner, _build
+from dlbasics.run import (
+    _sigterm_interrupts,
+    resume_hint,
+    build_learner,
+    build_outputs,
+    failure,
+    fit_options,
+    outcome,
+    report,
+    write_json,
+)
+
+log = logging.getLogger("dlbasics")
+
+# What stacked jobs may differ in; everything else in their configs must be equal.
+STACKED_KEYS = ("optimizer.lr", "seed")
+
+
+def stack_key(cfg: DictConfig) -> str | None:
+    """Jobs with the same key train as one stack; None: this job runs on its own."""
+    if "optimizer" not in cfg or cfg.get("ckpt_path") is not None:  # not a training job, or a resumed one
+        return None
+    trainer = cfg.trainer
+    if trainer.get("devices", 1) not in (1, "1") or trainer.get("num_nodes", 1) != 1 or trainer.get("strategy"):
+        return None
+    rest = OmegaConf.to_container(cfg, resolve=False)
+    rest.pop("seed", None)
+    rest["optimizer"].pop("lr", None)
+    return repr(rest)
+
+
+class Member:
+    """One member's view of the stacked run, as its callbacks, loggers and checkpoints read a Trainer.
+
+    Its own: callback_metrics, loggers, callbacks, should_stop, and the epoch and step it stopped at;
+    everything else is the run's Trainer. Its checkpoints hold its weights, optimizer state,
+    hyperparameters and callback states only: a checkpoint of a model trained alone.
+    """
+
+    def __init__(self, index: int, learner: Learner, callbacks: list, loggers: list):
+        self._trainer: L.Trainer | None = None  # the run's, once it is built
+        self.index, self.lightning_module = index, learner
+        self.callbacks, self.loggers = callbacks, loggers
+        self.callback_metrics: dict[str, torch.Tensor] = {}
+        self.should_stop = False
+        self.stopped_at: tuple[int, int] | None = None  # (epochs, global step) when it stopped training
+        self._checkpoint_connector = self
+        learner._trainer = self
+
+    def __getattr__(self, name):
+        return getattr(self._trainer, name)
+
+    @property
+    def logger(self):
+        return self.loggers[0] if self.loggers else None
+
+    @property
+    def checkpoint_callback(self):
+        return next((c for c in self.callbacks if isinstance(c, Checkpoint)), None)
+
+    @property
+    def current_epoch(self) -> int:
+        return self.stopped_at[0] if self.stopped_at else self._trainer.current_epoch
+
+    @property
+    def global_step(self) -> int:
+        return self.stopped_at[1] if self.stopped_at else self._trainer.global_step
+
+    def stop(self) -> None:
+        """Called once its last epoch is over: from here its weights and optimizer state stay as they are."""
+        self.stopped_at = (self._trainer.current_epoch + 1, self._trainer.global_step)
+        self.lightning_module.requires_grad_(False)  # no gradient, so the optimizer skips its parameters
+
+    def dump_checkpoint(self, weights_only: bool = False) -> dict:
+        stacked: Stacked = self._trainer.lightning_module
+        checkpoint = dict(stacked.dump_checkpoint(weights_only))
+        learner = self.lightning_module
+        checkpoint.update(
+            state_dict=learner.state_dict(),
+            hparams_name="kwargs",
+            hyper_parameters=dict(learner.hparams),
+            callbacks={c.state_key: c.state_dict() for c in self.callbacks if c.state_dict()},
+        )
+        if not weights_only:
+            checkpoint["optimizer_states"] = [stacked.optimizer_state(self.index, checkpoint["optimizer_states"][0])]
+        return checkpoint
+
+
+class Stacked(Learner):
+    """Learners that differ only in learning rate (and seed), as one model over a leading `members` axis."""
+
+    def __init__(self, members: list[Learner]):
+        L.LightningModule.__init__(self)
+        self.automatic_optimization = False
+        self.members = nn.ModuleList(members)
+        self.objective = members[0].objective
+        self._sums, self._rows = {}, {}
+        self.views: list[Member] = []
+        self.diverged_epoch = None
+        self._dumped: tuple[int, dict] | None = None
+
+    @property
+    def trainer(self):
+        return L.LightningModule.trainer.fget(self)
+
+    @trainer.setter
+    def trainer(self, trainer) -> None:
+        self._trainer = trainer  # the members keep their own view of it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x of shape (rows, features), or (members, rows, features); outputs (members, rows, outputs)."""
+        for i, layer in enumerate(self.members[0].model):
+            if isinstance(layer, nn.Linear):
+                weight = torch.stack([m.model[i].weight for m in self.members])
+                x = torch.matmul(x, weight.transpose(1, 2))
+                if layer.bias is not None:
+                    x = x + torch.stack([m.model[i].bias for m in self.members]).unsqueeze(1)
+            else:
+                x = layer(x)
+        return x
+
+    def configure_optimizers(self):
+        groups = [{"params": list(m.parameters()), "lr": m.hparams.optimizer["lr"]} for m in self.members]
+        return _build("optimizer", self.members[0].hparams.optimizer, _partial_=True)(groups)
+
+    def training_members(self) -> list[tuple[int, Learner]]:
+        fitting = self.trainer.state.fn == TrainerFn.FITTING
+        return [(i, m) for i, (m, v) in enumerate(zip(self.members, self.views, strict=True)) if not (fitting and v.stopped_at)]
+
+    def dump_checkpoint(self, weights_only: bool) -> dict:
+        """The run's checkpoint (loops, epoch, step), taken once a step and shared by the members' own."""
+        if self._dumped is None or self._dumped[0] != self.trainer.global_step:
+            self._dumped = self.trainer.global_step, self.trainer._checkpoint_connector.dump_checkpoint(weights_only)
+        return self._dumped[1]
+
+    def optimizer_state(self, index: int, state: dict) -> dict:
+        """Member `index`'s part of the optimizer's state_dict, numbered as its own optimizer would number it."""
+        sizes = [len(g["params"]) for g in state["param_groups"]]
+        start, n = sum(sizes[:index]), sizes[index]
+        return {
+            "state": {k - start: v for k, v in state["state"].items() if start <= k < start + n},
+            "param_groups": [{**state["param_groups"][index], "params": list(range(n))}],
+        }
+
+
+class _ForMembers:
+    """Calls each member's callbacks, hook by hook, with its own view of the run and its own Learner.
+
+    A member that has stopped training sees no more training or validation hooks; it sees the end of the
+    run and the test. `monitoring`: the checkpointing and early stopping callbacks, which Lightning calls
+    after the module's epoch end; the others otherwise.
+    """
+
+    STOPPED_SKIP = ("on_train_batch", "on_train_epoch", "on_validation", "on_before", "on_after", "on_sanity")
+
+    def __init__(self, views: list[Member], monitoring: bool):
+        super().__init__()
+        self.views, self.monitoring = views, monitoring
+        self._calls: dict[str, list] = {}
+
+    def _forward(self, hook: str, *args, **kwargs) -> None:
+        if hook not in self._calls:  # only the callbacks that implement the hook
+            self._calls[hook] = [
+                (v, getattr(c, hook))
+                for v in self.views
+                for c in v.callbacks
+                if isinstance(c, (EarlyStopping, Checkpoint)) == self.monitoring
+                and getattr(type(c), hook) is not getattr(L.Callback, hook)
+            ]
+        skip = hook.startswith(self.STOPPED_SKIP)
+        for view, fn in self._calls[hook]:
+            if not (skip and view.stopped_at):
+                fn(view, view.lightning_module, *args, **kwargs)
+
+
+def _hook(name: str):
+    def forward(self, trainer, stacked, *args, **kwargs):
+        self._forward(name, *args, **kwargs)
+
+    return forward
+
+
+for _name in vars(L.Callback):
+    if _name.startswith(("on_", "setup", "teardown")) and "checkpoint" not in _name:
+        setattr(_ForMembers, _name, _hook(_name))
+
+
+class _Callbacks(_ForMembers, L.Callback):
+    pass
+
+
+class _MonitoringCallbacks(_ForMembers, Checkpoint):
+    def on_train_epoch_end(self, trainer, stacked):
+        self._forward("on_train_epoch_end")
+        for view in self.views:
+            if view.should_stop and not view.stopped_at:
+                view.stop()
+        trainer.should_stop = all(v.stopped_at for v in self.views)
+
+
+def _log_file(run_dir: Path, name: str) -> logging.Handler:
+    """A job's log file (its train.log), as Hydra's job logging would write it."""
+    handler = logging.FileHandler(run_dir / f"{name}.log")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    return handler
+
+
+def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict | None]:
+    """Trains the jobs of `cfgs` (equal but for learning rate and seed) as one stacked model.
+
+    Returns what train() returns for each job (None for a job whose config is refused, as cli() does),
+    and writes each job's outputs in its own run_dir.
+    """
+    start, root = time.perf_counter(), logging.getLogger()
+    dirs = [Path(c.run_dir) for c in cfgs]
+    results: list[dict | None] = [None] * len(cfgs)
+    jobs, members = [], []
+    _sigterm_interrupts()
+    if cfgs[0].threads:
+        torch.set_num_threads(cfgs[0].threads)
+    try:
+        seeds = [c.seed for c in cfgs]
+        data = instantiate(cfgs[0].data, shuffle_seed=seeds if len(set(seeds)) > 1 else seeds[0])
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        data = err
+    for i, cfg in enumerate(cfgs):
+        dirs[i].mkdir(parents=True, exist_ok=True)
+        try:
+            if isinstance(data, UserError):
+                raise data
+            L.seed_everything(cfg.seed, verbose=False)  # the weights a run of this job alone starts from
+            members.append(build_learner(cfg, data))
+            jobs.append(i)
+        except UserError as err:
+            if err is not data:
+                print(f"error: {err}", file=sys.stderr, flush=True)
+            write_json(dirs[i] / "metrics.json", failure(err, None) | {"seconds": 0.0})
+    if not members:
+        return results
+    stacked = Stacked(members)
+    for index, (i, learner) in enumerate(zip(jobs, members, strict=True)):
+        callbacks, loggers = build_outputs(cfgs[i], data)
+        if index > 0:  # the model summary and the progress line are the console's: shown once
+            callbacks = [c for c in callbacks if not isinstance(c, (ModelSummary, ProgressBar))]
+        stacked.views.append(Member(index, learner, callbacks, loggers))
+    trainer = instantiate(
+        cfgs[jobs[0]].trainer,
+        default_root_dir=dirs[jobs[0]],
+        callbacks=[_Callbacks(stacked.views, monitoring=False), _MonitoringCallbacks(stacked.views, monitoring=True)],
+        logger=False,
+        enable_progress_bar=False,
+        **fit_options(data),
+    )
+    for view in stacked.views:
+        view._trainer = trainer
+    differ = [k for k in STACKED_KEYS if len({str(OmegaConf.select(cfgs[i], k)) for i in jobs}) > 1]
+    log.info(f"{len(jobs)} jobs trained side by side as one stacked model ({', '.join(differ) or 'nothing'} differ)")
+    logs = {i: _log_file(dirs[i], log_name) for i in jobs}
+    for handler in logs.values():
+        root.addHandler(handler)
+    outcomes: list[dict] = []
+    try:
+        trainer.fit(stacked, datamodule=data)
+        fitted = [{k: float(v) for k, v in view.callback_metrics.items()} for view in stacked.views]
+        if data.has("test"):  # each member tested with its best weights, all in one pass
+            for view in stacked.views:
+                best = view.checkpoint_callback.best_model_path if view.checkpoint_callback else ""
+                if best:
+                    state = torch.load(best, map_location=stacked.device, weights_only=True)["state_dict"]
+                    view.lightning_module.load_state_dict(state)
+            trainer.test(stacked, datamodule=data, verbose=False)
+        for view, metrics in zip(stacked.views, fitted, strict=True):
+            tested = {k: float(v) for k, v in view.callback_metrics.items() if k.startswith("test/")}
+            outcomes.append(outcome(metrics | tested, view, view.lightning_module))
+    except BaseException as err:
+        outcomes = [failure(err, view) for view in stacked.views]
+        if isinstance(err, (KeyboardInterrupt, SystemExit)):
+            print(f"Interrupted in epoch {trainer.current_epoch}. Each job resumes on its own:", file=sys.stderr)
+            for i in jobs:
+                print(f"  {resume_hint(dirs[i])}", file=sys.stderr, flush=True)
+        raise
+    finally:
+        for handler in logs.values():
+            root.removeHandler(handler)
+        seconds = round(time.perf_counter() - start, 3)
+        for i, metrics in zip(jobs, outcomes, strict=False):
+            results[i] = metrics | {"seconds": seconds}
+            write_json(dirs[i] / "metrics.json", results[i])
+    for i, view in zip(jobs, stacked.views, strict=True):
+        root.addHandler(logs[i])
+        report(results[i], view, view.lightning_module, cfgs[i], dirs[i])
+        root.removeHandler(logs[i])
+        for logger in view.loggers:
+            logger.finalize("success")
+    return results
