@@ -12,13 +12,18 @@ from dlbasics.sweep import by_seed
 from .conftest import make_cfg, read_metrics, run_script
 
 
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
-    """A learning-rate sweep on chapter 1's data, with a diverging and a failing grid point, over two seeds."""
+@pytest.fixture(scope="module", params=["basic", "stacked"])
+def sweep(tmp_path_factory, request):
+    """A learning-rate sweep on chapter 1's data, with a diverging and a failing grid point, over two seeds.
+
+    Run by Hydra's basic launcher (a run per job) and by ours, which trains the jobs as one stacked model:
+    the same tests hold for both.
+    """
     sweep_dir = tmp_path_factory.mktemp("sweep")
     result = run_script(
         "train.py", "-m", "data=boston_rm", "model=perceptron", "optimizer=sgd", "data.batch_size=null",
         "optimizer.lr=0.01,10,-1", "seed=0,1", "trainer.max_epochs=30", "logger=csv", f"hydra.sweep.dir={sweep_dir}",
+        f"hydra/launcher={request.param}",
     )  # fmt: skip
     return sweep_dir, result, pd.read_csv(sweep_dir / "summary.csv")
 

@@ -17,7 +17,7 @@ from dlbasics.losses import Objective
 TRUSTED = {"model": "dlbasics.models.", "optimizer": "torch.optim."}
 
 
-def _build(kind: str, cfg: dict, **kwargs):
+def trusted(kind: str, cfg: dict, **kwargs):
     """instantiate() restricted to our models and torch's optimizers: a checkpoint names no other code."""
     target = str(cfg.get("_target_", ""))
     if not target.startswith(TRUSTED[kind]):
@@ -35,7 +35,7 @@ class Learner(L.LightningModule):
         model = dict(model)
         self.objective = Objective(data["task"], loss, model.pop("output_activation", "auto"))
         sizes = dict(n_features=data["n_features"], n_outputs=data["n_outputs"], output_offset=data.get("y_mean", 0.0))
-        self.model = _build("model", model, **sizes)
+        self.model = trusted("model", model, **sizes)
         lr = optimizer.get("lr")
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
             raise UserError(f"optimizer.lr must be a positive number; got {lr!r}.")
@@ -56,7 +56,7 @@ class Learner(L.LightningModule):
         return self.model(x).unsqueeze(0)
 
     def configure_optimizers(self):
-        return _build("optimizer", self.hparams.optimizer, params=self.parameters())
+        return trusted("optimizer", self.hparams.optimizer, params=self.parameters())
 
     def _step(self, batch, split: str) -> torch.Tensor:
         x, y = batch

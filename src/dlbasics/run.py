@@ -3,6 +3,8 @@
 import json
 import logging
 import math
+import re
+import shlex
 import signal
 import sys
 import threading
@@ -130,10 +132,12 @@ def resume_hint(run_dir: Path) -> str:
     saved = run_dir / ".hydra" / "overrides.yaml"  # as Hydra saved them for this run
     overrides = list(OmegaConf.load(saved)) if saved.is_file() else []
     kept = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
-    return " ".join(["Resume: python train.py", *kept, f"hydra.run.dir={run_dir}", "ckpt_path=last"])
+    directory = f'"{run_dir}"' if re.search(r"[=,:\s'\"\[\](){}]", str(run_dir)) else str(run_dir)  # Hydra's quotes
+    args = [*kept, f"hydra.run.dir={directory}", "ckpt_path=last"]
+    return "Resume: python train.py " + " ".join(shlex.quote(a) for a in args)  # and the shell's
 
 
-def _sigterm_interrupts() -> None:
+def sigterm_interrupts() -> None:
     """SIGTERM (kill, a scheduler) stops a run as Ctrl-C does: the last completed epoch is kept."""
 
     def interrupt(signum, frame):
@@ -152,7 +156,7 @@ def train(cfg: DictConfig) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     start, trainer, metrics = time.perf_counter(), None, {}
     try:
-        _sigterm_interrupts()
+        sigterm_interrupts()
         L.seed_everything(cfg.seed, verbose=False)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)

@@ -24,16 +24,16 @@ from torch import nn
 
 from dlbasics.callbacks import ModelSummary
 from dlbasics.errors import UserError, instantiate
-from dlbasics.module import Learner, _build
+from dlbasics.module import Learner, trusted
 from dlbasics.run import (
-    _sigterm_interrupts,
-    resume_hint,
     build_learner,
     build_outputs,
     failure,
     fit_options,
     outcome,
     report,
+    resume_hint,
+    sigterm_interrupts,
     write_json,
 )
 
@@ -148,11 +148,11 @@ class Stacked(Learner):
 
     def configure_optimizers(self):
         groups = [{"params": list(m.parameters()), "lr": m.hparams.optimizer["lr"]} for m in self.members]
-        return _build("optimizer", self.members[0].hparams.optimizer, _partial_=True)(groups)
+        return trusted("optimizer", self.members[0].hparams.optimizer, _partial_=True)(groups)
 
     def training_members(self) -> list[tuple[int, Learner]]:
         fitting = self.trainer.state.fn == TrainerFn.FITTING
-        return [(i, m) for i, (m, v) in enumerate(zip(self.members, self.views, strict=True)) if not (fitting and v.stopped_at)]
+        return [(v.index, v.lightning_module) for v in self.views if not (fitting and v.stopped_at)]
 
     def dump_checkpoint(self, weights_only: bool) -> dict:
         """The run's checkpoint (loops, epoch, step), taken once a step and shared by the members' own."""
@@ -242,7 +242,7 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
     dirs = [Path(c.run_dir) for c in cfgs]
     results: list[dict | None] = [None] * len(cfgs)
     jobs, members = [], []
-    _sigterm_interrupts()
+    sigterm_interrupts()
     if cfgs[0].threads:
         torch.set_num_threads(cfgs[0].threads)
     try:

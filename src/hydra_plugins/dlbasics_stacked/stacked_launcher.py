@@ -105,6 +105,7 @@ class StackedLauncher(Launcher):
                 tasks.append(task)
                 returns.append(ret)
                 callbacks.on_job_start(config=config, task_function=self.task_function)
+            _console_log(configs[0])
             try:
                 results = train_stacked(tasks, log_name=configs[0].hydra.job.name)
                 for ret, task, metrics in zip(returns, tasks, results, strict=True):
@@ -119,3 +120,14 @@ class StackedLauncher(Launcher):
         finally:
             HydraConfig.instance().cfg = original
         return returns
+
+
+def _console_log(config) -> None:
+    """The job logging the config asks for, without its log file: each stacked job writes its own."""
+    logging_cfg = OmegaConf.to_container(config.hydra.job_logging, resolve=False)
+    files = [k for k, h in logging_cfg.get("handlers", {}).items() if h.get("class", "").endswith("FileHandler")]
+    for name in files:
+        del logging_cfg["handlers"][name]
+    for logger in [logging_cfg.get("root", {}), *logging_cfg.get("loggers", {}).values()]:
+        logger["handlers"] = [h for h in logger.get("handlers", []) if h not in files]
+    configure_log(OmegaConf.create(logging_cfg), config.hydra.verbose)

@@ -1,0 +1,88 @@
+"""hydra/launcher=stacked: jobs differing only in learning rate and seed, trained as one model, end as if alone."""
+
+import shutil
+
+import pytest
+import torch
+import yaml
+
+from dlbasics.run import load_learner, train
+from dlbasics.stacked import stack_key
+
+from .conftest import make_cfg, read_metrics, run_script
+
+SWEEP = ["optimizer.lr=0.003,0.03", "seed=0,1", "model.width=8,16"]
+COMMON = ["data=iris", "data.batch_size=16", "trainer.max_epochs=6", "callbacks.model_checkpoint.write_seconds=0"]
+
+
+@pytest.fixture(scope="module")
+def stacked(tmp_path_factory):
+    """8 iris jobs in minibatches: two stacks of four (two learning rates x two seeds), one per width."""
+    sweep_dir = tmp_path_factory.mktemp("stacked")
+    result = run_script(
+        "train.py", "-m", *SWEEP, *COMMON, "hydra/launcher=stacked", f"hydra.sweep.dir={sweep_dir}"
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return sweep_dir, result
+
+
+def _job(sweep_dir, lr, seed, width):
+    return sweep_dir / f"model.width={width},optimizer.lr={lr},seed={seed}"
+
+
+@pytest.mark.parametrize("lr,seed,width", [("0.03", 1, 16), ("0.003", 0, 8)])
+def test_each_stacked_job_ends_with_the_weights_of_the_job_run_alone(stacked, tmp_path, lr, seed, width):
+    sweep_dir, _ = stacked
+    alone = train(make_cfg(tmp_path, *COMMON, f"optimizer.lr={lr}", f"seed={seed}", f"model.width={width}"))
+    job = _job(sweep_dir, lr, seed, width)
+    together = read_metrics(job)
+    for name in ("last", "best"):
+        mine = torch.load(job / "checkpoints" / f"{name}.ckpt", weights_only=True)
+        theirs = torch.load(tmp_path / "checkpoints" / f"{name}.ckpt", weights_only=True)
+        assert mine["epoch"] == theirs["epoch"] and mine["global_step"] == theirs["global_step"]
+        assert mine["loops"] == theirs["loops"] and mine["hyper_parameters"] == theirs["hyper_parameters"]
+        for key, value in theirs["state_dict"].items():
+            torch.testing.assert_close(mine["state_dict"][key], value, rtol=1e-4, atol=1e-5)
+        mine_opt, theirs_opt = mine["optimizer_states"][0], theirs["optimizer_states"][0]
+        assert mine_opt["param_groups"] == theirs_opt["param_groups"]  # its own learning rate and numbering
+        for i, state in theirs_opt["state"].items():
+            torch.testing.assert_close(mine_opt["state"][i]["exp_avg_sq"], state["exp_avg_sq"], rtol=1e-3, atol=1e-8)
+    for key in ("val/loss", "test/loss", "test/acc"):
+        assert together[key] == pytest.approx(alone[key], rel=1e-4, abs=1e-6)
+    assert together["status"] == alone["status"] == "completed" and together["epochs"] == alone["epochs"] == 6
+
+
+def test_each_stacked_job_has_the_outputs_of_a_run(stacked):
+    sweep_dir, result = stacked
+    assert "Launching 8 jobs locally: 8 in 2 stack(s)" in result.stdout
+    assert result.stdout.count("4 jobs trained side by side as one stacked model (optimizer.lr, seed differ)") == 2
+    assert result.stdout.count("Total params:") == 2  # one model summary a stack
+    job = _job(sweep_dir, "0.03", 1, 16)
+    assert yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) == [
+        "optimizer.lr=0.03", "seed=1", "model.width=16", *COMMON, ]  # fmt: skip
+    assert len(list(job.glob("events.out.tfevents.*"))) == 1
+    log = (job / "train.log").read_text()
+    assert f"Run directory: {job}" in log and log.count("Run directory:") == 1
+    learner = load_learner(job / "checkpoints" / "best.ckpt")  # a checkpoint of one model, as eval.py reads it
+    assert learner.hparams.optimizer["lr"] == 0.03 and learner.model[0].out_features == 16
+    assert len(list(sweep_dir.glob("*/metrics.json"))) == 8 and (sweep_dir / "summary.csv").is_file()
+
+
+def test_a_stacked_job_resumes_on_its_own(stacked, tmp_path):
+    sweep_dir, _ = stacked
+    copy = shutil.copytree(_job(sweep_dir, "0.003", 1, 8), tmp_path / "resumed")  # resumed in place, as a user would
+    more = ["optimizer.lr=0.003", "seed=1", "model.width=8", *COMMON[:-1], "trainer.max_epochs=8"]
+    resumed = train(make_cfg(copy, *more, "ckpt_path=last"))
+    alone = train(make_cfg(tmp_path / "alone", *more))
+    assert resumed["epochs"] == 8 and resumed["val/loss"] == pytest.approx(alone["val/loss"], rel=1e-4)
+
+
+def test_only_jobs_that_differ_in_learning_rate_and_seed_share_a_stack(tmp_path):
+    def key(*overrides):
+        return stack_key(make_cfg(tmp_path, *overrides))
+
+    assert key("optimizer.lr=0.1", "seed=1") == key("optimizer.lr=0.01", "seed=2") is not None
+    assert key("model.width=8") != key("model.width=16")
+    assert key("optimizer=sgd") != key("optimizer=adam")
+    assert key("ckpt_path=last") is None  # a resumed run, and a distributed one, run on their own
+    assert key("trainer=ddp_cpu") is None
