@@ -13,7 +13,6 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
-from lightning_utilities import apply_to_collection
 
 log = logging.getLogger("dlbasics")
 
@@ -117,7 +116,8 @@ class LossLandscape(L.Callback):
     def on_train_epoch_end(self, trainer, learner):
         if self.names:
             self.path.append(self._values(learner))
-            learner.publish({f"train/{n}": torch.tensor(v) for n, v in zip(self.names, self.path[-1], strict=True)})
+            values = {f"train/{n}": torch.tensor(v) for n, v in zip(self.names, self.path[-1], strict=True)}
+            learner.publish(values, log=False)  # logged with the epoch's loss, by the module's epoch end
 
     def _loss(self, learner, x, y, values) -> float:
         params, start = {}, 0
@@ -164,6 +164,10 @@ class LossLandscape(L.Callback):
         figures.save(fig, self.dirpath / "landscape.png")
 
 
+def _copy(value):
+    return value.clone() if isinstance(value, torch.Tensor) else value
+
+
 class Checkpoints(ModelCheckpoint):
     """Lightning's ModelCheckpoint (the best by the monitored metric, and the last), written lazily and atomically.
 
@@ -184,14 +188,26 @@ class Checkpoints(ModelCheckpoint):
         if self._snapshot is None or self._snapshot[0] != trainer.global_step:  # best and last share one
             checkpoint = trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only)
             # training goes on updating the weights and optimizer state in place: keep copies of those
-            for key in ("state_dict", "optimizer_states"):
-                checkpoint[key] = apply_to_collection(checkpoint.get(key, {}), torch.Tensor, torch.clone)
+            checkpoint["state_dict"] = {k: v.clone() for k, v in checkpoint["state_dict"].items()}
+            if "optimizer_states" in checkpoint:
+                checkpoint["optimizer_states"] = [
+                    {**o, "state": {i: {k: _copy(v) for k, v in s.items()} for i, s in o["state"].items()}}
+                    for o in checkpoint["optimizer_states"]
+                ]
             self._snapshot = trainer.global_step, checkpoint
         self._pending[filepath] = self._snapshot[1]
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
         if time.monotonic() - self._written >= self.write_seconds:
             self.write(trainer)
+
+    def _monitor_candidates(self, trainer) -> dict[str, torch.Tensor]:
+        # ModelCheckpoint deep-copies the metrics each time; ours are new tensors each epoch, never changed
+        return {
+            **trainer.callback_metrics,
+            "epoch": torch.tensor(trainer.current_epoch),
+            "step": torch.tensor(trainer.global_step),
+        }
 
     def _remove_checkpoint(self, trainer, filepath: str) -> None:
         if self._pending.pop(filepath, None) is None:

@@ -7,6 +7,7 @@ and an optimizer step, nothing more.
 """
 
 import math
+import time
 
 import lightning as L
 import torch
@@ -14,6 +15,7 @@ import torch
 from dlbasics.errors import UserError, instantiate
 from dlbasics.losses import Objective
 
+LOG_SECONDS = 1.0  # how often the loggers are written to during training
 TRUSTED = {"model": "dlbasics.models.", "optimizer": "torch.optim."}
 
 
@@ -41,6 +43,9 @@ class Learner(L.LightningModule):
             raise UserError(f"optimizer.lr must be a positive number; got {lr!r}.")
         self._sums: dict[str, dict[str, torch.Tensor]] = {}
         self._rows: dict[str, int] = {}
+        self._unlogged: dict[str, torch.Tensor] = {}
+        self._to_log: list[tuple[int, dict[str, float]]] = []
+        self._logged_at = time.monotonic()
         self.diverged_epoch: int | None = None
 
     def __setattr__(self, name: str, value) -> None:
@@ -91,24 +96,51 @@ class Learner(L.LightningModule):
             rows = int(self.trainer.strategy.reduce(torch.tensor(float(rows), device=self.device), reduce_op="sum"))
         metrics = self.objective.metrics(sums, rows)
         for i, member in self.training_members():
-            member.publish({f"{split}/{k}": v[i] for k, v in metrics.items()})
+            # validation's values go to the loggers with training's, at the end of the same epoch
+            member.publish({f"{split}/{k}": v[i] for k, v in metrics.items()}, log=split != "val")
         return metrics
 
     def training_members(self) -> list[tuple[int, "Learner"]]:
         """(index, Learner) of the models still being trained, or tested: a Learner is its own one member."""
         return [(0, self)]
 
-    def publish(self, metrics: dict[str, torch.Tensor]) -> None:
+    def publish(self, metrics: dict[str, torch.Tensor], log: bool = True) -> None:
         """Epoch metrics, straight to where they are read (checkpointing, early stopping, the progress line,
-        metrics.json) and to the loggers, at the global step: self.log costs about a millisecond a key."""
+        metrics.json), and to the loggers at the global step with any held back (`log=False`).
+
+        self.log costs about a millisecond a key. The loggers get the epochs' values in one burst a
+        second (`flush_logs`): a TensorBoard writer's thread woken for every value slows training down.
+        """
         self.trainer.callback_metrics.update(metrics)
+        self._unlogged.update(metrics)
+        if log:
+            self._to_log.append((self.global_step, {k: float(v) for k, v in self._unlogged.items()}))
+            self._unlogged.clear()
+            if time.monotonic() - self._logged_at >= LOG_SECONDS:
+                self.flush_logs()
+
+    def flush_logs(self) -> None:
         for logger in self.loggers:
-            logger.log_metrics({k: float(v) for k, v in metrics.items()}, step=self.global_step)
+            for step, values in self._to_log:
+                logger.log_metrics(values, step=step)
+            if self._to_log and hasattr(logger.experiment, "flush"):
+                # written now, while training waits: a writer thread running beside it slows every step
+                logger.experiment.flush()
+        self._to_log.clear()
+        self._logged_at = time.monotonic()
+
+    def on_train_end(self):
+        for _, member in self.training_members():
+            member.flush_logs()
+
+    def on_test_end(self):
+        self.on_train_end()
 
     def on_train_epoch_end(self):
         members, loss = self.training_members(), self._log_epoch("train").get("loss")
-        for i, member in members if loss is not None else ():
-            if not torch.isfinite(loss[i]):
+        finite = torch.isfinite(loss).tolist() if loss is not None else [True] * len(members)
+        for i, member in members:
+            if not finite[i]:
                 # A diverged model stops here rather than training on NaN for the remaining epochs.
                 member.diverged_epoch = self.current_epoch
                 member.trainer.should_stop = True

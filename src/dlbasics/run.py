@@ -154,7 +154,7 @@ def train(cfg: DictConfig) -> dict:
     """
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    start, trainer, metrics = time.perf_counter(), None, {}
+    start, trainer, learner, metrics = time.perf_counter(), None, None, {}
     try:
         sigterm_interrupts()
         L.seed_everything(cfg.seed, verbose=False)
@@ -173,6 +173,8 @@ def train(cfg: DictConfig) -> dict:
         if stopped and trainer is not None and trainer.is_global_zero:
             print(f"Interrupted in epoch {trainer.current_epoch}. {resume_hint(run_dir)}", file=sys.stderr, flush=True)
         metrics = failure(err, trainer)
+        if learner is not None:
+            learner.flush_logs()  # the loggers hold every completed epoch
         raise
     finally:
         metrics["seconds"] = round(time.perf_counter() - start, 3)

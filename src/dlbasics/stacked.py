@@ -106,7 +106,7 @@ class Member:
             state_dict=learner.state_dict(),
             hparams_name="kwargs",
             hyper_parameters=dict(learner.hparams),
-            callbacks={c.state_key: c.state_dict() for c in self.callbacks if c.state_dict()},
+            callbacks={c.state_key: state for c in self.callbacks if (state := c.state_dict())},
         )
         if not weights_only:
             checkpoint["optimizer_states"] = [stacked.optimizer_state(self.index, checkpoint["optimizer_states"][0])]
@@ -125,6 +125,7 @@ class Stacked(Learner):
         self.views: list[Member] = []
         self.diverged_epoch = None
         self._dumped: tuple[int, dict] | None = None
+        self._layer_params: list | None = None
 
     @property
     def trainer(self):
@@ -136,15 +137,30 @@ class Stacked(Learner):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x of shape (rows, features), or (members, rows, features); outputs (members, rows, outputs)."""
-        for i, layer in enumerate(self.members[0].model):
-            if isinstance(layer, nn.Linear):
-                weight = torch.stack([m.model[i].weight for m in self.members])
-                x = torch.matmul(x, weight.transpose(1, 2))
-                if layer.bias is not None:
-                    x = x + torch.stack([m.model[i].bias for m in self.members]).unsqueeze(1)
+        for layer, weights, biases in self._layers:
+            if weights:  # a Linear layer: every member's weights, stacked (and their gradients unstacked)
+                x = torch.matmul(x, torch.stack(weights).transpose(1, 2))
+                if biases:
+                    x = x + torch.stack(biases).unsqueeze(1)
             else:
                 x = layer(x)
         return x
+
+    @property
+    def _layers(self) -> list[tuple[nn.Module, list, list]]:
+        """Per layer: the first member's, and for a Linear every member's weight and bias, looked up once."""
+        if self._layer_params is None:
+            self._layer_params = []
+            for layers in zip(*(m.model for m in self.members), strict=True):
+                linear = isinstance(layers[0], nn.Linear)
+                weights = [layer.weight for layer in layers] if linear else []
+                biases = [layer.bias for layer in layers] if linear and layers[0].bias is not None else []
+                self._layer_params.append((layers[0], weights, biases))
+        return self._layer_params
+
+    def on_train_end(self):
+        for member in self.members:  # those that stopped early too
+            member.flush_logs()
 
     def configure_optimizers(self):
         groups = [{"params": list(m.parameters()), "lr": m.hparams.optimizer["lr"]} for m in self.members]
@@ -302,6 +318,8 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
             outcomes.append(outcome(metrics | tested, view, view.lightning_module))
     except BaseException as err:
         outcomes = [failure(err, view) for view in stacked.views]
+        for member in members:
+            member.flush_logs()
         if isinstance(err, (KeyboardInterrupt, SystemExit)):
             print(f"Interrupted in epoch {trainer.current_epoch}. Each job resumes on its own:", file=sys.stderr)
             for i in jobs:
