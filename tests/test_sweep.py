@@ -12,20 +12,40 @@ from dlbasics.sweep import by_seed
 from .conftest import make_cfg, read_metrics, run_script
 
 
-@pytest.fixture(scope="module", params=["basic", "stacked"])
-def sweep(tmp_path_factory, request):
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory):
     """A learning-rate sweep on chapter 1's data, with a diverging and a failing grid point, over two seeds.
 
-    Run by Hydra's basic launcher (a run per job) and by ours, which trains the jobs as one stacked model:
-    the same tests hold for both.
+    Run by Hydra's basic launcher (a run per job) and by ours, which trains the jobs as one stacked model.
     """
-    sweep_dir = tmp_path_factory.mktemp("sweep")
-    result = run_script(
-        "train.py", "-m", "data=boston_rm", "model=perceptron", "optimizer=sgd", "data.batch_size=null",
-        "optimizer.lr=0.01,10,-1", "seed=0,1", "trainer.max_epochs=30", "logger=csv", f"hydra.sweep.dir={sweep_dir}",
-        f"hydra/launcher={request.param}",
-    )  # fmt: skip
-    return sweep_dir, result, pd.read_csv(sweep_dir / "summary.csv")
+    out = {}
+    for launcher in ("basic", "stacked"):
+        sweep_dir = tmp_path_factory.mktemp(launcher)
+        result = run_script(
+            "train.py", "-m", "data=boston_rm", "model=perceptron", "optimizer=sgd", "data.batch_size=null",
+            "optimizer.lr=0.01,10,-1", "seed=0,1", "trainer.max_epochs=30", "logger=csv",
+            f"hydra.sweep.dir={sweep_dir}", f"hydra/launcher={launcher}",
+        )  # fmt: skip
+        out[launcher] = sweep_dir, result, pd.read_csv(sweep_dir / "summary.csv")
+    return out
+
+
+@pytest.fixture(params=["basic", "stacked"])
+def sweep(sweeps, request):
+    """The same tests hold for both launchers."""
+    return sweeps[request.param]
+
+
+def test_both_launchers_give_each_job_the_same_config(sweeps):
+    basic, stacked = sweeps["basic"][0], sweeps["stacked"][0]
+    jobs = sorted(p.name for p in basic.iterdir() if p.is_dir())
+    assert jobs == sorted(p.name for p in stacked.iterdir() if p.is_dir()) and len(jobs) == 6
+    for job in jobs:
+        for name in ("config.yaml", "overrides.yaml"):
+            assert (basic / job / ".hydra" / name).read_text() == (stacked / job / ".hydra" / name).read_text()
+        ours, theirs = (yaml.safe_load((d / job / ".hydra" / "hydra.yaml").read_text()) for d in (stacked, basic))
+        assert ours["hydra"]["job"] == theirs["hydra"]["job"]  # name, id, num, override_dirname, ...
+        assert ours["hydra"]["overrides"]["task"] == theirs["hydra"]["overrides"]["task"]
 
 
 def test_sweep_summary_has_a_row_per_job_best_first(sweep):

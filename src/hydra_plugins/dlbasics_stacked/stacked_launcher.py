@@ -15,8 +15,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import OverrideType, ValueType
 from hydra.core.utils import JobReturn, JobStatus, _save_config, configure_log, filter_overrides, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from omegaconf import OmegaConf, open_dict, read_write
@@ -42,9 +45,9 @@ class StackedLauncher(Launcher):
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        configs, stacks = [], defaultdict(list)
+        configs, stacks, composed = [], defaultdict(list), {}
         for idx, overrides in enumerate(job_overrides, initial_job_idx):
-            config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            config = self._config(list(overrides), composed)
             with open_dict(config):
                 config.hydra.job.id = config.hydra.job.num = idx
             task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
@@ -65,6 +68,32 @@ class StackedLauncher(Launcher):
                     returns[j] = ret
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return returns
+
+    def _config(self, overrides: list[str], composed: dict):
+        """The job's config: composed by Hydra, or, for a job that differs from one already composed only in
+        the values of `optimizer.lr` and `seed`, that config with those values (composing takes 0.15 s)."""
+        from dlbasics.stacked import STACKED_KEYS
+
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        varied = [
+            o for o in parsed
+            if o.key_or_group in STACKED_KEYS and o.type == OverrideType.CHANGE and o.value_type == ValueType.ELEMENT
+        ]  # fmt: skip
+        rest = tuple(o.input_line for o in parsed if o not in varied)
+        if rest not in composed:
+            composed[rest] = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+            return composed[rest]
+        config = copy.deepcopy(composed[rest])
+        for o in varied:
+            OmegaConf.update(config, o.key_or_group, o.value())
+        task = [o for o in parsed if not o.is_hydra_override()]
+        job = config.hydra.job
+        config.hydra.overrides.task = [o.input_line for o in task]
+        job.override_dirname = get_overrides_dirname(
+            task, job.config.override_dirname.exclude_keys, job.config.override_dirname.item_sep,
+            job.config.override_dirname.kv_sep,
+        )  # fmt: skip
+        return config
 
     def _alone(self, config) -> JobReturn:
         return run_job(
