@@ -96,7 +96,8 @@ class Member:
     def stop(self) -> None:
         """Called once its last epoch is over: from here its weights and optimizer state stay as they are."""
         self.stopped_at = (self._trainer.current_epoch + 1, self._trainer.global_step)
-        self.lightning_module.requires_grad_(False)  # no gradient, so the optimizer skips its parameters
+        for param in self.lightning_module.parameters():
+            param.grad = None  # and none to come: the optimizer skips its parameters
 
     def dump_checkpoint(self, weights_only: bool = False) -> dict:
         stacked: Stacked = self._trainer.lightning_module
@@ -125,7 +126,24 @@ class Stacked(Learner):
         self.views: list[Member] = []
         self.diverged_epoch = None
         self._dumped: tuple[int, dict] | None = None
-        self._layer_params: list | None = None
+        # Each parameter of the members, stacked: shape (members, *shape), in the order of named_parameters.
+        self._names = [name for name, _ in members[0].model.named_parameters()]
+        self.stacked = nn.ParameterList(
+            nn.Parameter(torch.stack([m.model.get_parameter(name).detach() for m in members])) for name in self._names
+        )
+        self._share()
+
+    def _share(self) -> None:
+        """Each member's parameters become views of the stacked ones: one storage, which the stacked forward
+        reads and each member's optimizer group updates."""
+        for name, stacked in zip(self._names, self.stacked, strict=True):
+            for i, member in enumerate(self.members):
+                member.model.get_parameter(name).data = stacked.data[i]
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self._share()  # moving to a device, or to another dtype, copies each tensor on its own
+        return self
 
     @property
     def trainer(self):
@@ -137,26 +155,24 @@ class Stacked(Learner):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x of shape (rows, features), or (members, rows, features); outputs (members, rows, outputs)."""
-        for layer, weights, biases in self._layers:
-            if weights:  # a Linear layer: every member's weights, stacked (and their gradients unstacked)
-                x = torch.matmul(x, torch.stack(weights).transpose(1, 2))
-                if biases:
-                    x = x + torch.stack(biases).unsqueeze(1)
+        stacked = iter(self.stacked)
+        for layer in self.members[0].model:
+            if isinstance(layer, nn.Linear):  # every member's layer at once
+                x = torch.matmul(x, next(stacked).transpose(1, 2))
+                if layer.bias is not None:
+                    x = x + next(stacked).unsqueeze(1)
             else:
                 x = layer(x)
         return x
 
-    @property
-    def _layers(self) -> list[tuple[nn.Module, list, list]]:
-        """Per layer: the first member's, and for a Linear every member's weight and bias, looked up once."""
-        if self._layer_params is None:
-            self._layer_params = []
-            for layers in zip(*(m.model for m in self.members), strict=True):
-                linear = isinstance(layers[0], nn.Linear)
-                weights = [layer.weight for layer in layers] if linear else []
-                biases = [layer.bias for layer in layers] if linear and layers[0].bias is not None else []
-                self._layer_params.append((layers[0], weights, biases))
-        return self._layer_params
+    def training_step(self, batch, batch_idx):
+        for stacked in self.stacked:
+            stacked.grad = None
+        self.manual_backward(self._step(batch, "train").sum())
+        for i, member in self.training_members():  # a stopped member gets no gradient: the optimizer skips it
+            for stacked, param in zip(self.stacked, member.model.parameters(), strict=True):
+                param.grad = stacked.grad[i]
+        self.optimizers().step()
 
     def on_train_end(self):
         for member in self.members:  # those that stopped early too
