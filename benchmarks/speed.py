@@ -11,7 +11,8 @@ size and shuffling, Adam lr 1e-3, one validation pass per epoch, same number of 
     2  iris, batch size 16: marginal ms per epoch, (t(200) - t(20)) / 180
     3  200,000 x 20 regression CSV, batch 1024, model mlp: training rows per second, 3 epochs minus 1
     4  start-up: `python train.py` for one epoch, against `python -c "import lightning"`
-    5  (the sweep: to be added)
+    5  an 8-job learning-rate sweep on iris, 300 epochs each: whole wall time, hydra/launcher=stacked
+       (and Hydra's basic launcher) against one default run, `python train.py`
     6  loading a 1,000,000 x 20 CSV: TabularData against pandas.read_csv, time and peak memory
 
 Marginal costs leave start-up (imports, data loading, the final test) out. Each timing is the best
@@ -57,8 +58,17 @@ LR = 1e-3  # conf/optimizer/adam.yaml; the plain loop uses the same
 ENGINE = "pyarrow" if importlib.util.find_spec("pyarrow") else "c"
 
 SIZES = {
-    "full": dict(iris_full=(500, 50), iris_b16=(200, 20), csv_rows=200_000, csv_epochs=(3, 1), load_rows=1_000_000),
-    "quick": dict(iris_full=(100, 20), iris_b16=(100, 20), csv_rows=20_000, csv_epochs=(3, 1), load_rows=100_000),
+    "full": dict(
+        iris_full=(500, 50),
+        iris_b16=(200, 20),
+        csv_rows=200_000,
+        csv_epochs=(3, 1),
+        sweep_epochs=300,
+        load_rows=1_000_000,
+    ),
+    "quick": dict(
+        iris_full=(100, 20), iris_b16=(100, 20), csv_rows=20_000, csv_epochs=(3, 1), sweep_epochs=10, load_rows=100_000
+    ),
 }
 
 
@@ -290,10 +300,38 @@ def startup_row(number: int, repeats: int) -> dict:
     )
 
 
-# --- Row 5: the sweep (to be added) ---------------------------------------------------------------
-# A sweep row goes here: e.g. time for `python train.py -m ...` over N jobs against N plain loops.
-# Write sweep_row(number, ...) returning a list of dicts like the other rows, and put it in place of
-# the None under "5" in main() below.
+# --- Row 5: a learning-rate sweep, whole commands ---------------------------------------------------
+
+LRS = "1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,1e-1,3e-1"
+
+
+def sweep_row(number: int, epochs: int, repeats: int) -> list[dict]:
+    """`python train.py -m optimizer.lr=<8 values>` (iris), whole wall time, against one default run.
+
+    With hydra/launcher=stacked the eight jobs train as one stacked model (the target: 1.5x one run);
+    Hydra's basic launcher, a run per job in turn, is timed once beside it.
+    """
+    sweep = ["train.py", "-m", "data=iris", f"optimizer.lr={LRS}", f"trainer.max_epochs={epochs}"]
+    best = command_seconds(
+        {
+            "stacked": lambda tmp: [*sweep, "hydra/launcher=stacked", f"hydra.sweep.dir={tmp}"],
+            "one": lambda tmp: ["train.py", f"hydra.run.dir={tmp}"],
+        },
+        repeats,
+    )
+    basic = command_seconds({"basic": lambda tmp: [*sweep, f"hydra.sweep.dir={tmp}"]}, 1)["basic"]
+    one = best["one"]
+    what = f"8-job lr sweep, iris, {epochs} epochs each"
+    note = (
+        f"row {number}: whole commands, best of {repeats} taking turns (basic launcher: once); one default run is "
+        f"`python train.py` (iris, 200 epochs); each sweep ends with its summary table and figure"
+    )
+    return [
+        dict(row=f"{number}a", what=f"{what}, stacked vs one run", ours=f"{best['stacked']:.2f} s",
+             theirs=f"{one:.2f} s", ratio=ratio(best["stacked"], one), notes=[note]),
+        dict(row=f"{number}b", what=f"{what}, basic launcher vs one run", ours=f"{basic:.2f} s",
+             theirs=f"{one:.2f} s", ratio=ratio(basic, one)),
+    ]  # fmt: skip
 
 
 # --- Loading a large CSV: time and peak memory, each side in its own fresh process ----------------
@@ -441,12 +479,12 @@ def main() -> None:
             "2": lambda: [iris_row(2, "iris batch 16: marginal epoch", "16", size["iris_b16"], repeats)],
             "3": lambda: [csv_row(3, small, size["csv_rows"], size["csv_epochs"], repeats)],
             "4": lambda: [startup_row(4, repeats)],
-            "5": None,  # the sweep: to be added (see the section above load_rows)
+            "5": lambda: sweep_row(5, size["sweep_epochs"], repeats),
             "6": lambda: load_rows(6, big, size["load_rows"], repeats),
         }
         results, failed = [], False
         for number, measure in rows.items():
-            if number not in wanted or measure is None:
+            if number not in wanted:
                 continue
             say(f"row {number} ...")
             start = time.perf_counter()
