@@ -86,3 +86,17 @@ def test_only_jobs_that_differ_in_learning_rate_and_seed_share_a_stack(tmp_path)
     assert key("optimizer=sgd") != key("optimizer=adam")
     assert key("ckpt_path=last") is None  # a resumed run, and a distributed one, run on their own
     assert key("trainer=ddp_cpu") is None
+
+
+def test_each_member_stops_early_when_it_would_alone(tmp_path):
+    from dlbasics.stacked import train_stacked
+
+    common = ["callbacks=early_stopping", "callbacks.early_stopping.patience=5", "trainer.max_epochs=100", "logger=csv"]
+    lrs = ("0.003", "0.3")
+    stacked = train_stacked([make_cfg(tmp_path / lr, *common, f"optimizer.lr={lr}") for lr in lrs])
+    alone = [train(make_cfg(tmp_path / f"alone{lr}", *common, f"optimizer.lr={lr}")) for lr in lrs]
+    assert [m["epochs"] for m in stacked] == [m["epochs"] for m in alone]
+    assert alone[1]["epochs"] < alone[0]["epochs"] < 100  # the faster learner stops first, the other goes on
+    for together, solo in zip(stacked, alone, strict=True):
+        assert together["test/acc"] == pytest.approx(solo["test/acc"])
+        assert together["val/loss"] == pytest.approx(solo["val/loss"], rel=1e-3)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.callbacks import Checkpoint
 from omegaconf import DictConfig, OmegaConf
 
 from dlbasics.data import TabularData, feature_matrix, read_csv, scale
@@ -27,6 +28,8 @@ log = logging.getLogger("dlbasics")
 
 # Lightning 2.6 on torch 2.13 warns about its own use of a deprecated torch API, once per run.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+# The CSV logger writes into the run directory, which Hydra has already given its .hydra/ folder.
+warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
 # Lightning announces devices, seeds and tips at INFO on every Trainer; our console keeps its own lines.
 for name in (
     "lightning.pytorch.utilities.rank_zero",
@@ -104,8 +107,15 @@ def build(cfg: DictConfig, run_dir: Path):
     data = instantiate(cfg.data, shuffle_seed=cfg.seed)
     learner = build_learner(cfg, data)
     callbacks, loggers = build_outputs(cfg, data)
+    # callbacks.model_checkpoint=null means no checkpoints, not Lightning's default of a file every epoch
+    checkpointing = any(isinstance(c, Checkpoint) for c in callbacks)
     trainer = instantiate(
-        cfg.trainer, default_root_dir=run_dir, callbacks=callbacks, logger=loggers or False, **fit_options(data)
+        cfg.trainer,
+        default_root_dir=run_dir,
+        callbacks=callbacks,
+        logger=loggers or False,
+        enable_checkpointing=checkpointing,
+        **fit_options(data),
     )
     return data, learner, trainer
 
