@@ -34,6 +34,7 @@ warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists 
 for name in (
     "lightning.pytorch.utilities.rank_zero",
     "lightning.pytorch.accelerators.cuda",
+    "lightning.pytorch.trainer.connectors.signal_connector",  # "Received SIGTERM": our line says more
     "lightning.fabric",
 ):
     logging.getLogger(name).setLevel(logging.WARNING)
@@ -210,9 +211,11 @@ def outcome(metrics: dict, trainer, learner: Learner) -> dict:
 
 def failure(err: BaseException, trainer) -> dict:
     """metrics.json of a run that was interrupted, or failed, with the error's first line."""
-    stopped = isinstance(err, (KeyboardInterrupt, SystemExit))
-    text = str(err).strip()
-    metrics = {"status": "interrupted" if stopped else "failed", "error": text.splitlines()[0] if text else repr(err)}
+    if isinstance(err, (KeyboardInterrupt, SystemExit)):
+        metrics = {"status": "interrupted"}
+    else:
+        text = str(err).strip()
+        metrics = {"status": "failed", "error": text.splitlines()[0] if text else repr(err)}
     if trainer is not None:
         metrics["epochs"] = trainer.current_epoch
     return metrics
