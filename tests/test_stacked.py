@@ -100,3 +100,17 @@ def test_each_member_stops_early_when_it_would_alone(tmp_path):
     for together, solo in zip(stacked, alone, strict=True):
         assert together["test/acc"] == pytest.approx(solo["test/acc"])
         assert together["val/loss"] == pytest.approx(solo["val/loss"], rel=1e-3)
+
+
+def test_a_job_refused_by_its_config_fails_alone_and_bad_data_fails_every_job(tmp_path, capsys):
+    from dlbasics.stacked import train_stacked
+
+    cfgs = [make_cfg(tmp_path / lr, "logger=none", f"optimizer.lr={lr}") for lr in ("0.01", "-1")]
+    good, bad = train_stacked(cfgs)
+    assert good["status"] == "completed" and bad is None
+    assert read_metrics(tmp_path / "-1")["status"] == "failed"
+    assert "error: optimizer.lr must be a positive number; got -1" in capsys.readouterr().err
+    cfgs = [make_cfg(tmp_path / f"csv{i}", "data=csv", "data.path=nope.csv", "data.target=y") for i in range(2)]
+    assert train_stacked(cfgs) == [None, None]
+    assert all(read_metrics(tmp_path / f"csv{i}")["status"] == "failed" for i in range(2))
+    assert capsys.readouterr().err.count("error: data.path") == 1

@@ -277,23 +277,23 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
     sigterm_interrupts()
     if cfgs[0].threads:
         torch.set_num_threads(cfgs[0].threads)
+    for run_dir in dirs:
+        run_dir.mkdir(parents=True, exist_ok=True)
     try:
         seeds = [c.seed for c in cfgs]
         data = instantiate(cfgs[0].data, shuffle_seed=seeds if len(set(seeds)) > 1 else seeds[0])
-    except UserError as err:
+    except UserError as err:  # the same data for every job: each is recorded as failed, as cli() does
         print(f"error: {err}", file=sys.stderr, flush=True)
-        data = err
+        for run_dir in dirs:
+            write_json(run_dir / "metrics.json", failure(err, None) | {"seconds": 0.0})
+        return results
     for i, cfg in enumerate(cfgs):
-        dirs[i].mkdir(parents=True, exist_ok=True)
         try:
-            if isinstance(data, UserError):
-                raise data
             L.seed_everything(cfg.seed, verbose=False)  # the weights a run of this job alone starts from
             members.append(build_learner(cfg, data))
             jobs.append(i)
         except UserError as err:
-            if err is not data:
-                print(f"error: {err}", file=sys.stderr, flush=True)
+            print(f"error: {err}", file=sys.stderr, flush=True)
             write_json(dirs[i] / "metrics.json", failure(err, None) | {"seconds": 0.0})
     if not members:
         return results
