@@ -30,12 +30,14 @@ log = logging.getLogger("dlbasics")
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 # The CSV logger writes into the run directory, which Hydra has already given its .hydra/ folder.
 warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
-# Lightning announces devices, seeds and tips at INFO on every Trainer; our console keeps its own lines.
+# Lightning announces devices, seeds, tips and signals at INFO on every Trainer, and Optuna's alembic its
+# plugins: our console keeps its own lines.
 for name in (
     "lightning.pytorch.utilities.rank_zero",
     "lightning.pytorch.accelerators.cuda",
-    "lightning.pytorch.trainer.connectors.signal_connector",  # "Received SIGTERM": our line says more
+    "lightning.pytorch.trainer.connectors.signal_connector",
     "lightning.fabric",
+    "alembic",
 ):
     logging.getLogger(name).setLevel(logging.WARNING)
 
