@@ -132,6 +132,9 @@ class Stacked(Learner):
             nn.Parameter(torch.stack([m.model.get_parameter(name).detach() for m in members])) for name in self._names
         )
         self._share()
+        # looked up once: nn.Module finds its layers and parameters by walking its tree each time
+        self._layers = list(members[0].model)
+        self._params = [list(m.model.parameters()) for m in members]
 
     def _share(self) -> None:
         """Each member's parameters become views of the stacked ones: one storage, which the stacked forward
@@ -156,7 +159,7 @@ class Stacked(Learner):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x of shape (rows, features), or (members, rows, features); outputs (members, rows, outputs)."""
         stacked = iter(self.stacked)
-        for layer in self.members[0].model:
+        for layer in self._layers:
             if isinstance(layer, nn.Linear):  # every member's layer at once
                 x = torch.matmul(x, next(stacked).transpose(1, 2))
                 if layer.bias is not None:
@@ -169,9 +172,11 @@ class Stacked(Learner):
         for stacked in self.stacked:
             stacked.grad = None
         self.manual_backward(self._step(batch, "train").sum())
-        for i, member in self.training_members():  # a stopped member gets no gradient: the optimizer skips it
-            for stacked, param in zip(self.stacked, member.model.parameters(), strict=True):
-                param.grad = stacked.grad[i]
+        grads = [stacked.grad for stacked in self.stacked]
+        for view, params in zip(self.views, self._params, strict=True):
+            if not view.stopped_at:  # a stopped member gets no gradient: the optimizer skips it
+                for grad, param in zip(grads, params, strict=True):
+                    param.grad = grad[view.index]
         self.optimizers().step()
 
     def on_train_end(self):
