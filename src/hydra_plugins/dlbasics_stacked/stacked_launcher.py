@@ -79,7 +79,8 @@ class StackedLauncher(Launcher):
             o for o in parsed
             if o.key_or_group in STACKED_KEYS and o.type == OverrideType.CHANGE and o.value_type == ValueType.ELEMENT
         ]  # fmt: skip
-        rest = tuple(o.input_line for o in parsed if o not in varied)
+        # the same other overrides, and the same keys varied: then only those values differ
+        rest = (tuple(o.input_line for o in parsed if o not in varied), tuple(o.key_or_group for o in varied))
         if rest not in composed:
             composed[rest] = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
             return composed[rest]
