@@ -134,6 +134,8 @@ class Stacked(Learner):
         self._share()
         # looked up once: nn.Module finds its layers and parameters by walking its tree each time
         self._layers = list(members[0].model)
+        if any(list(layer.parameters()) and not isinstance(layer, nn.Linear) for layer in self._layers):
+            raise NotImplementedError("Stacked runs models of Linear layers and activations (the MLP, the Perceptron)")
         self._params = [list(m.model.parameters()) for m in members]
 
     def _share(self) -> None:
