@@ -37,8 +37,9 @@ def test_interrupt_keeps_the_last_epoch_and_resume_ends_where_an_uninterrupted_r
     assert metrics["status"] == "interrupted" and 0 < metrics["epochs"] < epochs
     assert f"hydra.run.dir={run_dir} ckpt_path=last" in err.splitlines()[-1]
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    assert last["epoch"] == metrics["epochs"] - 1  # the last completed epoch
-    assert last["global_step"] == metrics["epochs"] * STEPS_PER_EPOCH
+    trained = last["epoch"] + 1  # the epochs whose training and validation the checkpoint holds
+    assert trained in (metrics["epochs"], metrics["epochs"] + 1)  # see the SIGTERM test
+    assert last["global_step"] == trained * STEPS_PER_EPOCH
 
     resumed = subprocess.run([*args, "ckpt_path=last"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
@@ -70,7 +71,10 @@ def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path):
     metrics = read_metrics(tmp_path)
     assert metrics["status"] == "interrupted" and metrics["epochs"] < 500
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
-    assert last["epoch"] == metrics["epochs"] - 1
+    # The last epoch whose training and validation ended: the one before the interrupted epoch, or that
+    # epoch itself when the signal came after its validation but before Lightning counted it as completed
+    # (metrics.json's `epochs`). Lightning's own checkpoints are taken in that same window.
+    assert last["epoch"] in (metrics["epochs"] - 1, metrics["epochs"])
 
 
 def test_same_seed_same_run_other_seed_other_run(tmp_path):
