@@ -174,7 +174,10 @@ def train(cfg: DictConfig) -> dict:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         data, learner, trainer = build(cfg, run_dir)
-        trainer.fit(learner, datamodule=data, ckpt_path=cfg.ckpt_path)
+        with warnings.catch_warnings():
+            if cfg.ckpt_path:  # resuming in the run's own directory: its checkpoints are expected there
+                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            trainer.fit(learner, datamodule=data, ckpt_path=cfg.ckpt_path)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if data.has("test"):
