@@ -138,7 +138,9 @@ class Learner(L.LightningModule):
 
     def on_train_epoch_end(self):
         members, loss = self.training_members(), self._log_epoch("train").get("loss")
-        finite = torch.isfinite(loss).tolist() if loss is not None else [True] * len(members)
+        if loss is None:  # no training step this epoch
+            return
+        finite = torch.isfinite(loss).tolist()
         for i, member in members:
             if not finite[i]:
                 # A diverged model stops here rather than training on NaN for the remaining epochs.

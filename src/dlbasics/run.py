@@ -179,9 +179,8 @@ def train(cfg: DictConfig) -> dict:
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             trainer.fit(learner, datamodule=data, ckpt_path=cfg.ckpt_path)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if data.has("test"):
-            trainer.test(learner, datamodule=data, ckpt_path=best or None, verbose=False)
+            trainer.test(learner, datamodule=data, ckpt_path=best_checkpoint(trainer), verbose=False)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
         metrics = outcome(metrics, trainer, learner)
     except BaseException as err:  # Lightning turns Ctrl-C into SystemExit
@@ -205,13 +204,17 @@ def outcome(metrics: dict, trainer, learner: Learner) -> dict:
     """A finished run's metrics with its status, epochs, size and best checkpoint, as metrics.json holds them."""
     # A run whose numbers blew up, in training or only on the test rows, does not report them as results.
     finite = all(math.isfinite(v) for k, v in metrics.items() if "/" in k)
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     return metrics | dict(
         status="completed" if learner.diverged_epoch is None and finite else "diverged",
         epochs=trainer.current_epoch,
         params=sum(p.numel() for p in learner.parameters()),
-        checkpoint=best or None,
+        checkpoint=best_checkpoint(trainer),
     )
+
+
+def best_checkpoint(trainer) -> str | None:
+    """The path of the run's best checkpoint by the monitored metric; None without checkpointing."""
+    return (trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else "") or None
 
 
 def failure(err: BaseException, trainer) -> dict:

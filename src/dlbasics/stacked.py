@@ -26,6 +26,7 @@ from dlbasics.callbacks import ModelSummary
 from dlbasics.errors import UserError, instantiate
 from dlbasics.module import Learner, trusted
 from dlbasics.run import (
+    best_checkpoint,
     build_learner,
     build_outputs,
     failure,
@@ -331,7 +332,7 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
         fitted = [{k: float(v) for k, v in view.callback_metrics.items()} for view in stacked.views]
         if data.has("test"):  # each member tested with its best weights, all in one pass
             for view in stacked.views:
-                best = view.checkpoint_callback.best_model_path if view.checkpoint_callback else ""
+                best = best_checkpoint(view)
                 if best:
                     state = torch.load(best, map_location=stacked.device, weights_only=True)["state_dict"]
                     view.lightning_module.load_state_dict(state)

@@ -141,7 +141,7 @@ class StackedLauncher(Launcher):
                 for ret, task, metrics in zip(returns, tasks, results, strict=True):
                     ret.return_value, ret.status = monitored(metrics, task), JobStatus.COMPLETED
             except Exception as err:  # a bug, not a user's mistake: every job of the stack failed
-                log.exception("These jobs failed; the sweep goes on.")
+                log.exception("These jobs failed; Hydra's sweeper stops at a failed job.")
                 for ret in returns:
                     ret.return_value, ret.status = err, JobStatus.FAILED
             for config, ret in zip(configs, returns, strict=True):
