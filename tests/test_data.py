@@ -90,6 +90,15 @@ def test_minibatches_cover_every_row_once_per_epoch_in_a_new_order():
     assert torch.equal(first, torch.cat([b for b, _ in batches]))
 
 
+def test_ddp_processes_take_as_many_training_steps_and_every_row():
+    """Under DDP each process steps through its share; a process with a step fewer would hang the others."""
+    shares = [EpochShuffle(11, seed=0, rank=r, world=3, even=True).indices() for r in range(3)]
+    assert [len(s) for s in shares] == [4, 4, 4]
+    assert set(torch.cat(shares).tolist()) == set(range(11))  # one row taken twice, as DistributedSampler pads
+    evaluated = [EpochShuffle(11, seed=0, rank=r, world=3).indices() for r in range(3)]
+    assert sorted(torch.cat(evaluated).tolist()) == list(range(11))  # validation and test count each row once
+
+
 def test_full_batch_is_the_whole_split():
     x = torch.arange(10.0)[:, None]
     (only,) = list(Batches(x, x, batch_size=None, sampler=None))

@@ -5,6 +5,7 @@ import sys
 
 import pandas as pd
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -103,6 +104,9 @@ def test_predict_names_missing_feature_columns(tmp_path, make_csv, capsys):
         (["model.width=0"], "model.width must be an integer >= 1; got 0"),
         (["optimizer.lr=-0.1"], "optimizer.lr must be a positive number; got -0.1"),
         (["data.test_fraction=1.2"], "data.test_fraction must be in [0, 1); got 1.2"),
+        (["+trainer.limit_train_batches=0.5"], "trainer.limit_train_batches=0.5 is not supported: each epoch"),
+        (["+trainer.check_val_every_n_epoch=5"], "trainer.check_val_every_n_epoch=5 is not supported"),
+        (["+trainer.gradient_clip_val=1.0"], "trainer.gradient_clip_val=1.0 is not supported"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys, overrides, message):
@@ -140,3 +144,11 @@ def test_progress_line_only_on_a_terminal(tmp_path, capsys, monkeypatch):
     train(make_cfg(tmp_path / "tty", "logger=none"))
     out = capsys.readouterr().out
     assert "\repoch 3/3  train/loss" in out and "val/loss" in out
+
+
+def test_max_steps_stops_within_an_epoch(tmp_path):
+    """An epoch is one Lightning step, yet trainer.max_steps counts steps of gradient descent (minibatches)."""
+    metrics = train(make_cfg(tmp_path, "data.batch_size=16", "trainer.max_epochs=5", "+trainer.max_steps=10"))
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    # 90 training rows: 6 minibatches an epoch, so the 10th step is the 4th of the second epoch
+    assert last["global_step"] == 10 and metrics["epochs"] == 2 and metrics["status"] == "completed"

@@ -186,18 +186,20 @@ def scale(x: np.ndarray, meta: dict) -> np.ndarray:
 class EpochShuffle:
     """A new permutation of the rows each epoch, drawn from (seed, epoch): resumable and reproducible.
 
-    Lightning calls `set_epoch` on a loader's `sampler` at the start of each epoch; under DDP each
-    process takes every world-th row of the same permutation.
+    Lightning calls `set_epoch` on a loader's `sampler` at the start of each epoch. Under DDP each
+    process takes every world-th row of the same permutation; `even` pads the permutation with its
+    first rows (as torch's DistributedSampler does) so that every process takes as many steps.
     """
 
-    def __init__(self, n: int, seed: int | list[int], rank: int = 0, world: int = 1):
+    def __init__(self, n: int, seed: int | list[int], rank: int = 0, world: int = 1, even: bool = False):
         self.n, self.seed, self.rank, self.world, self.epoch = n, seed, rank, world, 0
+        self.even = even and world > 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(range(self.rank, self.n, self.world))
+        return math.ceil(self.n / self.world) if self.even else len(range(self.rank, self.n, self.world))
 
     def indices(self) -> torch.Tensor:
         """The epoch's rows in order, shape (n,); (members, n) for a list of seeds, one per stacked model."""
@@ -206,6 +208,8 @@ class EpochShuffle:
             for seed in (self.seed if isinstance(self.seed, list) else [self.seed])
         ]
         order = torch.stack(orders) if isinstance(self.seed, list) else orders[0]
+        if self.even:
+            order = order[..., torch.arange(len(self) * self.world) % self.n]
         return order[..., self.rank :: self.world]
 
 
@@ -235,6 +239,30 @@ class Batches:
             for start in range(0, order.shape[-1], self.batch_size):
                 rows = order[..., start : start + self.batch_size]
                 yield self.x[rows], self.y[rows]
+
+    def to(self, device) -> "Batches":
+        """Moves the split to the device once, not a batch at a time."""
+        self.x, self.y = self.x.to(device), self.y.to(device)
+        return self
+
+
+class Epochs:
+    """The training loader: one item per epoch, the pair (training minibatches, validation batches or None).
+
+    The Learner's training_step takes a whole epoch: Lightning's loop costs about a millisecond for each
+    item it hands over, more than a small model's step of gradient descent.
+    """
+
+    batch_sampler = None  # read by Lightning, as on a DataLoader
+
+    def __init__(self, train: Batches, val: Batches | None):
+        self.train, self.val, self.sampler = train, val, train.sampler
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self):
+        yield self.train, self.val
 
 
 class TabularData(L.LightningDataModule):
@@ -310,14 +338,16 @@ class TabularData(L.LightningDataModule):
         if shuffle and self.batch_size is not None and self.batch_size < len(x):
             sampler = EpochShuffle(len(x), self.shuffle_seed)
         if self.trainer is not None and self.trainer.world_size > 1:
-            sampler = EpochShuffle(len(x), self.shuffle_seed, self.trainer.global_rank, self.trainer.world_size)
+            rank, world = self.trainer.global_rank, self.trainer.world_size
+            sampler = EpochShuffle(len(x), self.shuffle_seed, rank, world, even=shuffle)  # training: even steps
         return Batches(x, y, self.batch_size, sampler)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        return tuple(t.to(device, non_blocking=True) for t in batch)  # a pair of tensors: nothing to search
+        # a pair of tensors, or of Batches (an epoch's): nothing to search
+        return tuple(None if b is None else b.to(device) for b in batch)
 
     def train_dataloader(self):
-        return self._batches("train", shuffle=True)
+        return Epochs(self._batches("train", shuffle=True), self._batches("val") if self.has("val") else None)
 
     def val_dataloader(self):
         return self._batches("val")

@@ -74,8 +74,27 @@ class Learner(L.LightningModule):
         self._rows[split] = self._rows.get(split, 0) + per_row.shape[-1]
         return self.objective.reduce(per_row)
 
-    def training_step(self, batch, batch_idx):
-        optimizer = self.optimizers()
+    def training_step(self, epoch, epoch_idx):
+        """One epoch: a step of gradient descent per minibatch, then the validation pass.
+
+        The training loader hands over a whole epoch as one item (`data.Epochs`): Lightning's loop costs
+        about a millisecond for each item, more than a small model's step.
+        """
+        train, val = epoch
+        optimizer, max_steps = self.optimizers(), self.trainer.max_steps
+        for batch in train:
+            self.descend(batch, optimizer)
+            if self.global_step == max_steps:
+                break
+        if val is not None:
+            self.eval()
+            with torch.inference_mode():
+                for i, batch in enumerate(val):
+                    self.validation_step(batch, i)
+            self.train()
+
+    def descend(self, batch, optimizer) -> None:
+        """One step of gradient descent on a minibatch."""
         optimizer.zero_grad()
         self.manual_backward(self._step(batch, "train").sum())  # members are independent: their sum trains each
         optimizer.step()
@@ -137,6 +156,7 @@ class Learner(L.LightningModule):
         self.on_train_end()
 
     def on_train_epoch_end(self):
+        self._log_epoch("val")  # validated in the epoch's training_step
         members, loss = self.training_members(), self._log_epoch("train").get("loss")
         if loss is None:  # no training step this epoch
             return
@@ -147,7 +167,7 @@ class Learner(L.LightningModule):
                 member.diverged_epoch = self.current_epoch
                 member.trainer.should_stop = True
 
-    def on_validation_epoch_end(self):
+    def on_validation_epoch_end(self):  # trainer.validate()
         self._log_epoch("val")
 
     def on_test_epoch_end(self):

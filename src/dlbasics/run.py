@@ -118,7 +118,7 @@ def build(cfg: DictConfig, run_dir: Path):
         callbacks=callbacks,
         logger=loggers or False,
         enable_checkpointing=checkpointing,
-        **fit_options(data),
+        **fit_options(cfg.trainer),
     )
     return data, learner, trainer
 
@@ -127,8 +127,29 @@ def build_learner(cfg: DictConfig, data: TabularData) -> Learner:
     return Learner(data=data.meta, model=plain(cfg.model), optimizer=plain(cfg.optimizer), loss=cfg.loss.name)
 
 
-def fit_options(data: TabularData) -> dict:
-    return {} if data.has("val") else {"limit_val_batches": 0}  # no val split: no val loop
+# Trainer options of Lightning's batch loop and automatic optimization, with their defaults: an epoch is one
+# step of that loop (Learner.training_step), so they have nothing to act on.
+BATCH_LOOP_OPTIONS = {
+    "limit_train_batches": 1.0,
+    "limit_val_batches": 1.0,
+    "val_check_interval": 1.0,
+    "check_val_every_n_epoch": 1,
+    "accumulate_grad_batches": 1,
+    "gradient_clip_val": 0,
+}
+
+
+def fit_options(trainer: DictConfig) -> dict:
+    """What the Trainer gets beside its config: no validation loop, the Learner validates each epoch."""
+    for key, default in BATCH_LOOP_OPTIONS.items():
+        value = trainer.get(key)
+        if value is not None and value != default:
+            raise UserError(
+                f"trainer.{key}={value} is not supported: each epoch trains on every minibatch of the training "
+                "split, then validates on the val split. Leave it out (data.batch_size and data.val_fraction "
+                "set what an epoch holds)."
+            )
+    return {"limit_val_batches": 0}
 
 
 def build_outputs(cfg: DictConfig, data: TabularData) -> tuple[list, list]:

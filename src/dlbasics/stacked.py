@@ -171,7 +171,7 @@ class Stacked(Learner):
                 x = layer(x)
         return x
 
-    def training_step(self, batch, batch_idx):
+    def descend(self, batch, optimizer) -> None:
         for stacked in self.stacked:
             stacked.grad = None
         self.manual_backward(self._step(batch, "train").sum())
@@ -180,7 +180,7 @@ class Stacked(Learner):
             if not view.stopped_at:  # a stopped member gets no gradient: the optimizer skips it
                 for grad, param in zip(grads, params, strict=True):
                     param.grad = grad[view.index]
-        self.optimizers().step()
+        optimizer.step()
 
     def on_train_end(self):
         for member in self.members:  # those that stopped early too
@@ -317,7 +317,7 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
         callbacks=[_Callbacks(stacked.views, monitoring=False), _MonitoringCallbacks(stacked.views, monitoring=True)],
         logger=False,
         enable_progress_bar=False,
-        **fit_options(data),
+        **fit_options(cfgs[jobs[0]].trainer),
     )
     for view in stacked.views:
         view._trainer = trainer
