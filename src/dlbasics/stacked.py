@@ -134,6 +134,7 @@ class Stacked(Learner):
         )
         self._share()
         # looked up once: nn.Module finds its layers and parameters by walking its tree each time
+        self._leaves = list(self.stacked)
         self._layers = list(members[0].model)
         if any(list(layer.parameters()) and not isinstance(layer, nn.Linear) for layer in self._layers):
             raise NotImplementedError("Stacked runs models of Linear layers and activations (the MLP, the Perceptron)")
@@ -161,7 +162,7 @@ class Stacked(Learner):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x of shape (rows, features), or (members, rows, features); outputs (members, rows, outputs)."""
-        stacked = iter(self.stacked)
+        stacked = iter(self._leaves)
         for layer in self._layers:
             if isinstance(layer, nn.Linear):  # every member's layer at once
                 x = torch.matmul(x, next(stacked).transpose(1, 2))
@@ -172,10 +173,10 @@ class Stacked(Learner):
         return x
 
     def descend(self, batch, optimizer) -> None:
-        for stacked in self.stacked:
+        for stacked in self._leaves:
             stacked.grad = None
         self.manual_backward(self._step(batch, "train").sum())
-        grads = [stacked.grad for stacked in self.stacked]
+        grads = [stacked.grad for stacked in self._leaves]
         for view, params in zip(self.views, self._params, strict=True):
             if not view.stopped_at:  # a stopped member gets no gradient: the optimizer skips it
                 for grad, param in zip(grads, params, strict=True):
