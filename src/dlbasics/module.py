@@ -1,9 +1,9 @@
 """The Lightning module: one model, its objective and its optimizer, as a readable recipe.
 
 Hyperparameters are plain values (the data's meta, the model and optimizer configs), so that a
-checkpoint describes itself and loads with `weights_only=True`. Metrics are accumulated as sums on
-the device during an epoch and logged once at its end: a training step costs a forward, a backward
-and an optimizer step, nothing more.
+checkpoint describes itself and loads with `weights_only=True`. Lightning's training step is a whole
+epoch: a step of gradient descent per minibatch (a forward, a backward and an optimizer step, nothing
+more), then the validation pass. Metrics are accumulated as sums on the device and logged once an epoch.
 """
 
 import math
