@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from dlbasics.data import Batches, EpochShuffle, TabularData, infer_task, split_rows
+from dlbasics import data
+from dlbasics.data import Batches, EpochShuffle, Table, TabularData, infer_task, split_rows
 from dlbasics.errors import UserError
 
 from .conftest import ROOT
@@ -79,7 +80,7 @@ def test_zero_fraction_means_no_split():
 
 def test_minibatches_cover_every_row_once_per_epoch_in_a_new_order():
     x = torch.arange(10.0)[:, None]
-    batches = Batches(x, x, batch_size=4, sampler=EpochShuffle(10, seed=0))
+    batches = Batches(Table(x, x), None, batch_size=4, sampler=EpochShuffle(10, seed=0))
     first = torch.cat([b for b, _ in batches])
     assert [len(b) for b, _ in batches] == [4, 4, 2] and len(batches) == 3
     assert sorted(first[:, 0].tolist()) == list(range(10))
@@ -101,7 +102,7 @@ def test_ddp_processes_take_as_many_training_steps_and_every_row():
 
 def test_full_batch_is_the_whole_split():
     x = torch.arange(10.0)[:, None]
-    (only,) = list(Batches(x, x, batch_size=None, sampler=None))
+    (only,) = list(Batches(Table(x, x), None, batch_size=None, sampler=None))
     assert torch.equal(only[0], x)
 
 
@@ -161,3 +162,104 @@ def test_empty_and_header_only_files(tmp_path):
         TabularData(tmp_path / "empty.csv", "y")
     with pytest.raises(UserError, match="no data rows"):
         TabularData(tmp_path / "header.csv", "y")
+
+
+@pytest.fixture
+def small_pieces(monkeypatch):
+    """Pieces of a few dozen rows, so that a small CSV is read in many pieces by several threads."""
+    monkeypatch.setattr(data, "HEAD_BYTES", 2_000)
+    monkeypatch.setattr(data, "PIECE_BYTES", 5_000)
+    monkeypatch.setattr(data, "THREADS", 3)
+
+
+def whole_file(monkeypatch):
+    """TabularData as it reads a CSV that is not clean: whole, with pandas.read_csv."""
+    monkeypatch.setattr(data, "stream_table", lambda *args: None)
+
+
+def table(n=3000, seed=0, **columns):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4))
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(4)]).assign(**columns)
+    return frame.assign(y=x @ [1.0, -2.0, 0.5, 3.0]) if "y" not in columns else frame
+
+
+@pytest.mark.parametrize(
+    "columns, options",
+    [
+        ({}, {}),
+        ({"k": np.arange(3000) % 7}, {"batch_size": 64}),  # an integer feature
+        ({"id": [f"r{i}" for i in range(3000)]}, {}),  # text, not a feature
+        ({"y": np.arange(3000) % 3}, {"index_col": 0}),  # classes, and a saved index
+        ({"y": np.where(np.arange(3000) % 3, "yes", "no")}, {"features": ["f1", "f3"]}),
+    ],
+)
+def test_a_csv_of_many_pieces_loads_as_the_whole_file_does(tmp_path, monkeypatch, small_pieces, columns, options):
+    path = tmp_path / "t.csv"
+    table(**columns).to_csv(path, index="index_col" in options)
+    streamed = data.stream_table(path, "y", options.get("features"), None, options.get("index_col"))
+    assert streamed is not None  # read in pieces, not whole
+    expected = data.tabulate(data.read_csv(path, options.get("index_col")), "y", options.get("features"))
+    assert np.array_equal(streamed[0], expected[0]) and np.array_equal(streamed[1], expected[1])
+    assert streamed[2] == expected[2]
+
+    a = TabularData(path, "y", **options)
+    whole_file(monkeypatch)
+    b = TabularData(path, "y", **options)
+    assert a.meta == b.meta and all(np.array_equal(a.rows[k], b.rows[k]) for k in a.rows)
+    for split in ("train", "val", "test"):
+        assert all(torch.equal(u, v) for u, v in zip(a.splits[split], b.splits[split], strict=True))
+        for u, v in zip(a._batches(split, shuffle=True), b._batches(split, shuffle=True), strict=True):
+            assert torch.equal(u[0], v[0]) and torch.equal(u[1], v[1])
+
+
+def test_a_problem_in_a_later_piece_is_reported_over_the_whole_file(tmp_path, small_pieces):
+    path = tmp_path / "t.csv"
+    frame = table()
+    frame.loc[[2500, 2700], "f2"] = [np.nan, np.inf]
+    frame.to_csv(path, index=False)
+    with pytest.raises(UserError, match=r"'f2' has 2 rows with missing or infinite values \(first at data row 2501\)"):
+        TabularData(path, "y")
+    frame = table().astype({"f1": object})
+    frame.loc[2600, "f1"] = "red"
+    frame.to_csv(path, index=False)
+    with pytest.raises(UserError, match="column 'f1' is not numeric"):
+        TabularData(path, "y", features=["f0", "f1"])
+    assert TabularData(path, "y").meta["features"] == ["f0", "f2", "f3"]  # as pandas types the whole file
+    lines = table().to_csv(index=False).splitlines()
+    lines[2001:] = [line + ",7" for line in lines[2001:]]  # a field more, from a row on
+    path.write_text("\n".join(lines))
+    with pytest.raises(UserError, match="Expected 5 fields in line 2002, saw 6"):
+        TabularData(path, "y")
+
+
+def test_quoted_newlines_and_rows_shorter_than_the_first_ones_load_every_row(tmp_path, small_pieces):
+    path = tmp_path / "t.csv"
+    table(note=[f'line {i}\nand "more", on' for i in range(3000)]).to_csv(path, index=False)
+    assert len(np.concatenate(list(TabularData(path, "y").rows.values()))) == 3000
+    path.write_text(table().to_csv(index=False).replace("\n", "\r"))  # old Mac line ends: no newline at all
+    assert len(np.concatenate(list(TabularData(path, "y").rows.values()))) == 3000
+    frame = table()
+    frame.iloc[:100] = frame.iloc[:100].round(12)  # long lines in the head, short ones after it
+    frame.iloc[100:] = frame.iloc[100:].round(1)
+    frame.to_csv(path, index=False)
+    x, y, _ = data.stream_table(path, "y")
+    assert np.array_equal(x, frame.drop(columns="y").to_numpy(np.float32)) and len(y) == 3000
+
+
+@pytest.mark.parametrize("features", [1, 2, 5])
+def test_standardization_gives_numpys_mean_and_std(features):
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(40_000, features)) * [1e-3, 1e3, 1, 7, 1e8][:features] + 5).astype(np.float32)
+    rows = rng.permutation(40_000)[:30_000]
+    stats = data.standardization(x, rows)
+    assert stats["mean"] == x[rows].mean(axis=0, dtype=np.float64).tolist()
+    assert stats["std"] == x[rows].std(axis=0, dtype=np.float64).tolist()
+
+
+def test_the_splits_share_one_table_that_moves_to_the_device_once():
+    d = TabularData("data/iris.csv", "target", index_col=0, batch_size=16)
+    ((train, val),) = list(d.train_dataloader())
+    assert train.table is val.table is d.table
+    d.transfer_batch_to_device((train, val), torch.device("meta"), 0)
+    assert d.table.x.device.type == d.table.y.device.type == train.rows.device.type == "meta"

@@ -5,7 +5,12 @@ feature and class names and the scaling statistics. It is made of plain values, 
 holding it can rebuild the data preparation on its own.
 """
 
+import io
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from itertools import chain
 from pathlib import Path
 
 import lightning as L
@@ -17,6 +22,9 @@ from dlbasics.errors import UserError
 
 TASKS = ("regression", "binary", "multiclass")
 MAX_CLASSES = 10  # an integer target with at most this many distinct values is taken as class labels
+HEAD_BYTES = 1 << 16  # the first piece of a CSV, read alone: its columns' types decide the features
+PIECE_BYTES = 1 << 23  # each further piece, about 40,000 rows of 20 numbers, parsed in a thread of its own
+THREADS = min(4, os.cpu_count() or 1)  # more would hold more pieces in memory at once for little gain
 
 
 def read_csv(path: str | Path, index_col: int | None = None) -> pd.DataFrame:
@@ -30,7 +38,14 @@ def read_csv(path: str | Path, index_col: int | None = None) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
         first = str(err).strip().splitlines()[0]
         raise UserError(f"data.path: '{path}' could not be read as CSV ({first}).") from None
-    # Columns without a header are a saved index (pandas' to_csv()), never a feature.
+    return _data_columns(frame)
+
+
+def _data_columns(frame: pd.DataFrame, index_col: int | None = None) -> pd.DataFrame:
+    """The frame without its index column and without columns that have no header: those are a saved
+    index (pandas' to_csv()), never a feature."""
+    if index_col is not None:
+        frame = frame.drop(columns=frame.columns[index_col])
     unnamed = [c for c in frame.columns if str(c).startswith("Unnamed: ")]
     return frame.drop(columns=unnamed) if unnamed else frame
 
@@ -59,7 +74,7 @@ def infer_task(y: pd.Series) -> str:
 def _check_finite(frame: pd.DataFrame, what: str) -> np.ndarray:
     """The columns as float32, once every value is known to be a number float32 can hold."""
     with np.errstate(over="ignore"):  # a number beyond float32's range becomes inf, reported below
-        values = frame.to_numpy(np.float32)
+        values = frame.to_numpy(np.float32, copy=True)  # writable (pandas may hand out a read-only one): scale()
     bad = ~np.isfinite(values)
     for j in np.flatnonzero(bad.any(axis=0)):
         rows = np.flatnonzero(bad[:, j])
@@ -87,10 +102,8 @@ def feature_matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
     return _check_finite(frame[features], "data.features")
 
 
-def tabulate(frame: pd.DataFrame, target: str, features=None, task: str | None = None):
-    """Checks a table and turns it into arrays (x, y) and the metadata the model is built from."""
-    if frame.shape[0] == 0:
-        raise UserError(f"the CSV has a header ({_columns(frame)}) but no data rows.")
+def feature_names(frame: pd.DataFrame, target: str, features=None) -> list[str]:
+    """The features asked for, or else every numeric column besides the target."""
     if target not in frame.columns:
         raise UserError(f"data.target: no column '{target}'. The columns are: {_columns(frame)}.")
     if features is None:
@@ -100,8 +113,20 @@ def tabulate(frame: pd.DataFrame, target: str, features=None, task: str | None =
     features = [str(f) for f in features]
     if target in features:
         raise UserError(f"data.features: '{target}' is the target; leave it out of the features.")
-    x = feature_matrix(frame, features)
-    y = frame[target]
+    return features
+
+
+def tabulate(frame: pd.DataFrame, target: str, features=None, task: str | None = None):
+    """Checks a table and turns it into arrays (x, y) and the metadata the model is built from."""
+    if frame.shape[0] == 0:
+        raise UserError(f"the CSV has a header ({_columns(frame)}) but no data rows.")
+    features = feature_names(frame, target, features)
+    return feature_matrix(frame, features), *encode_target(frame[target], features, task)
+
+
+def encode_target(y: pd.Series, features: list[str], task: str | None = None):
+    """Checks the target column, infers the task, encodes class labels: (y, meta)."""
+    target = y.name
     if y.isna().any():
         raise UserError(
             f"data.target: column '{target}' has {int(y.isna().sum())} rows with missing values "
@@ -122,14 +147,14 @@ def tabulate(frame: pd.DataFrame, target: str, features=None, task: str | None =
         if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
             raise UserError(f"data.task=regression needs a numeric target; '{target}' holds labels like {y.iloc[0]!r}.")
         meta["n_outputs"] = 1
-        y = _check_finite(frame[[target]], "data.target")
+        y = _check_finite(y.to_frame(), "data.target")
         largest = np.abs(y).max()
         if largest > 1e18:  # its squared errors would overflow float32
             raise UserError(
                 f"data.target: '{target}' reaches {largest:.3g}; squared errors that large overflow float32. "
                 "Rescale the target (for example to thousands) in the CSV."
             )
-        return x, y, meta
+        return y, meta
 
     classes, codes = np.unique(y.to_numpy(), return_inverse=True)
     if len(classes) < 2:
@@ -142,7 +167,95 @@ def tabulate(frame: pd.DataFrame, target: str, features=None, task: str | None =
     meta["classes"] = [meta_value(c) for c in classes]
     meta["n_outputs"] = 1 if task == "binary" else len(classes)
     y = codes.astype(np.float32)[:, None] if task == "binary" else codes.astype(np.int64)
-    return x, y, meta
+    return y, meta
+
+
+def stream_table(path: str | Path, target: str, features=None, task: str | None = None, index_col: int | None = None):
+    """What tabulate(read_csv(path, index_col), ...) gives for a clean table, read in pieces by a few
+    threads straight into one float32 matrix: the whole file is never held as parser buffers or as a
+    float64 frame.
+
+    None where the table is not clean: a file missing, empty or unparsable, a feature that is not numbers
+    float32 can hold in some piece (pandas may then type the whole column otherwise), a row with a field
+    more than the header. The whole-file path then reads it, and says what is wrong over the whole file.
+    """
+    path = Path(path)
+    size = path.stat().st_size if path.is_file() else 0
+    if not size:
+        return None
+    ends = [0]  # pieces end at line ends: the first after HEAD_BYTES, the others PIECE_BYTES apart
+    with path.open("rb") as f:
+        while ends[-1] < size:
+            f.seek(ends[-1] + (HEAD_BYTES if len(ends) == 1 else PIECE_BYTES))
+            f.readline()
+            ends.append(min(f.tell(), size))
+    pool = ThreadPoolExecutor(THREADS)
+    try:
+        head = _read_piece(path, 0, ends[1])  # its header names the columns, its rows type them
+        first = _data_columns(head, index_col)
+        if first.empty:
+            return None
+        features = feature_names(first, target, features)
+        if any(f not in first.columns for f in features):
+            return None
+        names = list(head.columns)
+        numbers = partial(_numbers, index_col=index_col, features=features, target=target)
+        later = pool.map(lambda start, end: numbers(_read_piece(path, start, end, names)), ends[1:-1], ends[2:])
+        # Room for as many rows as the head's rows per byte promise, and some; doubled when short.
+        x, n, ys = np.empty((int(1.1 * len(head) * size / ends[1]) + 1, len(features)), np.float32), 0, []
+        for piece in chain([numbers(head)], later):
+            if piece is None:
+                return None
+            part, y = piece
+            if n + len(part) > len(x):
+                x = np.concatenate([x[:n], np.empty((max(n, len(part)), len(features)), np.float32)])
+            x[n : n + len(part)] = part
+            n += len(part)
+            ys.append(y)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, IndexError):
+        return None
+    finally:
+        pool.shutdown(cancel_futures=True)  # after a piece that is not clean, the rest is not worth parsing
+    return x[:n], *encode_target(pd.concat(ys, ignore_index=True), features, task)
+
+
+def _read_piece(path: Path, start: int, end: int, names: list | None = None) -> pd.DataFrame:
+    """Bytes start:end of a CSV, parsed; the first piece holds the header, the others take its names."""
+    with _Span(path, start, end) as piece:
+        return pd.read_csv(piece, header=None if names else "infer", names=names)
+
+
+class _Span(io.RawIOBase):
+    """Bytes start:end of a file, read as a file of their own: pandas parses them straight from the file
+    (a copy of the text first would take memory and time)."""
+
+    def __init__(self, path: Path, start: int, end: int):
+        self.file, self.left = path.open("rb"), end - start
+        self.file.seek(start)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.file.readinto(memoryview(buffer)[: self.left])
+        self.left -= n
+        return n
+
+    def close(self) -> None:
+        self.file.close()
+        super().close()
+
+
+def _numbers(frame: pd.DataFrame, index_col: int | None, features: list[str], target: str):
+    """A piece's features as float32 and its target column; None where the piece is not clean."""
+    if not frame.index.equals(pd.RangeIndex(len(frame))):  # pandas took a leading field as the index
+        return None
+    frame = _data_columns(frame, index_col)
+    if any(frame[f].dtype.kind not in "iuf" for f in features):  # text, booleans, ...
+        return None
+    with np.errstate(over="ignore"):  # a number beyond float32's range becomes inf, as in _check_finite
+        x = frame[features].to_numpy(np.float32)
+    return (x, frame[target].copy()) if np.isfinite(x).all() else None  # a copy: the piece's frame can go
 
 
 def split_rows(n: int, labels, val_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
@@ -174,12 +287,37 @@ def split_rows(n: int, labels, val_fraction: float, test_fraction: float, seed: 
     return {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
 
 
+def standardization(x: np.ndarray, rows: np.ndarray) -> dict:
+    """Mean and std of each feature over the given rows, accumulated in float64: the values numpy's mean
+    and std of x[rows] give, without a copy of those rows (std takes one in float64).
+
+    numpy adds several columns up row after row, which blocks of rows, each carrying the sum so far, do
+    bit for bit. A single column it adds up pairwise: that one gets numpy's own mean and std.
+    """
+    if x.shape[1] == 1:
+        train = x[rows]
+        mean, std = train.mean(axis=0, dtype=np.float64), train.std(axis=0, dtype=np.float64)
+    else:
+        mean = _column_sums(x, rows, lambda block: block.astype(np.float64)) / len(rows)
+        std = np.sqrt(_column_sums(x, rows, lambda block: np.square(block - mean)) / len(rows))
+    return {"mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+
+
+def _column_sums(x: np.ndarray, rows: np.ndarray, term) -> np.ndarray:
+    """Sums term(x[rows]) over the rows, in float64, added row after row, a block of rows at a time."""
+    total = np.zeros(x.shape[1])
+    for start in range(0, len(rows), 1 << 14):
+        terms = term(np.take(x, rows[start : start + (1 << 14)], axis=0))  # x[...], faster
+        terms[0] += total
+        total = terms.sum(axis=0)
+    return total
+
+
 def scale(x: np.ndarray, meta: dict) -> np.ndarray:
-    """Standardizes features with the training split's statistics kept in meta (no-op when absent)."""
-    if meta.get("mean") is None:
-        return x
-    x = x - np.asarray(meta["mean"], np.float32)
-    x /= np.asarray(meta["std"], np.float32)  # in place: no second copy of a large table
+    """Standardizes features in place with the training split's statistics kept in meta (no-op when absent)."""
+    if meta.get("mean") is not None:
+        x -= np.asarray(meta["mean"], np.float32)  # in place: no second copy of a large table
+        x /= np.asarray(meta["std"], np.float32)
     return x
 
 
@@ -213,36 +351,45 @@ class EpochShuffle:
         return order[..., self.rank :: self.world]
 
 
-class Batches:
-    """Minibatches sliced from tensors already in memory: no per-row collation as in a DataLoader.
+class Table:
+    """Every row's features and target, kept once: the splits gather their minibatches from it."""
 
-    A batch_size of None (or at least the number of rows) yields the whole split each step, which
-    is plain gradient descent.
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.x, self.y = x, y
+
+    def to(self, device) -> None:
+        """Moves the table to the device for every split that shares it (a table already there stays)."""
+        self.x, self.y = self.x.to(device), self.y.to(device)
+
+
+class Batches:
+    """Minibatches gathered from a table already in memory: no per-row collation as in a DataLoader.
+
+    `rows` are the split's rows of the table, in order (all of them when None). A batch_size of None
+    (or at least the number of rows) yields the whole split each step, which is plain gradient descent.
     """
 
     batch_sampler = None  # read by Lightning, as on a DataLoader
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int | None, sampler: EpochShuffle | None):
-        self.x, self.y, self.sampler = x, y, sampler
-        self.batch_size = batch_size or len(x)
+    def __init__(self, table: Table, rows: torch.Tensor | None, batch_size: int | None, sampler: EpochShuffle | None):
+        self.table, self.sampler = table, sampler
+        self.rows = torch.arange(len(table.x)) if rows is None else rows
+        self.batch_size = batch_size or len(self.rows)
 
     def __len__(self) -> int:
-        n = len(self.sampler) if self.sampler else len(self.x)
+        n = len(self.sampler) if self.sampler else len(self.rows)
         return max(1, math.ceil(n / self.batch_size))
 
     def __iter__(self):
-        if self.sampler is None:  # in order; a view of the whole split when it fits in one batch
-            for start in range(0, len(self.x), self.batch_size):
-                yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
-        else:
-            order = self.sampler.indices()
-            for start in range(0, order.shape[-1], self.batch_size):
-                rows = order[..., start : start + self.batch_size]
-                yield self.x[rows], self.y[rows]
+        rows = self.rows if self.sampler is None else self.rows[self.sampler.indices()]
+        for start in range(0, rows.shape[-1], self.batch_size):
+            batch = rows[..., start : start + self.batch_size]
+            yield self.table.x[batch], self.table.y[batch]
 
     def to(self, device) -> "Batches":
         """Moves the split to the device once, not a batch at a time."""
-        self.x, self.y = self.x.to(device), self.y.to(device)
+        self.table.to(device)
+        self.rows = self.rows.to(device)
         return self
 
 
@@ -266,7 +413,8 @@ class Epochs:
 
 
 class TabularData(L.LightningDataModule):
-    """A CSV as train/val/test tensors, and the `meta` a model is built from.
+    """A CSV as one table of tensors whose rows are split into train, val and test, and the `meta` a
+    model is built from.
 
     `stats` (mean and std of each feature) comes from a checkpoint when testing it again; otherwise
     it is computed on the training split only.
@@ -295,7 +443,10 @@ class TabularData(L.LightningDataModule):
             )
         self.path, self.batch_size = str(path), batch_size
         self.shuffle_seed = shuffle_seed if isinstance(shuffle_seed, int) else [int(s) for s in shuffle_seed]
-        x, y, self.meta = tabulate(read_csv(path, index_col), target, features, task)
+        table = stream_table(path, target, features, task, index_col)
+        if table is None:  # not a clean table: read whole, to say what is wrong with it over the whole file
+            table = tabulate(read_csv(path, index_col), target, features, task)
+        x, y, self.meta = table
         # What it takes to read and split the same rows again, from a checkpoint alone.
         self.meta["source"] = dict(
             path=self.path,
@@ -310,17 +461,17 @@ class TabularData(L.LightningDataModule):
         if stats is None:
             stats = {"mean": None, "std": None}
             if standardize:
-                train = x[self.rows["train"]]
-                std = train.std(axis=0, dtype=np.float64)  # accumulated in float64, no float64 copy
-                stats = {
-                    "mean": train.mean(axis=0, dtype=np.float64).tolist(),
-                    "std": np.where(std > 0, std, 1.0).tolist(),
-                }
+                stats = standardization(x, self.rows["train"])
             if self.meta["task"] == "regression":
                 stats["y_mean"] = float(y[self.rows["train"]].mean())
         self.meta.update(stats)
-        x = scale(x, self.meta)
-        self.splits = {k: (torch.from_numpy(x[r]), torch.from_numpy(y[r])) for k, r in self.rows.items()}
+        # One table; each split is its rows, in the split's order (no copy of the table per split).
+        self.table = Table(torch.from_numpy(scale(x, self.meta)), torch.from_numpy(y))
+
+    @property
+    def splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Each split's (x, y), gathered from the table when asked for."""
+        return {k: (self.table.x[r], self.table.y[r]) for k, r in self.rows.items()}
 
     @classmethod
     def from_meta(cls, meta: dict, **overrides) -> "TabularData":
@@ -333,14 +484,14 @@ class TabularData(L.LightningDataModule):
         return len(self.rows[split]) > 0
 
     def _batches(self, split: str, shuffle: bool = False) -> Batches:
-        x, y = self.splits[split]
+        n = len(self.rows[split])
         sampler = None
-        if shuffle and self.batch_size is not None and self.batch_size < len(x):
-            sampler = EpochShuffle(len(x), self.shuffle_seed)
+        if shuffle and self.batch_size is not None and self.batch_size < n:
+            sampler = EpochShuffle(n, self.shuffle_seed)
         if self.trainer is not None and self.trainer.world_size > 1:
             rank, world = self.trainer.global_rank, self.trainer.world_size
-            sampler = EpochShuffle(len(x), self.shuffle_seed, rank, world, even=shuffle)  # training: even steps
-        return Batches(x, y, self.batch_size, sampler)
+            sampler = EpochShuffle(n, self.shuffle_seed, rank, world, even=shuffle)  # training: even steps
+        return Batches(self.table, torch.from_numpy(self.rows[split]), self.batch_size, sampler)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         # a pair of tensors, or of Batches (an epoch's): nothing to search
