@@ -74,7 +74,7 @@ def infer_task(y: pd.Series) -> str:
 def _check_finite(frame: pd.DataFrame, what: str) -> np.ndarray:
     """The columns as float32, once every value is known to be a number float32 can hold."""
     with np.errstate(over="ignore"):  # a number beyond float32's range becomes inf, reported below
-        values = frame.to_numpy(np.float32, copy=True)  # writable (pandas may hand out a read-only one): scale()
+        values = frame.to_numpy(np.float32, copy=True)  # a writable copy: scale() works in place
     bad = ~np.isfinite(values)
     for j in np.flatnonzero(bad.any(axis=0)):
         rows = np.flatnonzero(bad[:, j])
