@@ -232,11 +232,6 @@ class Checkpoints(ModelCheckpoint):
         if self._should_save_on_train_epoch_end(trainer):
             self._take_last(trainer)
 
-    def on_validation_end(self, trainer, learner) -> None:
-        super().on_validation_end(trainer, learner)
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._take_last(trainer)
-
     def on_train_end(self, trainer, learner) -> None:
         super().on_train_end(trainer, learner)
         self.write(trainer)
