@@ -78,7 +78,8 @@ class Learner(L.LightningModule):
         """One epoch: a step of gradient descent per minibatch, then the validation pass.
 
         The training loader hands over a whole epoch as one item (`data.Epochs`): Lightning's loop costs
-        about a millisecond for each item, more than a small model's step.
+        about 0.2 ms for each item it hands over and 0.8 ms for its validation loop, more than a small
+        model's step.
         """
         train, val = epoch
         optimizer, max_steps = self.optimizers(), self.trainer.max_steps
