@@ -107,6 +107,22 @@ def test_predict_names_missing_feature_columns(tmp_path, make_csv, capsys):
         (["+trainer.limit_train_batches=0.5"], "trainer.limit_train_batches=0.5 is not supported: each epoch"),
         (["+trainer.check_val_every_n_epoch=5"], "trainer.check_val_every_n_epoch=5 is not supported"),
         (["+trainer.gradient_clip_val=1.0"], "trainer.gradient_clip_val=1.0 is not supported"),
+        (["data=csv"], "data.path is required: add data.path=... to the command line."),
+        (["data.index_col=9"], "data.index_col=9 is not a column of 'data/iris.csv': give a column number from 0 to 5"),
+        (["data.batch_size=abc"], "data.batch_size must be a positive integer, or null for the whole split; got 'abc'"),
+        (["data.features=[]"], "data.features is empty: name the feature columns"),
+        (["data=boston", "data.features=[RM,TAX,RM]"], "data.features: ['RM'] listed more than once"),
+        (["seed=abc"], "seed must be an integer from 0 to 2**32 - 1; got 'abc'"),
+        (["seed=-1"], "seed must be an integer from 0 to 2**32 - 1; got -1"),  # Lightning would pick a random one
+        (["threads=-3"], "threads must be a positive integer"),
+        (["ckpt_path=nope.ckpt"], "ckpt_path: no file 'nope.ckpt'"),
+        (["data=boston", "monitor.metric=val/acc"], "monitor.metric=val/acc is not measured every epoch; use one of"),
+        (["data.val_fraction=0", "monitor.metric=val/acc"], "(there is no val split: data.val_fraction=0)"),
+        (["monitor.mode=up"], "monitor.mode must be min or max; got 'up'"),
+        # the checks of the libraries we configure, named by the config entry that reached them
+        (["trainer.max_epochs=-2"], "trainer: `max_epochs` must be a non-negative integer or -1"),
+        (["+trainer.epochs=5"], "trainer: unknown option 'epochs' for lightning.pytorch.Trainer"),
+        (["optimizer=sgd", "optimizer.momentum=-1"], "optimizer: Invalid momentum value: -1"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys, overrides, message):
@@ -116,6 +132,32 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys, overrides, me
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert read_metrics(tmp_path)["status"] == "failed"
+
+
+def test_resuming_with_other_model_options_is_refused_before_training(tmp_path, capsys):
+    first = train(make_cfg(tmp_path / "run", "logger=none", "trainer.max_epochs=1"))
+    with pytest.raises(SystemExit) as exit_:
+        cli(train, make_cfg(tmp_path / "other", f"ckpt_path={first['checkpoint']}", "model.width=50"))
+    assert exit_.value.code == 2
+    assert "holds a model trained with other options (model.width=100). Resume with" in capsys.readouterr().err
+    metrics = read_metrics(tmp_path / "other")
+    assert metrics["status"] == "failed" and metrics["error"].startswith("ckpt_path: ")
+    assert not (tmp_path / "other" / "checkpoints" / "last.ckpt").exists()  # nothing trained
+
+
+def test_required_options_and_lightnings_checks_are_one_line(tmp_path, capsys):
+    for fn, cfg in ((evaluate, make_cfg(tmp_path, config="eval")), (predict, make_cfg(tmp_path, config="predict"))):
+        with pytest.raises(SystemExit) as exit_:
+            cli(fn, cfg)
+        assert exit_.value.code == 2
+        assert capsys.readouterr().err == "error: ckpt_path is required: add ckpt_path=... to the command line.\n"
+
+
+def test_callbacks_progress_null_shows_no_progress_display(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    train(make_cfg(tmp_path, "logger=none", "callbacks.progress=null"))
+    out, err = capsys.readouterr()
+    assert "poch" not in out + err and "Testing" not in out + err  # neither ours nor Lightning's default bar
 
 
 def test_eval_refuses_a_file_that_is_not_a_checkpoint(tmp_path, capsys):

@@ -35,10 +35,26 @@ def read_csv(path: str | Path, index_col: int | None = None) -> pd.DataFrame:
         frame = pd.read_csv(path, index_col=index_col)
     except pd.errors.EmptyDataError:
         raise UserError(f"data.path: '{path}' is empty. A CSV with a header row and data rows is needed.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, IndexError) as err:
+        if index_col is not None:
+            _check_index_col(path, index_col)
         first = str(err).strip().splitlines()[0]
         raise UserError(f"data.path: '{path}' could not be read as CSV ({first}).") from None
     return _data_columns(frame)
+
+
+def _check_index_col(path: Path, index_col) -> None:
+    """Raises a UserError naming data.index_col when it is not a column of the CSV's header."""
+    try:
+        columns = list(pd.read_csv(path, nrows=0).columns)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError):
+        return  # the file itself is the problem
+    number = isinstance(index_col, int) and not isinstance(index_col, bool)
+    if index_col not in columns and not (number and -len(columns) <= index_col < len(columns)):
+        raise UserError(
+            f"data.index_col={index_col!r} is not a column of '{path}': give a column number from 0 to "
+            f"{len(columns) - 1}, a column name ({', '.join(map(str, columns))}), or null."
+        )
 
 
 def _data_columns(frame: pd.DataFrame, index_col: int | None = None) -> pd.DataFrame:
@@ -110,7 +126,12 @@ def feature_names(frame: pd.DataFrame, target: str, features=None) -> list[str]:
         features = [c for c in frame.columns if c != target and pd.api.types.is_numeric_dtype(frame[c])]
         if not features:
             raise UserError(f"no numeric feature column besides '{target}'. The columns are: {_columns(frame)}.")
-    features = [str(f) for f in features]
+    features = [str(f) for f in ([features] if isinstance(features, str) else features)]
+    if not features:
+        raise UserError("data.features is empty: name the feature columns, or null for every numeric column.")
+    twice = sorted({f for f in features if features.count(f) > 1})
+    if twice:
+        raise UserError(f"data.features: {twice} listed more than once; name each feature column once.")
     if target in features:
         raise UserError(f"data.features: '{target}' is the target; leave it out of the features.")
     return features
@@ -437,9 +458,10 @@ class TabularData(L.LightningDataModule):
         name: str | None = None,
     ):
         super().__init__()
-        if batch_size is not None and batch_size < 1:
+        whole = batch_size is None
+        if not whole and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
             raise UserError(
-                f"data.batch_size must be a positive integer, or null for the whole split; got {batch_size}."
+                f"data.batch_size must be a positive integer, or null for the whole split; got {batch_size!r}."
             )
         self.path, self.batch_size = str(path), batch_size
         self.shuffle_seed = shuffle_seed if isinstance(shuffle_seed, int) else [int(s) for s in shuffle_seed]

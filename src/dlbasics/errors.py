@@ -1,5 +1,9 @@
+"""A user's mistake, and the one line it is shown as."""
+
 import hydra.utils
 from hydra.errors import InstantiationException
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from omegaconf.errors import MissingMandatoryValue
 
 
 class UserError(Exception):
@@ -10,15 +14,44 @@ class UserError(Exception):
         super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
-def instantiate(cfg, **kwargs):
-    """hydra.utils.instantiate, with a user's mistake raised as itself rather than wrapped by Hydra."""
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def user_mistake(err: BaseException) -> UserError | None:
+    """The error as a user's mistake, or None for anything else (a bug keeps its traceback).
+
+    Besides our own checks: a required option left out (`???` in a config), and Lightning's word for a
+    misconfigured Trainer (e.g. trainer.accelerator=gpu on a machine without one).
+    """
+    if isinstance(err, UserError):
+        return err
+    if isinstance(err, MissingMandatoryValue):
+        return UserError(f"{err.full_key} is required: add {err.full_key}=... to the command line.")
+    if isinstance(err, MisconfigurationException):
+        return UserError(_first_line(err))
+    return None
+
+
+def instantiate(cfg, key: str | None = None, **kwargs):
+    """hydra.utils.instantiate, with a user's mistake raised as one line that names the config entry
+    (`key`, by default the config's own place in the composed config).
+
+    The checks that torch's optimizers and Lightning's classes make of their arguments (ValueError,
+    MisconfigurationException) are about the options the user gave them.
+    """
     try:
         return hydra.utils.instantiate(cfg, **kwargs)
     except InstantiationException as err:
-        cause = err.__cause__
-        if isinstance(cause, UserError):
-            raise cause from None
+        cause, target = err.__cause__, str(cfg.get("_target_", ""))
+        key = key or (cfg._get_full_key(None) if hasattr(cfg, "_get_full_key") else None) or target
         if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
             name = str(cause).rsplit("argument", 1)[1].strip(" '\"")
-            raise UserError(f"unknown option '{name}' for {cfg.get('_target_')}: check its spelling.") from None
-        raise
+            raise UserError(f"{key}: unknown option '{name}' for {target}: check its spelling.") from None
+        if isinstance(cause, ValueError) and not target.startswith("dlbasics."):
+            raise UserError(f"{key}: {_first_line(cause)}") from None
+        mistake = user_mistake(cause) if cause is not None else None
+        if mistake is None:
+            raise
+        raise (mistake if isinstance(cause, UserError) else UserError(f"{key}: {mistake}")) from None

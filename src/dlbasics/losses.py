@@ -16,6 +16,7 @@ OUTPUT_ACTIVATIONS = {
     "multiclass": ("softmax",),
 }
 ALL_LOSSES = ("auto", "mse", "sse", "logistic")
+METRICS = {"regression": ("loss", "rmse", "mae", "r2"), "binary": ("loss", "acc"), "multiclass": ("loss", "acc")}
 ALL_OUTPUTS = ("auto", "identity", "relu", "sigmoid", "softmax")
 
 

@@ -24,7 +24,7 @@ def trusted(kind: str, cfg: dict, **kwargs):
     target = str(cfg.get("_target_", ""))
     if not target.startswith(TRUSTED[kind]):
         raise UserError(f"{kind}._target_ must name a class in {TRUSTED[kind][:-1]}; got {target!r}.")
-    return instantiate(cfg, **kwargs)
+    return instantiate(cfg, key=kind, **kwargs)
 
 
 class Learner(L.LightningModule):

@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.callbacks import Checkpoint, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from dlbasics.data import TabularData, feature_matrix, read_csv, scale
-from dlbasics.errors import UserError, instantiate
+from dlbasics.errors import UserError, instantiate, user_mistake
+from dlbasics.losses import METRICS
 from dlbasics.module import Learner
 
 log = logging.getLogger("dlbasics")
@@ -54,12 +55,13 @@ def cli(fn, cfg: DictConfig):
     sweeping = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         return fn(cfg)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        if sweeping:
-            return None
-        sys.exit(2)
-    except Exception:
+    except Exception as err:
+        mistake = user_mistake(err)
+        if mistake is not None:
+            print(f"error: {mistake}", file=sys.stderr, flush=True)
+            if sweeping:
+                return None
+            sys.exit(2)
         if not sweeping:
             raise
         log.exception("This job failed; the sweep goes on.")  # a bug, not a user's mistake: keep the traceback
@@ -110,14 +112,15 @@ def build(cfg: DictConfig, run_dir: Path):
     data = instantiate(cfg.data, shuffle_seed=cfg.seed)
     learner = build_learner(cfg, data)
     callbacks, loggers = build_outputs(cfg, data)
-    # callbacks.model_checkpoint=null means no checkpoints, not Lightning's default of a file every epoch
-    checkpointing = any(isinstance(c, Checkpoint) for c in callbacks)
+    # callbacks.model_checkpoint=null means no checkpoints, not Lightning's default of a file every epoch;
+    # callbacks.progress=null no progress display, not Lightning's default bar
     trainer = instantiate(
         cfg.trainer,
         default_root_dir=run_dir,
         callbacks=callbacks,
         logger=loggers or False,
-        enable_checkpointing=checkpointing,
+        enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
+        enable_progress_bar=any(isinstance(c, ProgressBar) for c in callbacks),
         **fit_options(cfg.trainer),
     )
     return data, learner, trainer
@@ -154,11 +157,24 @@ def fit_options(trainer: DictConfig) -> dict:
 
 def build_outputs(cfg: DictConfig, data: TabularData) -> tuple[list, list]:
     """A run's callbacks and loggers; without a val split, the monitored val/X follows train/X."""
+    check_monitor(cfg.monitor, data)
     if not data.has("val"):
         cfg.monitor.metric = "train/" + cfg.monitor.metric.split("/", 1)[1]
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
     loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c]
     return callbacks, loggers
+
+
+def check_monitor(monitor: DictConfig, data: TabularData) -> None:
+    """The monitored metric must be one the run measures every epoch, in a direction that exists."""
+    measured = ["train/loss", *(f"val/{m}" for m in METRICS[data.meta["task"]] if data.has("val"))]
+    if monitor.metric not in measured and not (monitor.metric == "val/loss" and not data.has("val")):
+        without = "" if data.has("val") else " (there is no val split: data.val_fraction=0)"
+        raise UserError(
+            f"monitor.metric={monitor.metric} is not measured every epoch{without}; use one of {', '.join(measured)}."
+        )
+    if monitor.mode not in ("min", "max"):
+        raise UserError(f"monitor.mode must be min or max; got {monitor.mode!r}.")
 
 
 def resume_hint(run_dir: Path) -> str:
@@ -169,6 +185,37 @@ def resume_hint(run_dir: Path) -> str:
     directory = f'"{run_dir}"' if re.search(r"[=,:\s'\"\[\](){}]", str(run_dir)) else str(run_dir)  # Hydra's quotes
     args = [*kept, f"hydra.run.dir={directory}", "ckpt_path=last"]
     return "Resume: python train.py " + " ".join(shlex.quote(a) for a in args)  # and the shell's
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_run_options(cfg: DictConfig) -> None:
+    """The options of a run itself (each group checks its own when it is built)."""
+    if not _is_int(cfg.seed) or not 0 <= cfg.seed < 2**32:
+        raise UserError(f"seed must be an integer from 0 to 2**32 - 1; got {cfg.seed!r}.")
+    if cfg.threads is not None and (not _is_int(cfg.threads) or cfg.threads < 0):
+        raise UserError(f"threads must be a positive integer (0 or null: torch's default); got {cfg.threads!r}.")
+
+
+def check_resume(ckpt_path: str, trainer, learner: Learner) -> None:
+    """Refuses, before training, a checkpoint that is not one of ours or holds a model of other options."""
+    path = Path(ckpt_path)
+    if ckpt_path == "last":
+        callback = trainer.checkpoint_callback
+        if callback is None or not Path(callback.dirpath or "", "last.ckpt").is_file():
+            return  # nothing to resume: Lightning starts afresh, and says so
+        path = Path(callback.dirpath, "last.ckpt")
+    saved = read_checkpoint(path)["hyper_parameters"]
+    ours = learner.hparams
+    sizes = ("task", "n_features", "n_outputs")
+    if saved["model"] != ours["model"] or any(saved["data"].get(k) != ours["data"][k] for k in sizes):
+        was = ", ".join(f"model.{k}={v}" for k, v in saved["model"].items() if ours["model"].get(k) != v)
+        raise UserError(
+            f"ckpt_path: '{path}' holds a model trained with other options ({was or 'other data sizes'}). "
+            "Resume with the options it was trained with (its run's .hydra/overrides.yaml)."
+        )
 
 
 def sigterm_interrupts() -> None:
@@ -191,10 +238,13 @@ def train(cfg: DictConfig) -> dict:
     start, trainer, learner, metrics = time.perf_counter(), None, None, {}
     try:
         sigterm_interrupts()
+        check_run_options(cfg)
         L.seed_everything(cfg.seed, verbose=False)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         data, learner, trainer = build(cfg, run_dir)
+        if cfg.ckpt_path:
+            check_resume(cfg.ckpt_path, trainer, learner)
         with warnings.catch_warnings():
             if cfg.ckpt_path:  # resuming in the run's own directory: its checkpoints are expected there
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
@@ -243,7 +293,7 @@ def failure(err: BaseException, trainer) -> dict:
     if isinstance(err, (KeyboardInterrupt, SystemExit)):
         metrics = {"status": "interrupted"}
     else:
-        text = str(err).strip()
+        text = str(user_mistake(err) or err).strip()
         metrics = {"status": "failed", "error": text.splitlines()[0] if text else repr(err)}
     if trainer is not None:
         metrics["epochs"] = trainer.current_epoch
@@ -264,8 +314,8 @@ def report(metrics: dict, trainer, learner: Learner, cfg: DictConfig, run_dir: P
     log.info(f"Run directory: {run_dir}")
 
 
-def load_learner(path: str | Path) -> Learner:
-    """A Learner rebuilt from a checkpoint alone; anything that is not one of ours is refused."""
+def read_checkpoint(path: str | Path) -> dict:
+    """A checkpoint written by train.py, loaded with weights_only=True; anything else is refused."""
     path = Path(path)
     if not path.is_file():
         raise UserError(
@@ -285,7 +335,13 @@ def load_learner(path: str | Path) -> Learner:
         raise UserError(
             f"ckpt_path: '{path}' is a PyTorch file but not a dlbasics checkpoint (no data, model and optimizer)."
         )
-    learner = Learner(**hparams)
+    return ckpt
+
+
+def load_learner(path: str | Path) -> Learner:
+    """A Learner rebuilt from a checkpoint alone."""
+    ckpt = read_checkpoint(path)
+    learner = Learner(**ckpt["hyper_parameters"])
     try:
         learner.load_state_dict(ckpt["state_dict"])
     except (KeyError, RuntimeError) as err:

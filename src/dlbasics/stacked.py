@@ -29,6 +29,7 @@ from dlbasics.run import (
     best_checkpoint,
     build_learner,
     build_outputs,
+    check_run_options,
     failure,
     fit_options,
     outcome,
@@ -282,10 +283,8 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
     start, root = time.perf_counter(), logging.getLogger()
     dirs = [Path(c.run_dir) for c in cfgs]
     results: list[dict | None] = [None] * len(cfgs)
-    jobs, members = [], []
+    jobs, members, outputs = [], [], []
     sigterm_interrupts()
-    if cfgs[0].threads:
-        torch.set_num_threads(cfgs[0].threads)
     for run_dir in dirs:
         run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -298,17 +297,21 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
         return results
     for i, cfg in enumerate(cfgs):
         try:
+            check_run_options(cfg)
             L.seed_everything(cfg.seed, verbose=False)  # the weights a run of this job alone starts from
             members.append(build_learner(cfg, data))
+            outputs.append(build_outputs(cfg, data))
             jobs.append(i)
         except UserError as err:
             print(f"error: {err}", file=sys.stderr, flush=True)
             write_json(dirs[i] / "metrics.json", failure(err, None) | {"seconds": 0.0})
+            del members[len(jobs) :]
     if not members:
         return results
+    if cfgs[jobs[0]].threads:
+        torch.set_num_threads(cfgs[jobs[0]].threads)
     stacked = Stacked(members)
-    for index, (i, learner) in enumerate(zip(jobs, members, strict=True)):
-        callbacks, loggers = build_outputs(cfgs[i], data)
+    for index, (learner, (callbacks, loggers)) in enumerate(zip(members, outputs, strict=True)):
         if index > 0:  # the model summary and the progress line are the console's: shown once
             callbacks = [c for c in callbacks if not isinstance(c, (ModelSummary, ProgressBar))]
         stacked.views.append(Member(index, learner, callbacks, loggers))
