@@ -94,6 +94,27 @@ def test_predict_names_missing_feature_columns(tmp_path, make_csv, capsys):
     assert "no column ['f2']. The columns are: f0, f1" in capsys.readouterr().err
 
 
+def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_csv, capsys):
+    path = make_csv(kind="regression")
+    metrics = train(make_cfg(tmp_path / "run", "data=csv", f"data.path={path}", "data.target=y", "logger=none"))
+    words, semicolons = tmp_path / "words.csv", tmp_path / "semicolons.csv"
+    words.write_text("f0,f1,f2\n1.5,2,3\n0.5,abc,1\n")
+    semicolons.write_text("f0;f1;f2\n1.5;2;3\n")
+    cases = [
+        ([f"input={tmp_path / 'none.csv'}"], "input: no file"),
+        ([f"input={words}"], "input: column 'f1' is not numeric (for example 'abc')"),
+        ([f"input={semicolons}"], "Its fields look separated by ';', not commas"),
+        ([f"input={words}", f"output={tmp_path / 'no' / 'out.csv'}"], "output: no directory"),
+        ([f"input={words}", f"output={words}"], "is the input file"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(SystemExit) as exit_:
+            cli(predict, make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", *overrides, config="predict"))
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and message in err and err.count("\n") == 1
+    assert words.read_text() == "f0,f1,f2\n1.5,2,3\n0.5,abc,1\n"  # the input is never overwritten
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
@@ -145,12 +166,12 @@ def test_resuming_with_other_model_options_is_refused_before_training(tmp_path, 
     assert not (tmp_path / "other" / "checkpoints" / "last.ckpt").exists()  # nothing trained
 
 
-def test_required_options_and_lightnings_checks_are_one_line(tmp_path, capsys):
-    for fn, cfg in ((evaluate, make_cfg(tmp_path, config="eval")), (predict, make_cfg(tmp_path, config="predict"))):
+def test_a_required_option_left_out_is_one_line(tmp_path, capsys):
+    for fn, config, key in ((evaluate, "eval", "ckpt_path"), (predict, "predict", "input")):
         with pytest.raises(SystemExit) as exit_:
-            cli(fn, cfg)
+            cli(fn, make_cfg(tmp_path, config=config))
         assert exit_.value.code == 2
-        assert capsys.readouterr().err == "error: ckpt_path is required: add ckpt_path=... to the command line.\n"
+        assert capsys.readouterr().err == f"error: {key} is required: add {key}=... to the command line.\n"
 
 
 def test_callbacks_progress_null_shows_no_progress_display(tmp_path, capsys, monkeypatch):

@@ -27,19 +27,20 @@ PIECE_BYTES = 1 << 23  # each further piece, about 40,000 rows of 20 numbers, pa
 THREADS = min(4, os.cpu_count() or 1)  # more would hold more pieces in memory at once for little gain
 
 
-def read_csv(path: str | Path, index_col: int | None = None) -> pd.DataFrame:
+def read_csv(path: str | Path, index_col: int | None = None, option: str = "data.path") -> pd.DataFrame:
+    """The CSV at `path` (given as `option`, which the messages name), without its saved index columns."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"data.path: no file '{path}'. Give the path of a CSV file: data.path=path/to/file.csv")
+        raise UserError(f"{option}: no file '{path}'. Give the path of a CSV file: {option}=path/to/file.csv")
     try:
         frame = pd.read_csv(path, index_col=index_col)
     except pd.errors.EmptyDataError:
-        raise UserError(f"data.path: '{path}' is empty. A CSV with a header row and data rows is needed.") from None
+        raise UserError(f"{option}: '{path}' is empty. A CSV with a header row and data rows is needed.") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, IndexError) as err:
         if index_col is not None:
             _check_index_col(path, index_col)
         first = str(err).strip().splitlines()[0]
-        raise UserError(f"data.path: '{path}' could not be read as CSV ({first}).") from None
+        raise UserError(f"{option}: '{path}' could not be read as CSV ({first}).") from None
     return _data_columns(frame)
 
 
@@ -67,7 +68,13 @@ def _data_columns(frame: pd.DataFrame, index_col: int | None = None) -> pd.DataF
 
 
 def _columns(frame: pd.DataFrame) -> str:
-    return ", ".join(map(str, frame.columns))
+    """The frame's columns, for a message; and what is wrong when one column holds a whole row's names."""
+    names = ", ".join(map(str, frame.columns))
+    if len(frame.columns) == 1:
+        for sep in (";", "\t", "|"):
+            if sep in str(frame.columns[0]):
+                return f"{names}. Its fields look separated by {sep!r}, not commas: save it as comma-separated CSV"
+    return names
 
 
 def meta_value(value):
@@ -103,19 +110,21 @@ def _check_finite(frame: pd.DataFrame, what: str) -> np.ndarray:
     return values
 
 
-def feature_matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
+def feature_matrix(frame: pd.DataFrame, features: list[str], option: str = "data.features") -> np.ndarray:
     """The feature columns as a float32 matrix, once they are known to exist, be numeric and finite."""
     missing = [f for f in features if f not in frame.columns]
     if missing:
-        raise UserError(f"data.features: no column {missing}. The columns are: {_columns(frame)}.")
+        raise UserError(f"{option}: no column {missing}. The columns are: {_columns(frame)}.")
     for f in features:
         if not pd.api.types.is_numeric_dtype(frame[f]) or pd.api.types.is_bool_dtype(frame[f]):
-            example = frame[f].dropna().iloc[0] if frame[f].notna().any() else "empty"
+            values = frame[f].dropna()
+            words = values[pd.to_numeric(values, errors="coerce").isna()]  # the values that are not numbers
+            example = (words if len(words) else values).iloc[0] if len(values) else "empty"
+            fix = "or leave it out: data.features=[...]" if option == "data.features" else "as the model was trained"
             raise UserError(
-                f"data.features: column '{f}' is not numeric (for example {example!r}). "
-                "Encode it as numbers, or leave it out: data.features=[...]."
+                f"{option}: column '{f}' is not numeric (for example {example!r}). Encode it as numbers, {fix}."
             )
-    return _check_finite(frame[features], "data.features")
+    return _check_finite(frame[features], option)
 
 
 def feature_names(frame: pd.DataFrame, target: str, features=None) -> list[str]:

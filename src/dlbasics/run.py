@@ -373,10 +373,15 @@ def evaluate(cfg: DictConfig) -> dict:
 
 def predict(cfg: DictConfig) -> Path:
     """Writes the input's rows with the model's predictions beside them: values, or classes and probabilities."""
+    path = Path(cfg.output) if cfg.output else Path(cfg.input).with_name(Path(cfg.input).stem + "_predictions.csv")
+    if not path.parent.is_dir():
+        raise UserError(f"output: no directory '{path.parent}'. Create it, or give output=FILE in an existing one.")
+    if path.resolve() == Path(cfg.input).resolve():
+        raise UserError(f"output: '{path}' is the input file; give the predictions a file of their own.")
     learner = load_learner(cfg.ckpt_path)
     meta = learner.hparams.data
-    frame = read_csv(cfg.input)
-    x = torch.from_numpy(scale(feature_matrix(frame, meta["features"]), meta))
+    frame = read_csv(cfg.input, option="input")
+    x = torch.from_numpy(scale(feature_matrix(frame, meta["features"], option="input"), meta))
     with torch.no_grad():
         out = learner.objective.predict(learner(x))[0].numpy()
     target, classes = meta["target"], meta["classes"]
@@ -388,7 +393,6 @@ def predict(cfg: DictConfig) -> Path:
         result[f"predicted_{target}"] = [classes[i] for i in probs.argmax(1)]
         for i, c in enumerate(classes):
             result[f"p({c})"] = probs[:, i]
-    path = Path(cfg.output) if cfg.output else Path(cfg.input).with_name(Path(cfg.input).stem + "_predictions.csv")
     result.to_csv(path, index=False)
     log.info(f"Predictions for {len(result)} rows: {path}")
     return path
