@@ -77,6 +77,18 @@ def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path):
     assert last["epoch"] in (metrics["epochs"] - 1, metrics["epochs"])
 
 
+def test_a_second_run_in_a_run_directory_is_refused_and_the_first_kept(tmp_path, capsys):
+    train(make_cfg(tmp_path, "trainer.max_epochs=2"))  # with TensorBoard's event files
+    kept = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and ".hydra" not in p.parts}
+    with pytest.raises(SystemExit) as exit_:
+        cli(train, make_cfg(tmp_path, "trainer.max_epochs=4"))
+    assert exit_.value.code == 2
+    assert f"hydra.run.dir: '{tmp_path}' already holds a run" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and ".hydra" not in p.parts} == kept
+    resumed = train(make_cfg(tmp_path, "trainer.max_epochs=4", "ckpt_path=last"))  # resuming it is the way on
+    assert resumed["status"] == "completed" and resumed["epochs"] == 4
+
+
 def test_same_seed_same_run_other_seed_other_run(tmp_path):
     runs = {}
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):

@@ -114,3 +114,15 @@ def test_a_job_refused_by_its_config_fails_alone_and_bad_data_fails_every_job(tm
     assert train_stacked(cfgs) == [None, None]
     assert all(read_metrics(tmp_path / f"csv{i}")["status"] == "failed" for i in range(2))
     assert capsys.readouterr().err.count("error: data.path") == 1
+
+
+def test_a_job_whose_directory_holds_another_run_is_refused_and_that_run_kept(tmp_path, capsys):
+    from dlbasics.stacked import train_stacked
+
+    train(make_cfg(tmp_path / "0.01", "logger=none", "optimizer.lr=0.01"))
+    kept = {p: p.read_bytes() for p in (tmp_path / "0.01").rglob("*") if p.is_file()}
+    cfgs = [make_cfg(tmp_path / lr, "logger=none", f"optimizer.lr={lr}") for lr in ("0.01", "0.1")]
+    earlier, new = train_stacked(cfgs)
+    assert earlier is None and new["status"] == "completed"
+    assert "already holds a run (its metrics.json). Resume it with ckpt_path=last" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in (tmp_path / "0.01").rglob("*") if p.is_file()} == kept

@@ -78,6 +78,20 @@ def test_a_failing_job_is_recorded_and_the_exit_status_says_so(sweep):
     assert "Traceback" not in result.stderr
 
 
+def test_a_sweep_again_into_its_directory_refuses_its_jobs_and_keeps_what_they_left(sweep, request):
+    sweep_dir, _, _ = sweep
+    job = sweep_dir / "optimizer.lr=0.01,seed=0"
+    kept = {p: p.read_bytes() for p in job.rglob("*") if p.is_file() and ".hydra" not in p.parts}
+    again = run_script(
+        "train.py", "-m", "data=boston_rm", "model=perceptron", "optimizer=sgd", "data.batch_size=null",
+        "optimizer.lr=0.01,10", "seed=0,1", "trainer.max_epochs=30", "logger=csv",
+        f"hydra.sweep.dir={sweep_dir}", f"hydra/launcher={request.node.callspec.params['sweep']}",
+    )  # fmt: skip
+    assert again.returncode == 1
+    assert again.stderr.count("already holds a run") == 4 and "Traceback" not in again.stderr
+    assert {p: p.read_bytes() for p in job.rglob("*") if p.is_file() and ".hydra" not in p.parts} == kept
+
+
 def test_seeds_are_summarized_by_mean_and_std(sweep):
     sweep_dir, _, summary = sweep
     seeds = pd.read_csv(sweep_dir / "summary_seeds.csv")

@@ -18,6 +18,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.callbacks import Checkpoint, ProgressBar
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from dlbasics.data import TabularData, feature_matrix, read_csv, scale
@@ -47,22 +48,26 @@ def plain(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
+def sweeping() -> bool:
+    """Whether this is a job of a Hydra multirun (`-m`)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def cli(fn, cfg: DictConfig):
     """Runs fn(cfg) for a Hydra shell: a user's mistake is one line on stderr and exit status 2.
 
     In a sweep, the failed job is recorded (its metrics.json says so) and the others go on.
     """
-    sweeping = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         return fn(cfg)
     except Exception as err:
         mistake = user_mistake(err)
         if mistake is not None:
             print(f"error: {mistake}", file=sys.stderr, flush=True)
-            if sweeping:
+            if sweeping():
                 return None
             sys.exit(2)
-        if not sweeping:
+        if not sweeping():
             raise
         log.exception("This job failed; the sweep goes on.")  # a bug, not a user's mistake: keep the traceback
         return None
@@ -187,6 +192,27 @@ def resume_hint(run_dir: Path) -> str:
     return "Resume: python train.py " + " ".join(shlex.quote(a) for a in args)  # and the shell's
 
 
+def claim(run_dir: Path, resuming: bool) -> None:
+    """Makes run_dir this run's: its metrics.json says `running` until the run ends. A directory that
+    holds another run is refused, unless this run resumes it: its checkpoints and logs stay as they are.
+    """
+    if rank_zero_only.rank != 0:  # under DDP, the process of rank 0 writes for all
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "metrics.json"
+    try:
+        with path.open("x") as f:  # atomic: of two runs started at once in one directory, one gets it
+            f.write('{"status": "running"}\n')
+    except FileExistsError:
+        if not resuming:
+            option, whose = ("hydra.sweep.dir", "the sweep") if sweeping() else ("hydra.run.dir", "this run")
+            raise UserError(
+                f"{option}: '{run_dir}' already holds a run (its metrics.json). Resume it with "
+                f"ckpt_path=last, or give {whose} a directory of its own: {option}=..."
+            ) from None
+        write_json(path, {"status": "running"})
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -234,7 +260,7 @@ def train(cfg: DictConfig) -> dict:
     metrics.json is written however the run ends: `completed`, `diverged`, `interrupted` or `failed`.
     """
     run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    claim(run_dir, resuming=bool(cfg.ckpt_path))
     start, trainer, learner, metrics = time.perf_counter(), None, None, {}
     try:
         sigterm_interrupts()

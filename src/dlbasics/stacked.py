@@ -30,6 +30,7 @@ from dlbasics.run import (
     build_learner,
     build_outputs,
     check_run_options,
+    claim,
     failure,
     fit_options,
     outcome,
@@ -285,17 +286,23 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
     results: list[dict | None] = [None] * len(cfgs)
     jobs, members, outputs = [], [], []
     sigterm_interrupts()
-    for run_dir in dirs:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    claimed = []
+    for i, run_dir in enumerate(dirs):
+        try:
+            claim(run_dir, resuming=False)
+            claimed.append(i)
+        except UserError as err:  # another run's directory: left as it is
+            print(f"error: {err}", file=sys.stderr, flush=True)
     try:
         seeds = [c.seed for c in cfgs]
         data = instantiate(cfgs[0].data, shuffle_seed=seeds if len(set(seeds)) > 1 else seeds[0])
     except UserError as err:  # the same data for every job: each is recorded as failed, as cli() does
         print(f"error: {err}", file=sys.stderr, flush=True)
-        for run_dir in dirs:
-            write_json(run_dir / "metrics.json", failure(err, None) | {"seconds": 0.0})
+        for i in claimed:
+            write_json(dirs[i] / "metrics.json", failure(err, None) | {"seconds": 0.0})
         return results
-    for i, cfg in enumerate(cfgs):
+    for i in claimed:
+        cfg = cfgs[i]
         try:
             check_run_options(cfg)
             L.seed_everything(cfg.seed, verbose=False)  # the weights a run of this job alone starts from

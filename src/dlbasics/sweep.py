@@ -162,10 +162,19 @@ def summarize(sweep_dir: Path, monitor: str, mode: str) -> pd.DataFrame:
 class SweepSummary(Callback):
     """Hydra callback: summarizes a multirun when it ends; exits non-zero if any job failed."""
 
+    def __init__(self):
+        self.unfinished: list[str] = []  # jobs that returned nothing, e.g. refused before writing anything
+
+    def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
+        if job_return.return_value is None:
+            self.unfinished.append(Path(config.hydra.runtime.output_dir).name)
+
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         table = summarize(Path(config.hydra.sweep.dir), config.monitor.metric, config.monitor.mode)
         failed = table[table["status"] == "failed"] if "status" in table else table.iloc[:0]
-        if len(failed):
-            for _, job in failed.iterrows():
-                print(f"failed: {job['job']}: {job.get('error')}", file=sys.stderr)
+        for _, job in failed.iterrows():
+            print(f"failed: {job['job']}: {job.get('error')}", file=sys.stderr)
+        for name in sorted(set(self.unfinished) - set(failed.get("job", []))):
+            print(f"failed: {name}: see its error above (what its directory held is left as it was)", file=sys.stderr)
+        if len(failed) or self.unfinished:
             sys.exit(1)
