@@ -132,6 +132,11 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         (["data.index_col=9"], "data.index_col=9 is not a column of 'data/iris.csv': give a column number from 0 to 5"),
         (["data.batch_size=abc"], "data.batch_size must be a positive integer, or null for the whole split; got 'abc'"),
         (["data.features=[]"], "data.features is empty: name the feature columns"),
+        (["data.split_seed=abc"], "data.split_seed must be an integer >= 0; got 'abc'"),
+        (["data.val_fraction=abc"], "data.val_fraction must be in [0, 1); got 'abc'"),
+        (["data.standardize=maybe"], "data.standardize must be true or false; got 'maybe'"),
+        (["model.bias=abc"], "model.bias must be true or false; got 'abc'"),
+        (["trainer.devices=abc"], "trainer: `devices` selected with `"),
         (["data=boston", "data.features=[RM,TAX,RM]"], "data.features: ['RM'] listed more than once"),
         (["seed=abc"], "seed must be an integer from 0 to 2**32 - 1; got 'abc'"),
         (["seed=-1"], "seed must be an integer from 0 to 2**32 - 1; got -1"),  # Lightning would pick a random one
@@ -211,7 +216,15 @@ def test_progress_line_only_on_a_terminal(tmp_path, capsys, monkeypatch):
 
 def test_max_steps_stops_within_an_epoch(tmp_path):
     """An epoch is one Lightning step, yet trainer.max_steps counts steps of gradient descent (minibatches)."""
-    metrics = train(make_cfg(tmp_path, "data.batch_size=16", "trainer.max_epochs=5", "+trainer.max_steps=10"))
+    metrics = train(make_cfg(tmp_path, "data.batch_size=16", "trainer.max_epochs=5", "trainer.max_steps=10"))
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     # 90 training rows: 6 minibatches an epoch, so the 10th step is the 4th of the second epoch
     assert last["global_step"] == 10 and metrics["epochs"] == 2 and metrics["status"] == "completed"
+
+
+def test_double_precision_trains_in_float64_to_the_same_numbers(tmp_path):
+    single = train(make_cfg(tmp_path / "32", "logger=none"))
+    double = train(make_cfg(tmp_path / "64", "logger=none", "trainer.precision=64-true"))
+    assert double["status"] == "completed" and double["val/loss"] == pytest.approx(single["val/loss"], rel=1e-5)
+    weights = torch.load(tmp_path / "64" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert all(w.dtype == torch.float64 for w in weights.values())

@@ -133,7 +133,8 @@ class LossLandscape(L.Callback):
             return
         from dlbasics import figures
 
-        x, y = (t.to(learner.device) for t in trainer.datamodule.splits["train"])
+        x, y = trainer.datamodule.splits["train"]
+        x, y = x.to(learner.device, learner.dtype), y.to(learner.device)
         path = np.array(self.path)
         losses = np.array([self._loss(learner, x, y, v) for v in path])
         finite = np.isfinite(losses) & np.isfinite(path).all(1)

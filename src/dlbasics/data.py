@@ -291,8 +291,10 @@ def _numbers(frame: pd.DataFrame, index_col: int | None, features: list[str], ta
 def split_rows(n: int, labels, val_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
     """Shuffles the rows and cuts them into train, val and test; stratified when labels are given."""
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0 <= value < 1:
-            raise UserError(f"data.{name} must be in [0, 1); got {value}.")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+            raise UserError(f"data.{name} must be in [0, 1); got {value!r}.")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise UserError(f"data.split_seed must be an integer >= 0; got {seed!r}.")
     if val_fraction + test_fraction >= 1:
         raise UserError(
             f"data.val_fraction + data.test_fraction must leave rows to train on; got {val_fraction} + {test_fraction}."
@@ -467,6 +469,8 @@ class TabularData(L.LightningDataModule):
         name: str | None = None,
     ):
         super().__init__()
+        if not isinstance(standardize, bool):
+            raise UserError(f"data.standardize must be true or false; got {standardize!r}.")
         whole = batch_size is None
         if not whole and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
             raise UserError(

@@ -39,7 +39,7 @@ def instantiate(cfg, key: str | None = None, **kwargs):
     (`key`, by default the config's own place in the composed config).
 
     The checks that torch's optimizers and Lightning's classes make of their arguments (ValueError,
-    MisconfigurationException) are about the options the user gave them.
+    TypeError, MisconfigurationException) are about the options the user gave them.
     """
     try:
         return hydra.utils.instantiate(cfg, **kwargs)
@@ -49,7 +49,7 @@ def instantiate(cfg, key: str | None = None, **kwargs):
         if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
             name = str(cause).rsplit("argument", 1)[1].strip(" '\"")
             raise UserError(f"{key}: unknown option '{name}' for {target}: check its spelling.") from None
-        if isinstance(cause, ValueError) and not target.startswith("dlbasics."):
+        if isinstance(cause, (ValueError, TypeError)) and not target.startswith("dlbasics."):
             raise UserError(f"{key}: {_first_line(cause)}") from None
         mistake = user_mistake(cause) if cause is not None else None
         if mistake is None:

@@ -36,6 +36,8 @@ class MLP(nn.Sequential):
         init: str = "default",
         output_offset: float = 0.0,
     ):
+        if not isinstance(bias, bool):
+            raise UserError(f"model.bias must be true or false; got {bias!r}.")
         if hidden is None:
             _check_count("depth", depth, 0)
             _check_count("width", width, 1)

@@ -65,7 +65,7 @@ class Learner(L.LightningModule):
 
     def _step(self, batch, split: str) -> torch.Tensor:
         x, y = batch
-        o = self(x)
+        o = self(x.to(self.dtype))  # the table is float32; trainer.precision=64-true makes the model float64
         per_row = self.objective.per_row(o, y)
         sums = {"loss": per_row.detach().sum(-1)} if split == "train" else self.objective.sums(o, y, per_row)
         acc = self._sums.setdefault(split, {})
