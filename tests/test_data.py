@@ -263,3 +263,10 @@ def test_the_splits_share_one_table_that_moves_to_the_device_once():
     assert train.table is val.table is d.table
     d.transfer_batch_to_device((train, val), torch.device("meta"), 0)
     assert d.table.x.device.type == d.table.y.device.type == train.rows.device.type == "meta"
+
+
+def test_a_column_whose_spread_underflows_float32_is_centred_not_blown_up(tmp_path):
+    path = tmp_path / "tiny.csv"
+    pd.DataFrame({"tiny": [0.0, 1e-40] * 10, "f": np.arange(20.0), "y": np.arange(20.0) % 2}).to_csv(path, index=False)
+    data = TabularData(path, "y")
+    assert data.meta["std"][0] == 1.0 and torch.isfinite(data.table.x).all()

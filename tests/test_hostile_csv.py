@@ -60,9 +60,8 @@ def test_any_csv_trains_or_says_why(tmp_path_factory, frame, target_index):
     except pd.errors.EmptyDataError:
         header = []
     target = header[min(target_index, len(header) - 1)] if header else "missing"
-    cfg = make_cfg(
-        tmp, "data=csv", f"data.path='{path}'", f"data.target='{target}'", "trainer.max_epochs=2", "logger=none"
-    )
+    cfg = make_cfg(tmp, "data=csv", "data.path=PATH", "data.target=TARGET", "trainer.max_epochs=2", "logger=none")
+    cfg.data.path, cfg.data.target = str(path), target  # as they are: no quoting for Hydra's override grammar
     try:
         metrics = train(cfg)
     except UserError as err:

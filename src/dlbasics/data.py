@@ -332,7 +332,8 @@ def standardization(x: np.ndarray, rows: np.ndarray) -> dict:
     else:
         mean = _column_sums(x, rows, lambda block: block.astype(np.float64)) / len(rows)
         std = np.sqrt(_column_sums(x, rows, lambda block: np.square(block - mean)) / len(rows))
-    return {"mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+    # a column constant in float32 (its spread below float32's smallest normal number) is only centred
+    return {"mean": mean.tolist(), "std": np.where(std >= np.finfo(np.float32).tiny, std, 1.0).tolist()}
 
 
 def _column_sums(x: np.ndarray, rows: np.ndarray, term) -> np.ndarray:
