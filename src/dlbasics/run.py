@@ -196,9 +196,9 @@ def claim(run_dir: Path, resuming: bool) -> None:
     """Makes run_dir this run's: its metrics.json says `running` until the run ends. A directory that
     holds another run is refused, unless this run resumes it: its checkpoints and logs stay as they are.
     """
+    run_dir.mkdir(parents=True, exist_ok=True)
     if rank_zero_only.rank != 0:  # under DDP, the process of rank 0 writes for all
         return
-    run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "metrics.json"
     try:
         with path.open("x") as f:  # atomic: of two runs started at once in one directory, one gets it
