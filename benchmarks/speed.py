@@ -15,6 +15,8 @@ size and shuffling, Adam lr 1e-3, one validation pass per epoch, same number of 
        (and Hydra's basic launcher) against one default run, `python train.py`
     6  loading a 1,000,000 x 20 CSV: TabularData against pandas.read_csv, time and peak memory
 
+Rows 1 and 2 also time Lightning's own epoch loop around an empty LightningModule (one item an epoch,
+no callbacks, no logger), the floor under any Lightning project's epoch; its ratio is in the notes.
 Marginal costs leave start-up (imports, data loading, the final test) out. Each timing is the best
 of --repeats runs. The ratio column is always dlbasics / the other side: above 1 means dlbasics
 takes more time or memory, except for rows per second (row 3) where below 1 means it is slower.
@@ -208,16 +210,48 @@ def checks(m: dict) -> str:
     )
 
 
+class EmptyEpochs(lightning.LightningModule):
+    """Lightning's own cost of an epoch: one item handed over, a training step that does nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.automatic_optimization = False
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def training_step(self, batch, batch_idx):
+        pass
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def train_dataloader(self):
+        return [torch.zeros(1)]
+
+
+def empty_lightning(epochs: int) -> tuple[float, float]:
+    """Seconds for Trainer.fit of EmptyEpochs: no callbacks, logger, checkpoints, progress bar or validation."""
+    trainer = lightning.Trainer(
+        max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+    )  # fmt: skip
+    start = time.perf_counter()
+    trainer.fit(EmptyEpochs())
+    return time.perf_counter() - start, math.nan
+
+
 def iris_row(number: int, what: str, batch: str, epochs: tuple[int, int], repeats: int) -> dict:
     overrides = ["data=iris", f"data.batch_size={batch}"]
     plain, _ = plain_runner(overrides)
     long, short = epochs
-    m = marginal({"dlbasics": lambda e: project_run(overrides, e), "plain": plain}, long, short, repeats)
+    sides = {"dlbasics": lambda e: project_run(overrides, e), "plain": plain, "empty": empty_lightning}
+    m = marginal(sides, long, short, repeats)
     d, p = m["dlbasics"], m["plain"]
-    ours, theirs = d["per_epoch"] * 1e3, p["per_epoch"] * 1e3
+    ours, theirs, empty = d["per_epoch"] * 1e3, p["per_epoch"] * 1e3, m["empty"]["per_epoch"] * 1e3
     note = (
         f"row {number}: {long} vs {short} epochs take dlbasics {d['long']:.2f} s / {d['short']:.2f} s, plain "
-        f"{p['long']:.2f} s / {p['short']:.2f} s; {checks(m)}"
+        f"{p['long']:.2f} s / {p['short']:.2f} s; {checks(m)}; Lightning's own loop with an empty "
+        f"LightningModule: {empty:.3f} ms/epoch, so the plain loop plus Lightning alone would be "
+        f"{(theirs + empty) / theirs:.2f}x the plain loop"
     )
     return dict(
         row=number,
