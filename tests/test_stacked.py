@@ -114,6 +114,10 @@ def test_a_job_refused_by_its_config_fails_alone_and_bad_data_fails_every_job(tm
     assert train_stacked(cfgs) == [None, None]
     assert all(read_metrics(tmp_path / f"csv{i}")["status"] == "failed" for i in range(2))
     assert capsys.readouterr().err.count("error: data.path") == 1
+    cfgs = [make_cfg(tmp_path / f"t{lr}", f"optimizer.lr={lr}", "trainer.max_epochs=-2") for lr in ("0.1", "0.01")]
+    assert train_stacked(cfgs) == [None, None]  # the trainer every job shares
+    assert all(read_metrics(tmp_path / f"t{lr}")["status"] == "failed" for lr in ("0.1", "0.01"))
+    assert capsys.readouterr().err.count("error: trainer: `max_epochs` must be a non-negative integer") == 1
 
 
 def test_a_job_whose_directory_holds_another_run_is_refused_and_that_run_kept(tmp_path, capsys):

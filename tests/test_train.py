@@ -145,6 +145,7 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         (["data=boston", "monitor.metric=val/acc"], "monitor.metric=val/acc is not measured every epoch; use one of"),
         (["data.val_fraction=0", "monitor.metric=val/acc"], "(there is no val split: data.val_fraction=0)"),
         (["monitor.mode=up"], "monitor.mode must be min or max; got 'up'"),
+        (["+callbacks.model_checkpoint.save_on_train_epoch_end=false"], "save_on_train_epoch_end=false is not"),
         # the checks of the libraries we configure, named by the config entry that reached them
         (["trainer.max_epochs=-2"], "trainer: `max_epochs` must be a non-negative integer or -1"),
         (["+trainer.epochs=5"], "trainer: unknown option 'epochs' for lightning.pytorch.Trainer"),

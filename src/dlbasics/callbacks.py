@@ -14,6 +14,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from dlbasics.errors import UserError
+
 log = logging.getLogger("dlbasics")
 
 
@@ -179,6 +181,11 @@ class Checkpoints(ModelCheckpoint):
     """
 
     def __init__(self, write_seconds: float = 10.0, **kwargs):
+        if kwargs.get("save_on_train_epoch_end") is False:  # it would wait for a validation loop there is not
+            raise UserError(
+                "callbacks.model_checkpoint.save_on_train_epoch_end=false is not supported: checkpoints are taken "
+                "at the end of each epoch, after its validation pass. Leave it out."
+            )
         super().__init__(**kwargs)
         self.write_seconds = write_seconds
         self._pending: dict[str, dict] = {}

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from dlbasics.callbacks import ModelSummary
-from dlbasics.errors import UserError, instantiate
+from dlbasics.errors import UserError, instantiate, user_mistake
 from dlbasics.module import Learner, trusted
 from dlbasics.run import (
     best_checkpoint,
@@ -286,6 +286,17 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
     results: list[dict | None] = [None] * len(cfgs)
     jobs, members, outputs = [], [], []
     sigterm_interrupts()
+
+    def failed(indices: list[int], err: Exception) -> None:
+        """The jobs end as failed, as cli() ends a job run alone: a user's mistake in one line on stderr."""
+        mistake = user_mistake(err)
+        if mistake is not None:
+            print(f"error: {mistake}", file=sys.stderr, flush=True)
+        for i in indices:
+            write_json(dirs[i] / "metrics.json", failure(err, None) | {"seconds": 0.0})
+        if mistake is None:
+            raise err
+
     claimed = []
     for i, run_dir in enumerate(dirs):
         try:
@@ -296,10 +307,8 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
     try:
         seeds = [c.seed for c in cfgs]
         data = instantiate(cfgs[0].data, shuffle_seed=seeds if len(set(seeds)) > 1 else seeds[0])
-    except UserError as err:  # the same data for every job: each is recorded as failed, as cli() does
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        for i in claimed:
-            write_json(dirs[i] / "metrics.json", failure(err, None) | {"seconds": 0.0})
+    except Exception as err:  # the same data for every job
+        failed(claimed, err)
         return results
     for i in claimed:
         cfg = cfgs[i]
@@ -309,27 +318,31 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
             members.append(build_learner(cfg, data))
             outputs.append(build_outputs(cfg, data))
             jobs.append(i)
-        except UserError as err:
-            print(f"error: {err}", file=sys.stderr, flush=True)
-            write_json(dirs[i] / "metrics.json", failure(err, None) | {"seconds": 0.0})
+        except Exception as err:
             del members[len(jobs) :]
+            failed([i], err)
     if not members:
         return results
-    if cfgs[jobs[0]].threads:
-        torch.set_num_threads(cfgs[jobs[0]].threads)
-    stacked = Stacked(members)
-    for index, (learner, (callbacks, loggers)) in enumerate(zip(members, outputs, strict=True)):
-        if index > 0:  # the model summary and the progress line are the console's: shown once
-            callbacks = [c for c in callbacks if not isinstance(c, (ModelSummary, ProgressBar))]
-        stacked.views.append(Member(index, learner, callbacks, loggers))
-    trainer = instantiate(
-        cfgs[jobs[0]].trainer,
-        default_root_dir=dirs[jobs[0]],
-        callbacks=[_Callbacks(stacked.views, monitoring=False), _MonitoringCallbacks(stacked.views, monitoring=True)],
-        logger=False,
-        enable_progress_bar=False,
-        **fit_options(cfgs[jobs[0]].trainer),
-    )
+    try:  # what every job of the stack shares: its model and its trainer
+        if cfgs[jobs[0]].threads:
+            torch.set_num_threads(cfgs[jobs[0]].threads)
+        stacked = Stacked(members)
+        for index, (learner, (callbacks, loggers)) in enumerate(zip(members, outputs, strict=True)):
+            if index > 0:  # the model summary and the progress line are the console's: shown once
+                callbacks = [c for c in callbacks if not isinstance(c, (ModelSummary, ProgressBar))]
+            stacked.views.append(Member(index, learner, callbacks, loggers))
+        views = stacked.views
+        trainer = instantiate(
+            cfgs[jobs[0]].trainer,
+            default_root_dir=dirs[jobs[0]],
+            callbacks=[_Callbacks(views, monitoring=False), _MonitoringCallbacks(views, monitoring=True)],
+            logger=False,
+            enable_progress_bar=False,
+            **fit_options(cfgs[jobs[0]].trainer),
+        )
+    except Exception as err:
+        failed(jobs, err)
+        return results
     for view in stacked.views:
         view._trainer = trainer
     differ = [k for k in STACKED_KEYS if len({str(OmegaConf.select(cfgs[i], k)) for i in jobs}) > 1]

@@ -151,11 +151,13 @@ def summarize(sweep_dir: Path, monitor: str, mode: str) -> pd.DataFrame:
         seeds = by_seed(table, keys)
         seeds.to_csv(sweep_dir / "summary_seeds.csv", index=False)
         print(f"\nMean and standard deviation over seeds:\n{seeds.to_string(index=False)}")
-    try:
-        plot(table, keys, sweep_dir, monitor)
-    except Exception as err:  # a picture must never cost the table
-        print(f"summary.png not drawn: {err}", file=sys.stderr)
-    print(f"Summary: {sweep_dir / 'summary.csv'}, {sweep_dir / 'summary.png'}")
+    written = [sweep_dir / "summary.csv"]
+    if (table["status"] != "failed").any():  # some job trained: its curve, or its result, to draw
+        try:
+            written.append(plot(table, keys, sweep_dir, monitor))
+        except Exception as err:  # a picture must never cost the table
+            print(f"summary.png not drawn: {err}", file=sys.stderr)
+    print(f"Summary: {', '.join(map(str, written))}")
     return table
 
 

@@ -145,10 +145,11 @@ class StackedLauncher(Launcher):
                 results = train_stacked(tasks, log_name=configs[0].hydra.job.name)
                 for ret, task, metrics in zip(returns, tasks, results, strict=True):
                     ret.return_value, ret.status = monitored(metrics, task), JobStatus.COMPLETED
-            except Exception as err:  # a bug, not a user's mistake: every job of the stack failed
-                log.exception("These jobs failed; Hydra's sweeper stops at a failed job.")
+            except Exception:  # a bug, not a user's mistake: every job of the stack failed (their metrics.json
+                # say so), and the sweep goes on, as for a job run alone (dlbasics.run.cli)
+                log.exception("These jobs failed; the sweep goes on.")
                 for ret in returns:
-                    ret.return_value, ret.status = err, JobStatus.FAILED
+                    ret.return_value, ret.status = None, JobStatus.COMPLETED
             for config, ret in zip(configs, returns, strict=True):
                 ret.task_name = config.hydra.job.name
                 callbacks.on_job_end(config=config, job_return=ret)
