@@ -201,6 +201,10 @@ def test_command_line_errors_end_without_traceback(tmp_path):
         bad_csv.stderr.strip()
         == "error: data.path: no file 'nope.csv'. Give the path of a CSV file: data.path=path/to/file.csv"
     )
+    (tmp_path / "file").touch()
+    unwritable = run_script("train.py", f"hydra.run.dir={tmp_path / 'file' / 'run'}")
+    assert unwritable.returncode == 2
+    assert unwritable.stderr.startswith("error: hydra.run.dir: cannot make") and unwritable.stderr.count("\n") == 1
     unknown = run_script("train.py", "model=mlpp", f"hydra.run.dir={tmp_path}")
     assert unknown.returncode != 0
     assert "Could not find 'model/mlpp'" in unknown.stderr and "Traceback" not in unknown.stderr

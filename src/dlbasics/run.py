@@ -16,6 +16,7 @@ import lightning as L
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from lightning.pytorch.callbacks import Checkpoint, ProgressBar
 from lightning.pytorch.utilities import rank_zero_only
@@ -71,6 +72,25 @@ def cli(fn, cfg: DictConfig):
             raise
         log.exception("This job failed; the sweep goes on.")  # a bug, not a user's mistake: keep the traceback
         return None
+
+
+class OutputDirectory(Callback):
+    """Hydra callback: a run or sweep directory that cannot be made ends in one line, before Hydra makes it."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        _make_directory(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        _make_directory(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+
+def _make_directory(path: str, option: str) -> None:
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        message = f"{option}: cannot make '{path}' ({err.strerror}). Give one you can write to: {option}=..."
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
 
 
 def write_json(path: Path, content: dict) -> None:
