@@ -68,6 +68,22 @@ def test_eval_gives_the_runs_test_metrics(tmp_path):
         assert with_eval[key] == pytest.approx(metrics[key], rel=1e-6)
 
 
+def test_eval_finds_moved_data_with_data_path_and_refuses_other_data(tmp_path, make_csv, capsys):
+    path = make_csv(n=80, kind="regression")
+    metrics = train(make_cfg(tmp_path / "run", "data=csv", f"data.path={path}", "data.target=y", "logger=none"))
+    moved = path.rename(tmp_path / "moved.csv")
+    ckpt = f"ckpt_path={metrics['checkpoint']}"
+    with pytest.raises(SystemExit):
+        cli(evaluate, make_cfg(tmp_path, ckpt, config="eval"))
+    assert f"data_path: no file '{path}', the CSV this checkpoint was trained on" in capsys.readouterr().err
+    again = evaluate(make_cfg(tmp_path, ckpt, f"data_path={moved}", config="eval"))
+    assert again["test/rmse"] == pytest.approx(metrics["test/rmse"], rel=1e-6)
+    pd.read_csv(moved).head(70).to_csv(tmp_path / "fewer.csv", index=False)
+    with pytest.raises(SystemExit):
+        cli(evaluate, make_cfg(tmp_path, ckpt, f"data_path={tmp_path / 'fewer.csv'}", config="eval"))
+    assert "has 70 rows, the CSV this checkpoint was trained on had 80: not the same data" in capsys.readouterr().err
+
+
 def test_predict_writes_classes_and_probabilities_beside_the_input(tmp_path, make_csv):
     path = make_csv(n=80, kind="binary")
     metrics = train(make_cfg(tmp_path / "run", "data=csv", f"data.path={path}", "data.target=y", "logger=none"))

@@ -492,6 +492,7 @@ class TabularData(L.LightningDataModule):
             split_seed=split_seed,
             batch_size=batch_size,
         )
+        self.meta["rows"] = len(x)  # so that a checkpoint can tell its data from another file
         labels = None if self.meta["task"] == "regression" else y.reshape(len(y), -1)[:, 0]
         self.rows = split_rows(len(x), labels, val_fraction, test_fraction, split_seed)
         if stats is None:
@@ -510,11 +511,24 @@ class TabularData(L.LightningDataModule):
         return {k: (self.table.x[r], self.table.y[r]) for k, r in self.rows.items()}
 
     @classmethod
-    def from_meta(cls, meta: dict, **overrides) -> "TabularData":
-        """The data a checkpoint was trained on, prepared with the checkpoint's own scaling."""
+    def from_meta(cls, meta: dict, path: str | None = None) -> "TabularData":
+        """The data a checkpoint was trained on (or the same table at `path`), prepared with the checkpoint's
+        own scaling. A relative path in the checkpoint is read from the current directory, as train.py read it.
+        """
         stats = {k: meta[k] for k in ("mean", "std", "y_mean") if k in meta}
-        source = {**meta["source"], **overrides}
-        return cls(**source, target=meta["target"], features=meta["features"], task=meta["task"], stats=stats)
+        source = {**meta["source"], "path": path or meta["source"]["path"]}
+        if not Path(source["path"]).is_file():
+            raise UserError(
+                f"data_path: no file '{source['path']}', the CSV this checkpoint was trained on. Run where "
+                f"train.py ran, or give its path: data_path=PATH/TO/{Path(source['path']).name}"
+            )
+        data = cls(**source, target=meta["target"], features=meta["features"], task=meta["task"], stats=stats)
+        if meta.get("rows", data.meta["rows"]) != data.meta["rows"]:
+            raise UserError(
+                f"data_path: '{source['path']}' has {data.meta['rows']} rows, the CSV this checkpoint was trained "
+                f"on had {meta['rows']}: not the same data. Give that CSV: data_path=..."
+            )
+        return data
 
     def has(self, split: str) -> bool:
         return len(self.rows[split]) > 0

@@ -400,7 +400,7 @@ def load_learner(path: str | Path) -> Learner:
 def evaluate(cfg: DictConfig) -> dict:
     """Tests a checkpoint again on its own test split, prepared as the checkpoint says."""
     learner = load_learner(cfg.ckpt_path)
-    data = TabularData.from_meta(learner.hparams.data)
+    data = TabularData.from_meta(learner.hparams.data, path=cfg.data_path)
     if not data.has("test"):
         raise UserError("this checkpoint's data has no test split (it was trained with data.test_fraction=0).")
     trainer = L.Trainer(
