@@ -142,3 +142,24 @@ def test_a_diverged_run_returns_the_worst_value_to_the_sweeper(tmp_path):
     metrics = train(cfg)
     assert metrics["status"] == "diverged"
     assert monitored(metrics, cfg) == math.inf
+
+
+def test_the_summary_of_chapter_1s_sweep_draws_its_learning_rates_and_training_losses(tmp_path, capsys):
+    """Small learning rates come back from overrides.yaml as 1e-05 (a string to YAML), and a sweep without a
+    val split has training curves only: both once left the figure empty."""
+    from dlbasics.sweep import plot, summarize
+
+    for lr in ("1e-06", "1e-05", "5e-05"):
+        job = tmp_path / f"optimizer.lr={lr}"
+        cfg = make_cfg(tmp_path, "experiment=ch1_gradient_descent", f"optimizer.lr={lr}", "trainer.max_epochs=10")
+        cfg.run_dir = str(job)  # a name with '=', as Hydra names sweep jobs
+        train(cfg)
+        (job / ".hydra").mkdir()
+        (job / ".hydra" / "overrides.yaml").write_text(f"- experiment=ch1_gradient_descent\n- optimizer.lr={lr}\n")
+    table = summarize(tmp_path, "val/loss", "min")
+    assert table["optimizer.lr"].tolist() == [1e-5, 1e-6, 5e-5]  # numbers, best first by train/loss
+    assert "best first by train/loss" in capsys.readouterr().out and (tmp_path / "summary.png").is_file()
+    fig = plot(table, ["optimizer.lr"], tmp_path, "train/loss")
+    against_lr, curves = fig.axes
+    assert against_lr.get_xscale() == "log" and len(against_lr.lines[0].get_xdata()) == 3
+    assert [len(line.get_ydata()) for line in curves.lines] == [10, 10, 10] and curves.get_ylabel() == "train/loss"

@@ -7,6 +7,7 @@ also summarized together, as mean and standard deviation.
 
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -49,11 +50,16 @@ def job_dirname(task_overrides, sweeper_params=None) -> str:
 OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
 
 
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _value(text: str):
+    """An override's value as Hydra wrote it: YAML, but 1e-05 (str() of a small float) is a number too."""
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    return float(value) if isinstance(value, str) and NUMBER.fullmatch(value) else value
 
 
 def collect(sweep_dir: Path) -> pd.DataFrame:
@@ -105,8 +111,9 @@ def _curves(job: Path, metric: str = "val/loss") -> list[float]:
     return []
 
 
-def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str) -> Path:
-    from dlbasics.figures import plt, save
+def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str):
+    """The final monitored metric against each swept number, and the loss curves of every job, as a figure."""
+    from dlbasics.figures import plt
 
     numeric = [k for k in keys if pd.api.types.is_numeric_dtype(table[k]) and k != "seed"]
     fig, axes = plt.subplots(1, len(numeric) + 1, figsize=(5 * (len(numeric) + 1), 4), layout="constrained")
@@ -115,22 +122,23 @@ def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str) ->
         points = table.dropna(subset=[monitor]) if monitor in table else table.iloc[:0]
         ax.plot(points[key], points[monitor], "o")
         values = table[key][table[key] > 0]
-        if len(values) == len(table) and values.max() / values.min() >= 100:  # learning rates and the like
+        if len(values) == len(table) and values.max() / values.min() >= 10:  # learning rates and the like
             ax.set_xscale("log")
         if len(points) and points[monitor].min() > 0 and points[monitor].max() / points[monitor].min() >= 100:
             ax.set_yscale("log")
         ax.set(xlabel=key, ylabel=f"final {monitor}", title=f"{monitor} against {key}")
         ax.grid(alpha=0.3)
-    curves = axes[-1]
+    curves, loss = axes[-1], monitor.split("/", 1)[0] + "/loss"  # train/loss for jobs without a val split
     labels = table[keys].astype(str).radd([f"{k}=" for k in keys]).agg(", ".join, axis=1) if keys else table["job"]
     for job, label in zip(table["job"], labels, strict=True):
-        values = _curves(sweep_dir / job)
+        values = _curves(sweep_dir / job, loss)
         if values:
             curves.plot(range(1, len(values) + 1), values, label=label)
-    curves.set(xlabel="epoch", ylabel="val/loss", title="Validation loss of each job", yscale="log")
+    split = "Validation" if loss.startswith("val/") else "Training"
+    curves.set(xlabel="epoch", ylabel=loss, title=f"{split} loss of each job", yscale="log")
     if curves.lines:
         curves.legend(fontsize="small")
-    return save(fig, sweep_dir / "summary.png")
+    return fig
 
 
 def summarize(sweep_dir: Path, monitor: str, mode: str) -> pd.DataFrame:
@@ -154,7 +162,9 @@ def summarize(sweep_dir: Path, monitor: str, mode: str) -> pd.DataFrame:
     written = [sweep_dir / "summary.csv"]
     if (table["status"] != "failed").any():  # some job trained: its curve, or its result, to draw
         try:
-            written.append(plot(table, keys, sweep_dir, monitor))
+            from dlbasics.figures import save
+
+            written.append(save(plot(table, keys, sweep_dir, monitor), sweep_dir / "summary.png"))
         except Exception as err:  # a picture must never cost the table
             print(f"summary.png not drawn: {err}", file=sys.stderr)
     print(f"Summary: {', '.join(map(str, written))}")
