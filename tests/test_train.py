@@ -59,6 +59,7 @@ def test_regression_metrics_agree_with_each_other(tmp_path):
     assert metrics["test/rmse"] < 9  # the spread of Boston prices: learning happened
     logged = pd.read_csv(tmp_path / "metrics.csv")
     assert logged["train/loss"].notna().sum() == 20
+    assert logged.dropna(subset="train/loss")["epoch"].tolist() == list(range(20))  # as Lightning's self.log
 
 
 def test_eval_gives_the_runs_test_metrics(tmp_path):

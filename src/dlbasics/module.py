@@ -134,7 +134,8 @@ class Learner(L.LightningModule):
         self.trainer.callback_metrics.update(metrics)
         self._unlogged.update(metrics)
         if log:
-            self._to_log.append((self.global_step, {k: float(v) for k, v in self._unlogged.items()}))
+            values = {k: float(v) for k, v in self._unlogged.items()}
+            self._to_log.append((self.global_step, values | {"epoch": float(self.current_epoch)}))  # as self.log
             self._unlogged.clear()
             if time.monotonic() - self._logged_at >= LOG_SECONDS:
                 self.flush_logs()
