@@ -130,3 +130,22 @@ def test_a_job_whose_directory_holds_another_run_is_refused_and_that_run_kept(tm
     assert earlier is None and new["status"] == "completed"
     assert "already holds a run (its metrics.json). Resume it with ckpt_path=last" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in (tmp_path / "0.01").rglob("*") if p.is_file()} == kept
+
+
+def test_a_bug_while_a_stack_is_set_up_fails_every_job_of_it_and_keeps_its_traceback(tmp_path, monkeypatch):
+    from dlbasics import stacked as module
+
+    built, real = [], module.build_learner
+
+    def build_learner(cfg, data):  # a bug in the second job's model
+        built.append(cfg)
+        if len(built) == 2:
+            raise RuntimeError("boom")
+        return real(cfg, data)
+
+    monkeypatch.setattr(module, "build_learner", build_learner)
+    cfgs = [make_cfg(tmp_path / lr, "logger=none", f"optimizer.lr={lr}") for lr in ("0.01", "0.1")]
+    with pytest.raises(RuntimeError, match="boom"):
+        module.train_stacked(cfgs)
+    failed = {"status": "failed", "error": "boom", "seconds": 0.0}
+    assert [read_metrics(tmp_path / lr) for lr in ("0.01", "0.1")] == [failed, failed]  # none left `running`

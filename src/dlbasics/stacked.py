@@ -288,11 +288,12 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
     sigterm_interrupts()
 
     def failed(indices: list[int], err: Exception) -> None:
-        """The jobs end as failed, as cli() ends a job run alone: a user's mistake in one line on stderr."""
+        """The jobs end as failed, as cli() ends a job run alone: a user's mistake in one line on stderr;
+        a bug fails every job of the stack, none of which will train, and keeps its traceback."""
         mistake = user_mistake(err)
         if mistake is not None:
             print(f"error: {mistake}", file=sys.stderr, flush=True)
-        for i in indices:
+        for i in indices if mistake is not None else claimed:
             write_json(dirs[i] / "metrics.json", failure(err, None) | {"seconds": 0.0})
         if mistake is None:
             raise err
