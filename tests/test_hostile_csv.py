@@ -42,7 +42,8 @@ def tables(draw):
     return frame
 
 
-# Derandomized, and no shrinking: CI sees the same files each time, and a failure is reported at once.
+# Derandomized (and hypothesis pinned in pyproject.toml), no shrinking: CI sees the same files each time, and a
+# failure is reported at once.
 @settings(
     max_examples=60,
     deadline=None,
