@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dlbasics.errors import UserError
+from dlbasics.errors import UserError, is_number
 
 TASKS = ("regression", "binary", "multiclass")
 MAX_CLASSES = 10  # an integer target with at most this many distinct values is taken as class labels
@@ -50,7 +50,7 @@ def _check_index_col(path: Path, index_col) -> None:
         columns = list(pd.read_csv(path, nrows=0).columns)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError):
         return  # the file itself is the problem
-    number = isinstance(index_col, int) and not isinstance(index_col, bool)
+    number = is_number(index_col, int)
     if index_col not in columns and not (number and -len(columns) <= index_col < len(columns)):
         raise UserError(
             f"data.index_col={index_col!r} is not a column of '{path}': give a column number from 0 to "
@@ -291,9 +291,9 @@ def _numbers(frame: pd.DataFrame, index_col: int | None, features: list[str], ta
 def split_rows(n: int, labels, val_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
     """Shuffles the rows and cuts them into train, val and test; stratified when labels are given."""
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+        if not is_number(value) or not 0 <= value < 1:
             raise UserError(f"data.{name} must be in [0, 1); got {value!r}.")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+    if not is_number(seed, int) or seed < 0:
         raise UserError(f"data.split_seed must be an integer >= 0; got {seed!r}.")
     if val_fraction + test_fraction >= 1:
         raise UserError(
@@ -472,8 +472,7 @@ class TabularData(L.LightningDataModule):
         super().__init__()
         if not isinstance(standardize, bool):
             raise UserError(f"data.standardize must be true or false; got {standardize!r}.")
-        whole = batch_size is None
-        if not whole and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
+        if batch_size is not None and (not is_number(batch_size, int) or batch_size < 1):
             raise UserError(
                 f"data.batch_size must be a positive integer, or null for the whole split; got {batch_size!r}."
             )

@@ -14,6 +14,11 @@ class UserError(Exception):
         super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
+def is_number(value, kinds: type | tuple = (int, float)) -> bool:
+    """Whether value is a number of these kinds: YAML's true and false are bools, which Python counts as ints."""
+    return isinstance(value, kinds) and not isinstance(value, bool)
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__

@@ -6,14 +6,14 @@ Both return the output layer's pre-activation o; the output activation belongs t
 
 from torch import nn
 
-from dlbasics.errors import UserError
+from dlbasics.errors import UserError, is_number
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 INITS = ("default", "zeros")
 
 
 def _check_count(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not is_number(value, int) or value < minimum:
         raise UserError(f"model.{name} must be an integer >= {minimum}; got {value!r}.")
 
 

@@ -12,7 +12,7 @@ import time
 import lightning as L
 import torch
 
-from dlbasics.errors import UserError, instantiate
+from dlbasics.errors import UserError, instantiate, is_number
 from dlbasics.losses import Objective
 
 LOG_SECONDS = 1.0  # how often the loggers are written to during training
@@ -39,7 +39,7 @@ class Learner(L.LightningModule):
         sizes = dict(n_features=data["n_features"], n_outputs=data["n_outputs"], output_offset=data.get("y_mean", 0.0))
         self.model = trusted("model", model, **sizes)
         lr = optimizer.get("lr")
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
+        if not is_number(lr) or not 0 < lr < math.inf:
             raise UserError(f"optimizer.lr must be a positive number; got {lr!r}.")
         self._sums: dict[str, dict[str, torch.Tensor]] = {}
         self._rows: dict[str, int] = {}

@@ -23,7 +23,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from dlbasics.data import TabularData, feature_matrix, read_csv, scale
-from dlbasics.errors import UserError, instantiate, user_mistake
+from dlbasics.errors import UserError, instantiate, is_number, user_mistake
 from dlbasics.losses import METRICS
 from dlbasics.module import Learner
 
@@ -233,15 +233,11 @@ def claim(run_dir: Path, resuming: bool) -> None:
         write_json(path, {"status": "running"})
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def check_run_options(cfg: DictConfig) -> None:
     """The options of a run itself (each group checks its own when it is built)."""
-    if not _is_int(cfg.seed) or not 0 <= cfg.seed < 2**32:
+    if not is_number(cfg.seed, int) or not 0 <= cfg.seed < 2**32:
         raise UserError(f"seed must be an integer from 0 to 2**32 - 1; got {cfg.seed!r}.")
-    if cfg.threads is not None and (not _is_int(cfg.threads) or cfg.threads < 0):
+    if cfg.threads is not None and (not is_number(cfg.threads, int) or cfg.threads < 0):
         raise UserError(f"threads must be a positive integer (0 or null: torch's default); got {cfg.threads!r}.")
 
 
