@@ -156,7 +156,7 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         (["trainer.devices=abc"], "trainer: `devices` selected with `"),
         (["data=boston", "data.features=[RM,TAX,RM]"], "data.features: ['RM'] listed more than once"),
         (["seed=abc"], "seed must be an integer from 0 to 2**32 - 1; got 'abc'"),
-        (["seed=-1"], "seed must be an integer from 0 to 2**32 - 1; got -1"),  # Lightning would pick a random one
+        (["seed=-1"], "seed must be an integer from 0 to 2**32 - 1; got -1"),  # was a traceback from seed_everything
         (["threads=-3"], "threads must be a positive integer"),
         (["ckpt_path=nope.ckpt"], "ckpt_path: no file 'nope.ckpt'"),
         (["data=boston", "monitor.metric=val/acc"], "monitor.metric=val/acc is not measured every epoch; use one of"),
