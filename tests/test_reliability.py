@@ -1,6 +1,8 @@
 """Runs that are interrupted, resumed, repeated, or handed a file that is not theirs."""
 
+import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -86,6 +88,23 @@ def test_a_second_run_in_a_run_directory_is_refused_and_the_first_kept(tmp_path,
     assert f"hydra.run.dir: '{tmp_path}' already holds a run" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and ".hydra" not in p.parts} == kept
     resumed = train(make_cfg(tmp_path, "trainer.max_epochs=4", "ckpt_path=last"))  # resuming it is the way on
+    assert resumed["status"] == "completed" and resumed["epochs"] == 4
+
+
+def test_resuming_a_run_whose_process_still_runs_is_refused(tmp_path, capsys):
+    train(make_cfg(tmp_path, "logger=none", "trainer.max_epochs=2"))
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:  # as if that process were training in this directory
+        (tmp_path / "metrics.json").write_text(
+            json.dumps({"status": "running", "host": socket.gethostname(), "pid": other.pid})
+        )
+        with pytest.raises(SystemExit):
+            cli(train, make_cfg(tmp_path, "logger=none", "trainer.max_epochs=4", "ckpt_path=last"))
+        assert f"is still running (process {other.pid})" in capsys.readouterr().err
+    finally:
+        other.kill()
+        other.wait()
+    resumed = train(make_cfg(tmp_path, "logger=none", "trainer.max_epochs=4", "ckpt_path=last"))  # it ended
     assert resumed["status"] == "completed" and resumed["epochs"] == 4
 
 

@@ -3,9 +3,11 @@
 import json
 import logging
 import math
+import os
 import re
 import shlex
 import signal
+import socket
 import sys
 import threading
 import time
@@ -213,16 +215,17 @@ def resume_hint(run_dir: Path) -> str:
 
 
 def claim(run_dir: Path, resuming: bool) -> None:
-    """Makes run_dir this run's: its metrics.json says `running` until the run ends. A directory that
-    holds another run is refused, unless this run resumes it: its checkpoints and logs stay as they are.
+    """Makes run_dir this run's: its metrics.json says `running` (and which process) until the run ends.
+    A directory that holds another run is refused, unless this run resumes it and that run's process is no
+    longer alive: its checkpoints and logs stay as they are.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     if rank_zero_only.rank != 0:  # under DDP, the process of rank 0 writes for all
         return
-    path = run_dir / "metrics.json"
+    path, running = run_dir / "metrics.json", {"status": "running", "host": socket.gethostname(), "pid": os.getpid()}
     try:
         with path.open("x") as f:  # atomic: of two runs started at once in one directory, one gets it
-            f.write('{"status": "running"}\n')
+            f.write(json.dumps(running) + "\n")
     except FileExistsError:
         if not resuming:
             option, whose = ("hydra.sweep.dir", "the sweep") if sweeping() else ("hydra.run.dir", "this run")
@@ -230,7 +233,34 @@ def claim(run_dir: Path, resuming: bool) -> None:
                 f"{option}: '{run_dir}' already holds a run (its metrics.json). Resume it with "
                 f"ckpt_path=last, or give {whose} a directory of its own: {option}=..."
             ) from None
-        write_json(path, {"status": "running"})
+        held = _read_json(path)
+        if held.get("status") == "running" and held.get("host") == running["host"] and _alive(held.get("pid")):
+            raise UserError(
+                f"ckpt_path: the run in '{run_dir}' is still running (process {held['pid']}). Let it end, or stop "
+                "it (Ctrl-C keeps its last epoch), then resume."
+            ) from None
+        write_json(path, running)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return content if isinstance(content, dict) else {}
+
+
+def _alive(pid) -> bool:
+    """Whether another process of this machine with this id is running (another user's counts)."""
+    if not is_number(pid, int) or pid <= 0 or pid == os.getpid():  # ours: an earlier run of this process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def check_run_options(cfg: DictConfig) -> None:
