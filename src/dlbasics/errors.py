@@ -50,13 +50,14 @@ def instantiate(cfg, key: str | None = None, **kwargs):
         return hydra.utils.instantiate(cfg, **kwargs)
     except InstantiationException as err:
         cause, target = err.__cause__, str(cfg.get("_target_", ""))
+        if isinstance(cause, UserError):
+            raise cause from None  # ours: it names its option
         key = key or (cfg._get_full_key(None) if hasattr(cfg, "_get_full_key") else None) or target
         if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
             name = str(cause).rsplit("argument", 1)[1].strip(" '\"")
             raise UserError(f"{key}: unknown option '{name}' for {target}: check its spelling.") from None
-        if isinstance(cause, (ValueError, TypeError)) and not target.startswith("dlbasics."):
-            raise UserError(f"{key}: {_first_line(cause)}") from None
+        library_check = isinstance(cause, (ValueError, TypeError)) and not target.startswith("dlbasics.")
         mistake = user_mistake(cause) if cause is not None else None
-        if mistake is None:
-            raise
-        raise (mistake if isinstance(cause, UserError) else UserError(f"{key}: {mistake}")) from None
+        if library_check or mistake is not None:
+            raise UserError(f"{key}: {mistake or _first_line(cause)}") from None
+        raise
