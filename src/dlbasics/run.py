@@ -394,7 +394,8 @@ def read_checkpoint(path: str | Path) -> dict:
             f"ckpt_path: no file '{path}'. Give a checkpoint of a run: ckpt_path=RUN_DIR/checkpoints/best.ckpt"
         )
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        # mapped, not read: resuming reads only the hyperparameters here (Lightning loads the file itself)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # torch raises many kinds for a file that is not a checkpoint
         why = (
             "it holds pickled objects, not only tensors and plain values"
