@@ -9,6 +9,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from dlbasics.losses import METRICS
 from dlbasics.run import cli, evaluate, predict, train
 
 from .conftest import make_cfg, read_metrics, run_script
@@ -25,6 +26,8 @@ def test_every_data_and_model_trains(tmp_path, make_csv, data, model):
     metrics = train(cfg)
     expected = REGRESSION if data.startswith("boston") else CLASSIFICATION
     assert expected <= metrics.keys()
+    task = "regression" if data.startswith("boston") else "multiclass" if data != "iris_binary" else "binary"
+    assert sorted(k[4:] for k in metrics if k.startswith("val/")) == sorted(METRICS[task])  # what monitor accepts
     assert all(math.isfinite(metrics[k]) for k in expected)
     assert metrics["status"] == "completed" and metrics["epochs"] == 3
     assert read_metrics(tmp_path) == pytest.approx(metrics)
