@@ -163,3 +163,17 @@ def test_the_summary_of_chapter_1s_sweep_draws_its_learning_rates_and_training_l
     against_lr, curves = fig.axes
     assert against_lr.get_xscale() == "log" and len(against_lr.lines[0].get_xdata()) == 3
     assert [len(line.get_ydata()) for line in curves.lines] == [10, 10, 10] and curves.get_ylabel() == "train/loss"
+
+
+def test_the_summary_counts_jobs_that_returned_nothing_and_leaves_failed_ones_to_the_sweeper():
+    from hydra.core.utils import JobReturn, JobStatus
+    from omegaconf import OmegaConf
+
+    from dlbasics.sweep import SweepSummary
+
+    summary, config = SweepSummary(), OmegaConf.create({"hydra": {"runtime": {"output_dir": "/sweep/optimizer.lr=1"}}})
+    refused, crashed = JobReturn(status=JobStatus.COMPLETED), JobReturn(status=JobStatus.FAILED)
+    refused.return_value, crashed.return_value = None, RuntimeError("a bug")
+    summary.on_job_end(config, refused)
+    summary.on_job_end(config, crashed)  # reading its value would raise the bug here
+    assert summary.unfinished == ["optimizer.lr=1"]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -178,7 +179,8 @@ class SweepSummary(Callback):
         self.unfinished: list[str] = []  # jobs that returned nothing, e.g. refused before writing anything
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
-        if job_return.return_value is None:
+        # a failed JobReturn raises its exception when its value is read: the sweeper reports it itself
+        if job_return.status == JobStatus.COMPLETED and job_return.return_value is None:
             self.unfinished.append(Path(config.hydra.runtime.output_dir).name)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
