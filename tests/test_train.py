@@ -2,7 +2,9 @@
 
 import math
 import sys
+from collections import Counter
 
+import lightning as L
 import pandas as pd
 import pytest
 import torch
@@ -253,3 +255,38 @@ def test_double_precision_trains_in_float64_to_the_same_numbers(tmp_path):
     assert double["status"] == "completed" and double["val/loss"] == pytest.approx(single["val/loss"], rel=1e-5)
     weights = torch.load(tmp_path / "64" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert all(w.dtype == torch.float64 for w in weights.values())
+
+
+HOOK_CALLS = Counter()
+
+
+class StepHooks(L.Callback):
+    """A user's callback on the hooks around each step, e.g. to log gradient norms."""
+
+    def on_before_backward(self, trainer, learner, loss):
+        HOOK_CALLS["on_before_backward"] += 1
+
+    def on_after_backward(self, trainer, learner):
+        HOOK_CALLS["on_after_backward"] += all(p.grad is not None for p in learner.parameters())
+
+    def on_before_optimizer_step(self, trainer, learner, optimizer):
+        HOOK_CALLS["on_before_optimizer_step"] += 1
+
+
+def test_callbacks_on_the_step_hooks_are_called_at_every_step_and_train_the_same(tmp_path):
+    """Steps call loss.backward() and the optimizer directly when nothing hooks them (module.direct_steps),
+    and go through Lightning's manual_backward and optimizer step when a callback does: same weights."""
+    common = ["data.batch_size=16", "trainer.max_epochs=3", "logger=none"]
+    train(make_cfg(tmp_path / "direct", *common))
+    HOOK_CALLS.clear()
+    train(make_cfg(tmp_path / "hooked", *common, "+callbacks.step_hooks._target_=tests.test_train.StepHooks"))
+    steps = 3 * 6  # 90 training rows: 6 minibatches an epoch
+    assert dict(HOOK_CALLS) == dict.fromkeys(
+        ["on_before_backward", "on_after_backward", "on_before_optimizer_step"], steps
+    )
+    direct, hooked = (
+        torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=True) for d in ("direct", "hooked")
+    )
+    assert direct["global_step"] == hooked["global_step"] == steps
+    assert direct["state_dict"].keys() == hooked["state_dict"].keys()
+    assert all(torch.equal(direct["state_dict"][k], hooked["state_dict"][k]) for k in direct["state_dict"])

@@ -75,9 +75,8 @@ class Objective:
             sums["correct"] = (o.argmax(-1) == y).sum(-1)
         elif self.task == "binary":
             sums["correct"] = ((o > 0).float() == y).sum((-2, -1))
-        else:
-            err = self.predict(o) - y
-            sums.update(se=err.square().sum((-2, -1)), ae=err.abs().sum((-2, -1)), y=y.sum(), y2=y.square().sum())
+        else:  # a row's loss is its squared error (mse and sse alike): loss sums to the squared error
+            sums.update(ae=(self.predict(o) - y).abs().sum((-2, -1)), y=y.sum(), y2=y.square().sum())
         return sums
 
     def metrics(self, sums: dict[str, torch.Tensor], rows: int) -> dict[str, torch.Tensor]:
@@ -85,11 +84,12 @@ class Objective:
         out = {"loss": sums["loss"] if self.summed else sums["loss"] / rows}
         if "correct" in sums:
             out["acc"] = sums["correct"] / rows
-        if "se" in sums:
-            out["rmse"] = (sums["se"] / rows).sqrt()
+        if "ae" in sums:
+            se = sums["loss"]
+            out["rmse"] = (se / rows).sqrt()
             out["mae"] = sums["ae"] / rows
             total = sums["y2"] - sums["y"].square() / rows
             # As scikit-learn's r2_score: a target without variance scores 1.0 if fitted exactly, else 0.0.
             varies = total > 1e-6 * sums["y2"]
-            out["r2"] = torch.where(varies, 1 - sums["se"] / total.where(varies, 1), (sums["se"] == 0).float())
+            out["r2"] = torch.where(varies, 1 - se / total.where(varies, 1), (se == 0).float())
         return out

@@ -177,13 +177,13 @@ class Stacked(Learner):
     def descend(self, batch, optimizer) -> None:
         for stacked in self._leaves:
             stacked.grad = None
-        self.manual_backward(self._step(batch, "train").sum())
+        self.backpropagate(self._step(batch, "train").sum())
         grads = [stacked.grad for stacked in self._leaves]
         for view, params in zip(self.views, self._params, strict=True):
             if not view.stopped_at:  # a stopped member gets no gradient: the optimizer skips it
                 for grad, param in zip(grads, params, strict=True):
                     param.grad = grad[view.index]
-        optimizer.step()
+        self.take_step(optimizer)
 
     def on_train_end(self):
         for member in self.members:  # those that stopped early too
