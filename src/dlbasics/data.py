@@ -390,6 +390,12 @@ class EpochShuffle:
         return order[..., self.rank :: self.world]
 
 
+def take(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """t[index] for a tensor of row numbers of any shape, by index_select: on the CPU it gathers rows about
+    three times as fast (1024 random rows of a 200,000 x 20 table: 28 µs against 85 µs)."""
+    return t.index_select(0, index.reshape(-1)).reshape(*index.shape, *t.shape[1:])
+
+
 class Table:
     """Every row's features and target, kept once: the splits gather their minibatches from it."""
 
@@ -397,15 +403,8 @@ class Table:
         self.x, self.y = x, y
 
     def rows(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x, y) of the rows at `index`, a tensor of row numbers, of any shape (members, rows, ...).
-
-        index_select, not x[index]: on the CPU it gathers a minibatch about three times as fast (1024 random
-        rows of a 200,000 x 20 table: 28 µs against 85 µs).
-        """
-        shape = index.shape
-        index = index.reshape(-1)
-        x, y = self.x.index_select(0, index), self.y.index_select(0, index)
-        return x.reshape(*shape, *x.shape[1:]), y.reshape(*shape, *y.shape[1:])
+        """(x, y) of the rows at `index`, a tensor of row numbers of any shape (members, rows)."""
+        return take(self.x, index), take(self.y, index)
 
     def to(self, device) -> None:
         """Moves the table to the device for every split that shares it (a table already there stays)."""
@@ -431,7 +430,7 @@ class Batches:
         return max(1, math.ceil(n / self.batch_size))
 
     def __iter__(self):
-        rows = self.rows if self.sampler is None else self.rows[self.sampler.indices()]
+        rows = self.rows if self.sampler is None else take(self.rows, self.sampler.indices())
         for start in range(0, rows.shape[-1], self.batch_size):
             batch = rows[..., start : start + self.batch_size]
             yield self.table.rows(batch)
