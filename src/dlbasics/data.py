@@ -89,15 +89,15 @@ def meta_value(value):
 def infer_task(y: pd.Series) -> str:
     """Few distinct integer or string values are class labels; anything else is a quantity."""
     values = y.dropna()
-    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
-        labels = True
-    else:
+    numbers = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if numbers:
         a = values.to_numpy(np.float64)
-        whole = np.array_equal(np.floor(a), a) and np.isfinite(a).all()  # as np.mod(a, 1) == 0, 40x faster
-        labels = bool(whole) and values.nunique() <= MAX_CLASSES
-    if not labels:
+        if not (np.array_equal(np.floor(a), a) and np.isfinite(a).all()):  # not all whole (np.mod, 40x slower)
+            return "regression"
+    distinct = values.nunique()
+    if numbers and distinct > MAX_CLASSES:
         return "regression"
-    return "binary" if values.nunique() <= 2 else "multiclass"
+    return "binary" if distinct <= 2 else "multiclass"
 
 
 def _check_finite(frame: pd.DataFrame, what: str) -> np.ndarray:
