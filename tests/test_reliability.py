@@ -23,7 +23,7 @@ def _weights(path):
 
 
 def test_interrupt_keeps_the_last_epoch_and_resume_ends_where_an_uninterrupted_run_does(tmp_path):
-    run_dir, epochs = tmp_path / "run", 1000  # an epoch takes 2 to 8 ms: interrupted well before the end
+    run_dir, epochs = tmp_path / "run", 2000  # an epoch takes 1 to 8 ms: interrupted well before the end
     args = [sys.executable, "train.py", "logger=none", f"trainer.max_epochs={epochs}", f"hydra.run.dir={run_dir}"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log, deadline = run_dir / "train.log", time.time() + 120

@@ -126,7 +126,7 @@ class LossLandscape(L.Callback):
         for name, p in learner.model.named_parameters():
             params[name] = torch.tensor(values[start : start + p.numel()], dtype=p.dtype, device=p.device)
             params[name], start = params[name].reshape(p.shape), start + p.numel()
-        o = torch.func.functional_call(learner.model, params, (x,)).unsqueeze(0)
+        o = torch.func.functional_call(learner.model, params, (x,))
         return learner.objective.reduce(learner.objective.per_row(o, y)).item()
 
     @rank_zero_only

@@ -1,7 +1,8 @@
 """The losses of chapter 3 and the output activations of 2.3.1, tied to the task the data defines.
 
-Every function takes model outputs o of shape (members, rows, outputs), so that several models
-trained side by side share one code path; a single model is one member.
+Every function takes model outputs o of shape (rows, outputs), or (members, rows, outputs) for several
+models trained side by side: one code path, whose values have the members' axis in front when there is one.
+A single model has none, so its step pays for no view of its outputs (each is a node of the backward pass).
 """
 
 import torch
@@ -58,9 +59,10 @@ class Objective:
         return getattr(torch, self.output_activation)(o)
 
     def per_row(self, o: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The loss of each row, shape (members, rows)."""
-        if self.task == "multiclass":
-            return F.cross_entropy(o.transpose(1, 2), y.expand(o.shape[0], -1), reduction="none")
+        """The loss of each row, shape (rows,) or (members, rows)."""
+        if self.task == "multiclass":  # cross_entropy takes the classes second: (rows, C) or (members, C, rows)
+            logits = o if o.dim() == 2 else o.transpose(1, 2)
+            return F.cross_entropy(logits, y.expand(o.shape[:-1]), reduction="none")
         if self.task == "binary":
             return F.binary_cross_entropy_with_logits(o, y.expand_as(o), reduction="none").sum(-1)
         return (self.predict(o) - y).square().sum(-1)
@@ -69,7 +71,7 @@ class Objective:
         return per_row.sum(-1) if self.summed else per_row.mean(-1)
 
     def sums(self, o: torch.Tensor, y: torch.Tensor, per_row: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-member sums over the rows of a batch, from which `metrics` computes the epoch's values."""
+        """Sums over the rows of a batch (one per member, if any), from which `metrics` computes the epoch's values."""
         sums = {"loss": per_row.sum(-1)}
         if self.task == "multiclass":
             sums["correct"] = (o.argmax(-1) == y).sum(-1)

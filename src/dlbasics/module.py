@@ -82,8 +82,8 @@ class Learner(L.LightningModule):
             super().__setattr__(name, value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Output-layer pre-activations o, shape (members, rows, outputs)."""
-        return self.model(x).unsqueeze(0)
+        """Output-layer pre-activations o, shape (rows, outputs)."""
+        return self.model(x)
 
     def configure_optimizers(self):
         return trusted("optimizer", self.hparams.optimizer, params=self.parameters())
@@ -124,7 +124,7 @@ class Learner(L.LightningModule):
     def descend(self, batch, optimizer) -> None:
         """One step of gradient descent on a minibatch."""
         optimizer.zero_grad()
-        self.backpropagate(self._step(batch, "train").sum())  # members are independent: their sum trains each
+        self.backpropagate(self._step(batch, "train"))
         self.take_step(optimizer)
 
     def backpropagate(self, loss: torch.Tensor) -> None:
@@ -158,7 +158,8 @@ class Learner(L.LightningModule):
         if self.trainer.world_size > 1:  # every process saw its share of rows: add them up
             sums = {k: self.trainer.strategy.reduce(v.float(), reduce_op="sum") for k, v in sums.items()}
             rows = int(self.trainer.strategy.reduce(torch.tensor(float(rows), device=self.device), reduce_op="sum"))
-        metrics = self.objective.metrics(sums, rows)
+        # one value per member: a single model's metrics are scalars, a stack's have the members' axis
+        metrics = {k: v.reshape(-1) for k, v in self.objective.metrics(sums, rows).items()}
         for i, member in self.training_members():
             # validation's values go to the loggers with training's, at the end of the same epoch
             member.publish({f"{split}/{k}": v[i] for k, v in metrics.items()}, log=split != "val")

@@ -456,7 +456,7 @@ def predict(cfg: DictConfig) -> Path:
     frame = read_csv(cfg.input, option="input")
     x = torch.from_numpy(scale(feature_matrix(frame, meta["features"], option="input"), meta))
     with torch.no_grad():
-        out = learner.objective.predict(learner(x))[0].numpy()
+        out = learner.objective.predict(learner(x)).numpy()
     target, classes = meta["target"], meta["classes"]
     result = frame.copy()
     if classes is None:

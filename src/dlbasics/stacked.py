@@ -177,7 +177,7 @@ class Stacked(Learner):
     def descend(self, batch, optimizer) -> None:
         for stacked in self._leaves:
             stacked.grad = None
-        self.backpropagate(self._step(batch, "train").sum())
+        self.backpropagate(self._step(batch, "train").sum())  # members are independent: their sum trains each
         grads = [stacked.grad for stacked in self._leaves]
         for view, params in zip(self.views, self._params, strict=True):
             if not view.stopped_at:  # a stopped member gets no gradient: the optimizer skips it
