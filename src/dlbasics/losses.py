@@ -61,8 +61,9 @@ class Objective:
     def per_row(self, o: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The loss of each row, shape (rows,) or (members, rows)."""
         if self.task == "multiclass":  # cross_entropy takes the classes second: (rows, C) or (members, C, rows)
-            logits = o if o.dim() == 2 else o.transpose(1, 2)
-            return F.cross_entropy(logits, y.expand(o.shape[:-1]), reduction="none")
+            if o.dim() == 2:
+                return F.cross_entropy(o, y, reduction="none")
+            return F.cross_entropy(o.transpose(1, 2), y.expand(o.shape[:-1]), reduction="none")
         if self.task == "binary":
             return F.binary_cross_entropy_with_logits(o, y.expand_as(o), reduction="none").sum(-1)
         return (self.predict(o) - y).square().sum(-1)
