@@ -168,6 +168,31 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         (["data.val_fraction=0", "monitor.metric=val/acc"], "(there is no val split: data.val_fraction=0)"),
         (["monitor.mode=up"], "monitor.mode must be min or max; got 'up'"),
         (["+callbacks.model_checkpoint.save_on_train_epoch_end=false"], "save_on_train_epoch_end=false is not"),
+        (
+            ["callbacks.model_checkpoint.write_seconds=abc"],
+            "model_checkpoint.write_seconds must be a number of seconds",
+        ),
+        (["+callbacks.progress.refresh_seconds=-1"], "callbacks.progress.refresh_seconds must be a number of seconds"),
+        (["+callbacks.loss_landscape.points=1"], "callbacks.loss_landscape.points must be an integer >= 2; got 1"),
+        (
+            ["+callbacks.loss_landscape.w_range=[3,1]"],
+            "callbacks.loss_landscape.w_range must be [low, high], low < high",
+        ),
+        # options of the libraries' classes, of a type their signatures name (was a TypeError epochs later)
+        (
+            ["callbacks=early_stopping", "callbacks.early_stopping.patience=abc"],
+            "early_stopping.patience must be an integer; got 'abc'",
+        ),
+        (["trainer.max_epochs=abc"], "trainer.max_epochs must be an integer or null; got 'abc'"),
+        (
+            ["callbacks.model_checkpoint.save_top_k=1.5"],
+            "callbacks.model_checkpoint.save_top_k must be an integer; got 1.5",
+        ),
+        (
+            ["logger=tensorboard", "logger.tensorboard.name=1"],
+            "logger.tensorboard.name must be a string or null; got 1",
+        ),
+        (["+optimizer.eps=abc"], "optimizer.eps must be a number; got 'abc'"),
         # the checks of the libraries we configure, named by the config entry that reached them
         (["trainer.max_epochs=-2"], "trainer: `max_epochs` must be a non-negative integer or -1"),
         (["+trainer.epochs=5"], "trainer: unknown option 'epochs' for lightning.pytorch.Trainer"),

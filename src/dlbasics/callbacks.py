@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from dlbasics.errors import UserError
+from dlbasics.errors import UserError, is_number
 
 log = logging.getLogger("dlbasics")
 
@@ -53,6 +53,7 @@ class EpochProgress(ProgressBar):
     """One line, rewritten as training goes: epoch, train loss, val loss. Silent when not on a terminal."""
 
     def __init__(self, refresh_seconds: float = 0.25):
+        _check_seconds("callbacks.progress.refresh_seconds", refresh_seconds)
         super().__init__()
         self.refresh_seconds = refresh_seconds
         self._enabled = sys.stdout.isatty()
@@ -99,6 +100,10 @@ class LossLandscape(L.Callback):
     """
 
     def __init__(self, dirpath: str, w_range: tuple[float, float] = (-2.0, 10.0), points: int = 100):
+        if not (len(w_range) == 2 and all(map(is_number, w_range)) and w_range[0] < w_range[1]):
+            raise UserError(f"callbacks.loss_landscape.w_range must be [low, high], low < high; got {w_range!r}.")
+        if not is_number(points, int) or points < 2:
+            raise UserError(f"callbacks.loss_landscape.points must be an integer >= 2; got {points!r}.")
         self.dirpath, self.w_range, self.points = Path(dirpath), tuple(w_range), points
         self.names: list[str] = []
         self.path: list[list[float]] = []
@@ -167,6 +172,11 @@ class LossLandscape(L.Callback):
         figures.save(fig, self.dirpath / "landscape.png")
 
 
+def _check_seconds(option: str, value) -> None:
+    if not is_number(value) or value < 0:
+        raise UserError(f"{option} must be a number of seconds >= 0; got {value!r}.")
+
+
 def _copy(value):
     return value.clone() if isinstance(value, torch.Tensor) else value
 
@@ -186,6 +196,7 @@ class Checkpoints(ModelCheckpoint):
                 "callbacks.model_checkpoint.save_on_train_epoch_end=false is not supported: checkpoints are taken "
                 "at the end of each epoch, after its validation pass. Leave it out."
             )
+        _check_seconds("callbacks.model_checkpoint.write_seconds", write_seconds)
         super().__init__(**kwargs)
         self.write_seconds = write_seconds
         self._pending: dict[str, dict] = {}

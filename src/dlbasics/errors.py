@@ -1,5 +1,10 @@
 """A user's mistake, and the one line it is shown as."""
 
+import inspect
+import os
+import types
+import typing
+
 import hydra.utils
 from hydra.errors import InstantiationException
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -39,6 +44,64 @@ def user_mistake(err: BaseException) -> UserError | None:
     return None
 
 
+PLAIN = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
+
+
+def _admits(annotation) -> tuple[set, list] | None:
+    """The plain types and Literal values an annotation admits, or None unless it is made of int, float,
+    bool, str, None, paths and Literals alone (a list, a mapping or a class is the library's to check)."""
+    if annotation in PLAIN:
+        return {annotation}, []
+    if isinstance(annotation, type) and issubclass(annotation, os.PathLike):  # a path, given as a string
+        return {str}, []
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return set(), list(args)
+    if origin in (typing.Union, types.UnionType):
+        parts = [_admits(a) for a in args]
+        if None not in parts:
+            return set().union(*(kinds for kinds, _ in parts)), [v for _, values in parts for v in values]
+    return None
+
+
+def _fits(value, kinds: set, values: list) -> bool:
+    if any(type(value) is type(v) and value == v for v in values):
+        return True
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return type(value) in kinds
+    return (isinstance(value, int) and int in kinds) or (is_number(value) and float in kinds)
+
+
+def _library_hints(target: str) -> dict:
+    """The annotations of the parameters a library's class or function takes, also those our subclass of a
+    library's class passes on to it (ours check their own parameters, sklearn-style)."""
+    try:
+        obj = hydra.utils.get_object(target)
+        if not inspect.isclass(obj):
+            return typing.get_type_hints(inspect.unwrap(obj))
+        hints = {}
+        for c in reversed(obj.__mro__):
+            if "__init__" in vars(c) and c is not object and not c.__module__.startswith("dlbasics."):
+                hints.update(typing.get_type_hints(inspect.unwrap(c.__init__)))
+        return hints
+    except Exception:  # an unknown target is instantiate's to report; unreadable hints are not checked
+        return {}
+
+
+def check_types(cfg, key: str, target: str) -> None:
+    """Each option given to a library's class must be of a type its signature names, where those are plain
+    (`patience: int`, `max_epochs: Optional[int]`): a wrong one is one line now, not a TypeError
+    epochs later, deep inside the run (as LightningCLI checks them)."""
+    hints = _library_hints(target)
+    for name in cfg:
+        admits = _admits(hints[name]) if name in hints else None
+        if admits is not None and not _fits(value := cfg[name], *admits):
+            kinds, values = admits
+            words = [w for t, w in PLAIN.items() if t in kinds and not (t is int and float in kinds)]
+            words += [f"one of {', '.join(map(repr, values))}"] if values else []
+            raise UserError(f"{key}.{name} must be {' or '.join(words)}; got {value!r}.")
+
+
 def instantiate(cfg, key: str | None = None, **kwargs):
     """hydra.utils.instantiate, with a user's mistake raised as one line that names the config entry
     (`key`, by default the config's own place in the composed config).
@@ -46,13 +109,16 @@ def instantiate(cfg, key: str | None = None, **kwargs):
     The checks that torch's optimizers and Lightning's classes make of their arguments (ValueError,
     TypeError, MisconfigurationException) are about the options the user gave them.
     """
+    target = str(cfg.get("_target_", ""))
+    key = key or (cfg._get_full_key(None) if hasattr(cfg, "_get_full_key") else None) or target
+    if target:
+        check_types(cfg, key, target)
     try:
         return hydra.utils.instantiate(cfg, **kwargs)
     except InstantiationException as err:
-        cause, target = err.__cause__, str(cfg.get("_target_", ""))
+        cause = err.__cause__
         if isinstance(cause, UserError):
             raise cause from None  # ours: it names its option
-        key = key or (cfg._get_full_key(None) if hasattr(cfg, "_get_full_key") else None) or target
         if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
             name = str(cause).rsplit("argument", 1)[1].strip(" '\"")
             raise UserError(f"{key}: unknown option '{name}' for {target}: check its spelling.") from None
