@@ -8,13 +8,15 @@ import lightning as L
 import pandas as pd
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from dlbasics.losses import METRICS
-from dlbasics.run import cli, evaluate, predict, train
+from dlbasics.run import OutputDirectory, cli, evaluate, predict, train
 
-from .conftest import make_cfg, read_metrics, run_script
+from .conftest import CONF, make_cfg, read_metrics, run_script
 
 CLASSIFICATION = {"val/loss", "val/acc", "test/loss", "test/acc", "train/loss"}
 REGRESSION = {"val/loss", "val/rmse", "test/rmse", "test/mae", "test/r2", "train/loss"}
@@ -255,6 +257,18 @@ def test_command_line_errors_end_without_traceback(tmp_path):
     unknown = run_script("train.py", "model=mlpp", f"hydra.run.dir={tmp_path}")
     assert unknown.returncode != 0
     assert "Could not find 'model/mlpp'" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_a_run_directory_named_from_hydras_choices_is_made_before_the_run(tmp_path, monkeypatch):
+    """The default hydra.run.dir reads ${hydra:runtime.choices...}, which needs HydraConfig: it was not set yet,
+    and every default run printed Hydra's warning that the callback failed."""
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # as when Hydra calls on_run_start; restored after
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(
+            "train", [f"hydra.run.dir={tmp_path}/${{hydra:runtime.choices.data}}-run"], return_hydra_config=True
+        )
+    OutputDirectory().on_run_start(cfg)
+    assert (tmp_path / "iris-run").is_dir()
 
 
 def test_progress_line_only_on_a_terminal(tmp_path, capsys, monkeypatch):

@@ -80,9 +80,11 @@ class OutputDirectory(Callback):
     """Hydra callback: a run or sweep directory that cannot be made ends in one line, before Hydra makes it."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        HydraConfig.instance().set_config(config)  # not yet set: the default run dir reads ${hydra:runtime...}
         _make_directory(config.hydra.run.dir, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        HydraConfig.instance().set_config(config)
         _make_directory(config.hydra.sweep.dir, "hydra.sweep.dir")
 
 
