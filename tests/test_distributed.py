@@ -1,10 +1,13 @@
 """Beyond one process: DDP over gloo on this machine's CPUs, and Hydra's submitit launcher."""
 
+import subprocess
+import sys
+
 import pandas as pd
 
 from dlbasics.run import train
 
-from .conftest import make_cfg, read_metrics, run_script
+from .conftest import ROOT, make_cfg, read_metrics, run_script
 
 
 def test_ddp_on_two_cpu_processes_writes_once_and_learns_as_well(tmp_path):
@@ -21,6 +24,16 @@ def test_ddp_on_two_cpu_processes_writes_once_and_learns_as_well(tmp_path):
     writers = {p.name.split(".")[4] for p in run_dir.glob("events.out.tfevents.*")}
     assert len(writers) == 1  # every event file comes from one process: rank 0
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+def test_ddp_with_a_val_split_smaller_than_the_processes_does_not_hang(tmp_path):
+    """Iris' val split of one row: the second process has no val rows, yet the first waits for its sums."""
+    args = ["trainer=ddp_cpu", "data.val_fraction=0.005", "trainer.max_epochs=2", "logger=none"]
+    command = [sys.executable, "train.py", *args, f"hydra.run.dir={tmp_path}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)  # it hung for ever
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = read_metrics(tmp_path)
+    assert metrics["status"] == "completed" and metrics["epochs"] == 2 and metrics["val/loss"] is not None
 
 
 def test_submitit_local_launcher_runs_a_sweep(tmp_path):

@@ -433,7 +433,9 @@ class Batches:
 
     def __iter__(self):
         rows = self.rows if self.sampler is None else take(self.rows, self.sampler.indices())
-        for batch in rows.split(self.batch_size, dim=-1) if rows.numel() else ():  # a rank's share may be empty
+        # A process's share of a split smaller than the world is empty: it is one empty batch, whose sums (zero)
+        # the other processes wait for when they add theirs up.
+        for batch in rows.split(self.batch_size, dim=-1):
             yield self.table.rows(batch)
 
     def to(self, device) -> "Batches":
