@@ -77,12 +77,11 @@ def _library_hints(target: str) -> dict:
     library's class passes on to it (ours check their own parameters, sklearn-style)."""
     try:
         obj = hydra.utils.get_object(target)
-        if not inspect.isclass(obj):
-            return typing.get_type_hints(inspect.unwrap(obj))
+        classes = reversed(obj.__mro__) if inspect.isclass(obj) else []
         hints = {}
-        for c in reversed(obj.__mro__):
-            if "__init__" in vars(c) and c is not object and not c.__module__.startswith("dlbasics."):
-                hints.update(typing.get_type_hints(inspect.unwrap(c.__init__)))
+        for f in [vars(c)["__init__"] for c in classes if "__init__" in vars(c) and c is not object] or [obj]:
+            if not getattr(f, "__module__", "dlbasics.").startswith("dlbasics."):  # a C slot has none: skipped
+                hints.update(typing.get_type_hints(inspect.unwrap(f)))
         return hints
     except Exception:  # an unknown target is instantiate's to report; unreadable hints are not checked
         return {}
