@@ -92,6 +92,18 @@ def test_a_sweep_again_into_its_directory_refuses_its_jobs_and_keeps_what_they_l
     assert {p: p.read_bytes() for p in job.rglob("*") if p.is_file() and ".hydra" not in p.parts} == kept
 
 
+def test_a_joblib_sweep_again_into_a_directory_exits_non_zero(sweeps):
+    """Hydra's joblib launcher runs the jobs, and their on_job_end, in worker processes."""
+    sweep_dir = sweeps["basic"][0]
+    again = run_script(
+        "train.py", "-m", "data=boston_rm", "model=perceptron", "optimizer=sgd", "data.batch_size=null",
+        "optimizer.lr=0.01,10", "seed=0,1", "trainer.max_epochs=30", "logger=csv",
+        f"hydra.sweep.dir={sweep_dir}", "hydra/launcher=joblib",
+    )  # fmt: skip
+    assert again.returncode == 1 and again.stderr.count("already holds a run") == 4, again.stderr[-2000:]
+    assert again.stderr.count("see its error above") == 4 and not (sweep_dir / ".unfinished").exists()
+
+
 def test_seeds_are_summarized_by_mean_and_std(sweep):
     sweep_dir, _, summary = sweep
     seeds = pd.read_csv(sweep_dir / "summary_seeds.csv")
@@ -165,15 +177,17 @@ def test_the_summary_of_chapter_1s_sweep_draws_its_learning_rates_and_training_l
     assert [len(line.get_ydata()) for line in curves.lines] == [10, 10, 10] and curves.get_ylabel() == "train/loss"
 
 
-def test_the_summary_counts_jobs_that_returned_nothing_and_leaves_failed_ones_to_the_sweeper():
+def test_the_summary_counts_jobs_that_returned_nothing_and_leaves_failed_ones_to_the_sweeper(tmp_path):
     from hydra.core.utils import JobReturn, JobStatus
     from omegaconf import OmegaConf
 
-    from dlbasics.sweep import SweepSummary
+    from dlbasics.sweep import UNFINISHED, SweepSummary
 
-    summary, config = SweepSummary(), OmegaConf.create({"hydra": {"runtime": {"output_dir": "/sweep/optimizer.lr=1"}}})
+    job = {"sweep": {"dir": str(tmp_path)}, "runtime": {"output_dir": f"{tmp_path}/optimizer.lr=1"}}
+    summary, config = SweepSummary(), OmegaConf.create({"hydra": job})
     refused, crashed = JobReturn(status=JobStatus.COMPLETED), JobReturn(status=JobStatus.FAILED)
     refused.return_value, crashed.return_value = None, RuntimeError("a bug")
     summary.on_job_end(config, refused)
     summary.on_job_end(config, crashed)  # reading its value would raise the bug here
-    assert summary.unfinished == ["optimizer.lr=1"]
+    # in a file: with hydra/launcher=joblib a worker process ends the job, not the one that ends the sweep
+    assert (tmp_path / UNFINISHED).read_text() == "optimizer.lr=1\n"

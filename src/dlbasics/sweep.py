@@ -172,23 +172,32 @@ def summarize(sweep_dir: Path, monitor: str, mode: str) -> pd.DataFrame:
     return table
 
 
+# The sweep's jobs that returned nothing (refused before writing anything), a name a line. Written where each
+# job ends, which for the joblib launcher is a worker process and for submitit a node; read when the sweep ends.
+UNFINISHED = ".unfinished"
+
+
 class SweepSummary(Callback):
     """Hydra callback: summarizes a multirun when it ends; exits non-zero if any job failed."""
 
-    def __init__(self):
-        self.unfinished: list[str] = []  # jobs that returned nothing, e.g. refused before writing anything
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        (Path(config.hydra.sweep.dir) / UNFINISHED).unlink(missing_ok=True)  # an earlier sweep's
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
         # a failed JobReturn raises its exception when its value is read: the sweeper reports it itself
         if job_return.status == JobStatus.COMPLETED and job_return.return_value is None:
-            self.unfinished.append(Path(config.hydra.runtime.output_dir).name)
+            with open(Path(config.hydra.sweep.dir) / UNFINISHED, "a") as f:  # a short line is appended whole
+                f.write(Path(config.hydra.runtime.output_dir).name + "\n")
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        marker = Path(config.hydra.sweep.dir) / UNFINISHED
+        unfinished = set(marker.read_text().splitlines()) if marker.is_file() else set()
+        marker.unlink(missing_ok=True)
         table = summarize(Path(config.hydra.sweep.dir), config.monitor.metric, config.monitor.mode)
         failed = table[table["status"] == "failed"] if "status" in table else table.iloc[:0]
         for _, job in failed.iterrows():
             print(f"failed: {job['job']}: {job.get('error')}", file=sys.stderr)
-        for name in sorted(set(self.unfinished) - set(failed.get("job", []))):
+        for name in sorted(unfinished - set(failed.get("job", []))):
             print(f"failed: {name}: see its error above (what its directory held is left as it was)", file=sys.stderr)
-        if len(failed) or self.unfinished:
+        if len(failed) or unfinished:
             sys.exit(1)
