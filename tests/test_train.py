@@ -180,6 +180,7 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
             ["+callbacks.loss_landscape.w_range=[3,1]"],
             "callbacks.loss_landscape.w_range must be [low, high], low < high",
         ),
+        (["+callbacks.loss_landscape.w_range=5"], "callbacks.loss_landscape.w_range must be [low, high], low < high"),
         # options of the libraries' classes, of a type their signatures name (was a TypeError epochs later)
         (
             ["callbacks=early_stopping", "callbacks.early_stopping.patience=abc"],

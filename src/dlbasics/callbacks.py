@@ -4,6 +4,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -100,7 +101,8 @@ class LossLandscape(L.Callback):
     """
 
     def __init__(self, dirpath: str, w_range: tuple[float, float] = (-2.0, 10.0), points: int = 100):
-        if not (len(w_range) == 2 and all(map(is_number, w_range)) and w_range[0] < w_range[1]):
+        pair = isinstance(w_range, Sequence) and not isinstance(w_range, str) and len(w_range) == 2
+        if not (pair and all(map(is_number, w_range)) and w_range[0] < w_range[1]):
             raise UserError(f"callbacks.loss_landscape.w_range must be [low, high], low < high; got {w_range!r}.")
         if not is_number(points, int) or points < 2:
             raise UserError(f"callbacks.loss_landscape.points must be an integer >= 2; got {points!r}.")
