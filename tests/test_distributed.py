@@ -1,13 +1,10 @@
 """Beyond one process: DDP over gloo on this machine's CPUs, and Hydra's submitit launcher."""
 
-import subprocess
-import sys
-
 import pandas as pd
 
 from dlbasics.run import train
 
-from .conftest import ROOT, make_cfg, read_metrics, run_script
+from .conftest import make_cfg, read_metrics, run_script
 
 
 def test_ddp_on_two_cpu_processes_writes_once_and_learns_as_well(tmp_path):
@@ -29,8 +26,7 @@ def test_ddp_on_two_cpu_processes_writes_once_and_learns_as_well(tmp_path):
 def test_ddp_with_a_val_split_smaller_than_the_processes_does_not_hang(tmp_path):
     """Iris' val split of one row: the second process has no val rows, yet the first waits for its sums."""
     args = ["trainer=ddp_cpu", "data.val_fraction=0.005", "trainer.max_epochs=2", "logger=none"]
-    command = [sys.executable, "train.py", *args, f"hydra.run.dir={tmp_path}"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)  # it hung for ever
+    result = run_script("train.py", *args, f"hydra.run.dir={tmp_path}", timeout=120)  # it hung for ever
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = read_metrics(tmp_path)
     assert metrics["status"] == "completed" and metrics["epochs"] == 2 and metrics["val/loss"] is not None

@@ -78,15 +78,20 @@ def test_a_failing_job_is_recorded_and_the_exit_status_says_so(sweep):
     assert "Traceback" not in result.stderr
 
 
+def sweep_again(sweep_dir, launcher: str):
+    """Four of the fixture's jobs (lr 0.01 and 10, seeds 0 and 1) once more, into the directory they ran in."""
+    return run_script(
+        "train.py", "-m", "data=boston_rm", "model=perceptron", "optimizer=sgd", "data.batch_size=null",
+        "optimizer.lr=0.01,10", "seed=0,1", "trainer.max_epochs=30", "logger=csv",
+        f"hydra.sweep.dir={sweep_dir}", f"hydra/launcher={launcher}",
+    )  # fmt: skip
+
+
 def test_a_sweep_again_into_its_directory_refuses_its_jobs_and_keeps_what_they_left(sweep, request):
     sweep_dir, _, _ = sweep
     job = sweep_dir / "optimizer.lr=0.01,seed=0"
     kept = {p: p.read_bytes() for p in job.rglob("*") if p.is_file() and ".hydra" not in p.parts}
-    again = run_script(
-        "train.py", "-m", "data=boston_rm", "model=perceptron", "optimizer=sgd", "data.batch_size=null",
-        "optimizer.lr=0.01,10", "seed=0,1", "trainer.max_epochs=30", "logger=csv",
-        f"hydra.sweep.dir={sweep_dir}", f"hydra/launcher={request.node.callspec.params['sweep']}",
-    )  # fmt: skip
+    again = sweep_again(sweep_dir, request.node.callspec.params["sweep"])
     assert again.returncode == 1
     assert again.stderr.count("already holds a run") == 4 and "Traceback" not in again.stderr
     assert {p: p.read_bytes() for p in job.rglob("*") if p.is_file() and ".hydra" not in p.parts} == kept
@@ -95,11 +100,7 @@ def test_a_sweep_again_into_its_directory_refuses_its_jobs_and_keeps_what_they_l
 def test_a_joblib_sweep_again_into_a_directory_exits_non_zero(sweeps):
     """Hydra's joblib launcher runs the jobs, and their on_job_end, in worker processes."""
     sweep_dir = sweeps["basic"][0]
-    again = run_script(
-        "train.py", "-m", "data=boston_rm", "model=perceptron", "optimizer=sgd", "data.batch_size=null",
-        "optimizer.lr=0.01,10", "seed=0,1", "trainer.max_epochs=30", "logger=csv",
-        f"hydra.sweep.dir={sweep_dir}", "hydra/launcher=joblib",
-    )  # fmt: skip
+    again = sweep_again(sweep_dir, "joblib")
     assert again.returncode == 1 and again.stderr.count("already holds a run") == 4, again.stderr[-2000:]
     assert again.stderr.count("see its error above") == 4 and not (sweep_dir / ".unfinished").exists()
 

@@ -190,10 +190,11 @@ class SweepSummary(Callback):
                 f.write(Path(config.hydra.runtime.output_dir).name + "\n")
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        marker = Path(config.hydra.sweep.dir) / UNFINISHED
+        sweep_dir = Path(config.hydra.sweep.dir)
+        marker = sweep_dir / UNFINISHED
         unfinished = set(marker.read_text().splitlines()) if marker.is_file() else set()
         marker.unlink(missing_ok=True)
-        table = summarize(Path(config.hydra.sweep.dir), config.monitor.metric, config.monitor.mode)
+        table = summarize(sweep_dir, config.monitor.metric, config.monitor.mode)
         failed = table[table["status"] == "failed"] if "status" in table else table.iloc[:0]
         for _, job in failed.iterrows():
             print(f"failed: {job['job']}: {job.get('error')}", file=sys.stderr)
