@@ -1,6 +1,10 @@
 """Sweeps: one summary of all jobs, and bad jobs that do not spoil the others."""
 
+import json
 import math
+import socket
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -192,3 +196,40 @@ def test_the_summary_counts_jobs_that_returned_nothing_and_leaves_failed_ones_to
     summary.on_job_end(config, crashed)  # reading its value would raise the bug here
     # in a file: with hydra/launcher=joblib a worker process ends the job, not the one that ends the sweep
     assert (tmp_path / UNFINISHED).read_text() == "optimizer.lr=1\n"
+
+
+def test_a_job_killed_without_a_word_is_summarized_as_killed_and_fails_the_sweep(tmp_path, capsys):
+    """kill -9 and the out-of-memory killer leave a job's metrics.json saying `running`; the summary tells such
+    a job from one still running on this machine by its process."""
+    from omegaconf import OmegaConf
+
+    from dlbasics.sweep import SweepSummary
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    here = socket.gethostname()
+    jobs = {
+        "optimizer.lr=0.1": {"status": "completed", "epochs": 3, "val/loss": 0.5},
+        "optimizer.lr=1": {"status": "running", "host": here, "pid": int(gone.stdout)},
+        "optimizer.lr=10": {"status": "running", "host": here, "pid": alive.pid},
+    }
+    try:
+        for name, metrics in jobs.items():
+            (tmp_path / name / ".hydra").mkdir(parents=True)
+            (tmp_path / name / ".hydra" / "overrides.yaml").write_text(f"- {name}\n")
+            (tmp_path / name / "metrics.json").write_text(json.dumps(metrics))
+        monitor = {"metric": "val/loss", "mode": "min"}
+        config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}, "monitor": monitor})
+        with pytest.raises(SystemExit) as ended:
+            SweepSummary().on_multirun_end(config)
+    finally:
+        alive.kill()
+        alive.wait()
+    assert ended.value.code == 1
+    table = pd.read_csv(tmp_path / "summary.csv")
+    assert dict(zip(table["job"], table["status"], strict=True)) == {
+        "optimizer.lr=0.1": "completed",
+        "optimizer.lr=1": "killed",
+        "optimizer.lr=10": "running",
+    }
+    assert "failed: optimizer.lr=1: its process ended without a word" in capsys.readouterr().err

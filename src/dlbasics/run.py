@@ -236,7 +236,7 @@ def claim(run_dir: Path, resuming: bool) -> None:
                 f"ckpt_path=last, or give {whose} a directory of its own: {option}=..."
             ) from None
         held = _read_json(path)
-        if held.get("status") == "running" and held.get("host") == running["host"] and _alive(held.get("pid")):
+        if status(held) == "running" and held.get("host") == running["host"]:
             raise UserError(
                 f"ckpt_path: the run in '{run_dir}' is still running (process {held['pid']}). Let it end, or stop "
                 "it (Ctrl-C keeps its last epoch), then resume."
@@ -250,6 +250,15 @@ def _read_json(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return content if isinstance(content, dict) else {}
+
+
+def status(metrics: dict) -> str | None:
+    """A run's status from its metrics.json; `killed` where it still says `running` though its process on this
+    machine is gone (kill -9, out of memory): a run that ends any other way writes how it ended."""
+    here = metrics.get("host") == socket.gethostname()
+    if metrics.get("status") == "running" and here and not _alive(metrics.get("pid")):
+        return "killed"
+    return metrics.get("status")
 
 
 def _alive(pid) -> bool:

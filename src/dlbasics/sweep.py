@@ -18,6 +18,8 @@ from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from dlbasics.run import status
+
 logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its event reader narrates every file at INFO
 METRIC_ORDER = (
     "train/loss",
@@ -74,9 +76,11 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
             row[key.lstrip("+~")] = _value(value)
         metrics_file = job / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {"status": "failed"}
-        row.update(status=metrics.get("status"), epochs=metrics.get("epochs"))
+        row.update(status=status(metrics), epochs=metrics.get("epochs"))
         row.update({k: metrics[k] for k in METRIC_ORDER if k in metrics})
         row.update(seconds=metrics.get("seconds"), error=metrics.get("error"))
+        if row["status"] == "killed":
+            row["error"] = "its process ended without a word (kill -9, or out of memory)"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -195,7 +199,7 @@ class SweepSummary(Callback):
         unfinished = set(marker.read_text().splitlines()) if marker.is_file() else set()
         marker.unlink(missing_ok=True)
         table = summarize(sweep_dir, config.monitor.metric, config.monitor.mode)
-        failed = table[table["status"] == "failed"] if "status" in table else table.iloc[:0]
+        failed = table[table["status"].isin(["failed", "killed"])] if "status" in table else table.iloc[:0]
         for _, job in failed.iterrows():
             print(f"failed: {job['job']}: {job.get('error')}", file=sys.stderr)
         for name in sorted(unfinished - set(failed.get("job", []))):
