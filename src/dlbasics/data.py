@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dlbasics.errors import UserError, is_number
+from dlbasics.errors import UserError, first_line, is_number
 
 TASKS = ("regression", "binary", "multiclass")
 MAX_CLASSES = 10  # an integer target with at most this many distinct values is taken as class labels
@@ -43,8 +43,7 @@ def read_csv(path: str | Path, index_col: int | None = None, option: str = "data
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, IndexError) as err:
         if index_col is not None:
             _check_index_col(path, index_col)
-        first = str(err).strip().splitlines()[0]
-        raise UserError(f"{option}: '{path}' could not be read as CSV ({first}).") from None
+        raise UserError(f"{option}: '{path}' could not be read as CSV ({first_line(err)}).") from None
     return _data_columns(frame)
 
 

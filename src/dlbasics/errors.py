@@ -24,7 +24,8 @@ def is_number(value, kinds: type | tuple = (int, float)) -> bool:
     return isinstance(value, kinds) and not isinstance(value, bool)
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message, or its type's name when it has none."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
 
@@ -40,7 +41,7 @@ def user_mistake(err: BaseException) -> UserError | None:
     if isinstance(err, MissingMandatoryValue):
         return UserError(f"{err.full_key} is required: add {err.full_key}=... to the command line.")
     if isinstance(err, MisconfigurationException):
-        return UserError(_first_line(err))
+        return UserError(first_line(err))
     return None
 
 
@@ -124,5 +125,5 @@ def instantiate(cfg, key: str | None = None, **kwargs):
         library_check = isinstance(cause, (ValueError, TypeError)) and not target.startswith("dlbasics.")
         mistake = user_mistake(cause) if cause is not None else None
         if library_check or mistake is not None:
-            raise UserError(f"{key}: {mistake or _first_line(cause)}") from None
+            raise UserError(f"{key}: {mistake or first_line(cause)}") from None
         raise

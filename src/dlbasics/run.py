@@ -25,7 +25,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from dlbasics.data import TabularData, feature_matrix, read_csv, scale
-from dlbasics.errors import UserError, instantiate, is_number, user_mistake
+from dlbasics.errors import UserError, first_line, instantiate, is_number, user_mistake
 from dlbasics.losses import METRICS
 from dlbasics.module import Learner
 
@@ -376,8 +376,7 @@ def failure(err: BaseException, trainer) -> dict:
     if isinstance(err, (KeyboardInterrupt, SystemExit)):
         metrics = {"status": "interrupted"}
     else:
-        text = str(user_mistake(err) or err).strip()
-        metrics = {"status": "failed", "error": text.splitlines()[0] if text else repr(err)}
+        metrics = {"status": "failed", "error": first_line(user_mistake(err) or err)}
     if trainer is not None:
         metrics["epochs"] = trainer.current_epoch
     return metrics
