@@ -265,6 +265,24 @@ def test_the_splits_share_one_table_that_moves_to_the_device_once():
     assert d.table.x.device.type == d.table.y.device.type == train.rows.device.type == "meta"
 
 
+def test_batches_gather_on_the_tables_device_when_it_has_moved(monkeypatch):
+    """On a GPU, index_select takes no CPU index: the shuffled order (drawn on the CPU), the test split made
+    after training moved the table, and `splits` (the loss landscape's) must all gather on the table's device.
+    The meta device stands in for a GPU, with CUDA's rule."""
+    index_select = torch.Tensor.index_select
+
+    def cuda_rule(t, dim, index):
+        assert index.device == t.device, f"index on {index.device}, tensor on {t.device}"
+        return index_select(t, dim, index)
+
+    monkeypatch.setattr(torch.Tensor, "index_select", cuda_rule)
+    d = TabularData("data/iris.csv", "target", index_col=0, batch_size=16)
+    ((train, val),) = list(d.train_dataloader())
+    train, val = d.transfer_batch_to_device((train, val), torch.device("meta"), 0)
+    batches = [*train, *val, *d.test_dataloader(), *d.splits.values()]
+    assert len(batches) == 6 + 2 + 2 + 3 and {x.device.type for x, _ in batches} == {"meta"}
+
+
 def test_a_column_whose_spread_underflows_float32_is_centred_not_blown_up(tmp_path):
     path = tmp_path / "tiny.csv"
     pd.DataFrame({"tiny": [0.0, 1e-40] * 10, "f": np.arange(20.0), "y": np.arange(20.0) % 2}).to_csv(path, index=False)
