@@ -1,6 +1,6 @@
 """Speed of dlbasics against a plain PyTorch loop and plain pandas, measured side by side in one run.
 
-    python benchmarks/speed.py [--quick] [--repeats N] [--rows 1,2,...]
+    python benchmarks/speed.py [--quick] [--repeats N] [--rows 1,2,...] [--device cpu|cuda]
 
 Each row times the project (dlbasics.run.train on a Hydra-composed config, default callbacks and
 checkpointing included: what a user gets) and a plain loop in this file doing the same work: same
@@ -20,7 +20,9 @@ no callbacks, no logger), the floor under any Lightning project's epoch; its rat
 Marginal costs leave start-up (imports, data loading, the final test) out. Each timing is the best
 of --repeats runs. The ratio column is always dlbasics / the other side: above 1 means dlbasics
 takes more time or memory, except for rows per second (row 3) where below 1 means it is slower.
---quick shrinks every size, for a smoke test of this script only.
+--quick shrinks every size, for a smoke test of this script only. --device cuda trains both sides of rows 1
+to 5 on the GPU (dlbasics with trainer.accelerator=gpu, the plain loop's model and tensors moved there); by
+default both train on the CPU, whatever the machine has.
 
 The notes under the table say how far apart the repeats were ("slowest repeat / best"): far above 1
 means something else was using the CPUs; rerun then (--rows selects the rows to rerun). Both sides
@@ -56,6 +58,8 @@ torch.set_num_threads(1)  # what train(cfg) sets from conf/train.yaml, for the p
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
 LR = 1e-3  # conf/optimizer/adam.yaml; the plain loop uses the same
+DEVICE = "cpu"  # where both sides train: --device
+ACCELERATOR = {"cpu": "cpu", "cuda": "gpu"}  # Lightning's name for it
 # The fastest pandas CSV engine installed: pyarrow's multithreaded reader if present, else C.
 ENGINE = "pyarrow" if importlib.util.find_spec("pyarrow") else "c"
 
@@ -84,7 +88,12 @@ def say(message: str) -> None:
 
 def config(overrides: list[str]):
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("train", overrides)
+        return compose("train", [*overrides, f"trainer.accelerator={ACCELERATOR[DEVICE]}"])
+
+
+def train_command(*args: str) -> list[str]:
+    """`python train.py ARGS` on --device (trainer.accelerator=auto would take a GPU where there is one)."""
+    return ["train.py", *args, f"trainer.accelerator={ACCELERATOR[DEVICE]}"]
 
 
 def project_run(overrides: list[str], epochs: int) -> tuple[float, float]:
@@ -113,11 +122,12 @@ def plain_fit(data, seed: int, epochs: int, width: int) -> float:
     if meta["task"] == "binary":
         raise NotImplementedError("the plain loop covers multiclass and regression only")
     regression = meta["task"] == "regression"
-    (x, y), (xv, yv) = data.splits["train"], data.splits["val"]
+    (x, y), (xv, yv) = (tuple(t.to(DEVICE) for t in data.splits[s]) for s in ("train", "val"))
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(meta["n_features"], width), nn.ReLU(), nn.Linear(width, meta["n_outputs"]))
     # dlbasics' MLP starts its output bias at the mean target for regression, at 0 otherwise.
     nn.init.constant_(model[-1].bias, meta.get("y_mean", 0.0))
+    model.to(DEVICE)
 
     def per_row(o, t):
         return (o - t).square().sum(-1) if regression else F.cross_entropy(o, t, reduction="none")
@@ -130,8 +140,8 @@ def plain_fit(data, seed: int, epochs: int, width: int) -> float:
         model.train()
         order = None
         if shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-        train_sum = torch.zeros(())
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).to(DEVICE)
+        train_sum = torch.zeros((), device=DEVICE)
         for start in range(0, n, batch):
             if order is None:
                 xb, yb = x[start : start + batch], y[start : start + batch]
@@ -145,13 +155,15 @@ def plain_fit(data, seed: int, epochs: int, width: int) -> float:
             optimizer.step()
         model.eval()
         with torch.inference_mode():
-            val_sum, val_metric = torch.zeros(()), torch.zeros(())  # loss; absolute error or correct rows
+            # the loss, and the absolute error or the correct rows
+            val_sum, val_metric = torch.zeros((), device=DEVICE), torch.zeros((), device=DEVICE)
             for start in range(0, len(xv), batch):
                 xb, yb = xv[start : start + batch], yv[start : start + batch]
                 o = model(xb)
                 val_sum += per_row(o, yb).sum()
                 val_metric += (o - yb).abs().sum() if regression else (o.argmax(-1) == yb).sum()
-        # The epoch's numbers read once, as dlbasics logs them and checkpointing reads val/loss.
+        # The epoch's numbers read once, as dlbasics logs them and checkpointing reads val/loss (on a GPU: the
+        # epoch's work is done when they are read, so that the wall time holds all of it).
         history.append((float(train_sum / n), float(val_sum / len(xv)), float(val_metric / len(xv))))
     return history[-1][1]
 
@@ -231,7 +243,7 @@ class EmptyEpochs(lightning.LightningModule):
 def empty_lightning(epochs: int) -> tuple[float, float]:
     """Seconds for Trainer.fit of EmptyEpochs: no callbacks, logger, checkpoints, progress bar or validation."""
     trainer = lightning.Trainer(
-        max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        max_epochs=epochs, accelerator=ACCELERATOR[DEVICE], devices=1, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
     )  # fmt: skip
     start = time.perf_counter()
@@ -317,7 +329,7 @@ def command_seconds(commands: dict, repeats: int) -> dict:
 def startup_row(number: int, repeats: int) -> dict:
     best = command_seconds(
         {
-            "dlbasics": lambda tmp: ["train.py", "logger=none", "trainer.max_epochs=1", f"hydra.run.dir={tmp}"],
+            "dlbasics": lambda tmp: train_command("logger=none", "trainer.max_epochs=1", f"hydra.run.dir={tmp}"),
             "lightning": lambda tmp: ["-c", "import lightning"],
         },
         repeats,
@@ -345,11 +357,11 @@ def sweep_row(number: int, epochs: int, repeats: int) -> list[dict]:
     With hydra/launcher=stacked the eight jobs train as one stacked model (the target: 1.5x one run);
     Hydra's basic launcher, a run per job in turn, is timed once beside it.
     """
-    sweep = ["train.py", "-m", "data=iris", f"optimizer.lr={LRS}", f"trainer.max_epochs={epochs}"]
+    sweep = train_command("-m", "data=iris", f"optimizer.lr={LRS}", f"trainer.max_epochs={epochs}")
     best = command_seconds(
         {
             "stacked": lambda tmp: [*sweep, "hydra/launcher=stacked", f"hydra.sweep.dir={tmp}"],
-            "one": lambda tmp: ["train.py", f"hydra.run.dir={tmp}"],
+            "one": lambda tmp: train_command(f"hydra.run.dir={tmp}"),
         },
         repeats,
     )
@@ -457,8 +469,10 @@ def write_regression_csv(path: Path, rows: int, seed: int = 0) -> None:
 def machine(load_at_start: float) -> str:
     cpus = os.cpu_count()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
+    gpu = f", trained on {torch.cuda.get_device_name()}" if DEVICE == "cuda" else ""
     return (
-        f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {cpus} CPUs ({usable} usable), "
+        f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {cpus} CPUs ({usable} usable)"
+        f"{gpu}, "
         f"torch threads {torch.get_num_threads()}; Python {platform.python_version()}, torch {torch.__version__}, "
         f"lightning {lightning.__version__}, pandas {pd.__version__}, numpy {np.__version__}; "
         f"1-min load average before the run {load_at_start:.2f} (other work on the machine makes timings noisy)"
@@ -469,7 +483,7 @@ def print_table(results: list[dict], mode: str, load_at_start: float) -> None:
     header = dict(row="row", what="what", ours="dlbasics", theirs="plain/pandas", ratio="ratio")
     lines = [header, *results]
     widths = {k: max(len(str(r[k])) for r in lines) for k in header}
-    print(f"\ndlbasics speed ({mode} sizes); ratio = dlbasics / other side")
+    print(f"\ndlbasics speed ({mode} sizes, rows 1 to 5 trained on {DEVICE}); ratio = dlbasics / other side")
     for i, r in enumerate(lines):
         print("  ".join(str(r[k]).rjust(widths[k]) if k != "what" else str(r[k]).ljust(widths[k]) for k in header))
         if i == 0:
@@ -486,7 +500,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat: a smoke test")
     parser.add_argument("--repeats", type=int, default=None, help="best of N for each timing (default 3, --quick 1)")
     parser.add_argument("--rows", default="1,2,3,4,5,6", help="the rows to measure, e.g. --rows 1,2")
+    parser.add_argument("--device", choices=ACCELERATOR, default="cpu", help="where rows 1 to 5 train (default cpu)")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = args.device
+    if DEVICE == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: this machine's torch sees no GPU")
     mode = "quick" if args.quick else "full"
     size, repeats = SIZES[mode], args.repeats or (1 if args.quick else 3)
     wanted = {r.strip() for r in args.rows.split(",")}
