@@ -9,7 +9,7 @@
 #
 # The lent GPU machine has torch, Lightning, pandas, TensorBoard and matplotlib but not Hydra, and reaches
 # no package index. Carry Hydra's wheels in .whl/ (git-ignored), made on a machine that reaches PyPI:
-#   pip download --no-deps -d .whl hydra-core==1.3.2 omegaconf==2.3.0
+#   pip download --no-deps -d .whl hydra-core==1.3.8 omegaconf==2.3.1   (what CI installs today)
 #   pip wheel --no-deps -w .whl antlr4-python3-runtime==4.9.3
 # and name .whl in the device tool's carry: run(command="bash benchmarks/gpu.sh", carry=[".whl"]).
 set -euo pipefail
