@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,9 @@ from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
+# Every run of the suite, in this process and in the ones it starts, trains on the CPU, where its numbers and
+# bitwise checks hold, also on a machine with a GPU or Apple's MPS; benchmarks/gpu.sh is the GPU's check.
+os.environ["DLBASICS_ACCELERATOR"] = "cpu"
 
 
 @pytest.fixture(autouse=True)

@@ -46,3 +46,10 @@ def test_option_composes_and_builds(tmp_path, make_csv, group, option):
     optimizer = instantiate(cfg.optimizer, params=learner.parameters())
     assert isinstance(optimizer, torch.optim.Optimizer)
     assert trainer.max_epochs == 3  # the command line wins over a group's or an experiment's own
+
+
+def test_the_accelerator_is_autos_unless_the_environment_pins_it(tmp_path, monkeypatch):
+    assert make_cfg(tmp_path).trainer.accelerator == "cpu"  # conftest pins the suite to the CPU
+    monkeypatch.delenv("DLBASICS_ACCELERATOR")
+    assert make_cfg(tmp_path).trainer.accelerator == "auto"  # Lightning's choice: a GPU where there is one
+    assert make_cfg(tmp_path, "trainer.accelerator=gpu").trainer.accelerator == "gpu"
