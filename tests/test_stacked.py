@@ -5,6 +5,7 @@ import shutil
 import pytest
 import torch
 import yaml
+from omegaconf import OmegaConf
 
 from dlbasics.run import load_learner, train
 from dlbasics.stacked import stack_key
@@ -100,6 +101,24 @@ def test_each_member_stops_early_when_it_would_alone(tmp_path):
     for together, solo in zip(stacked, alone, strict=True):
         assert together["test/acc"] == pytest.approx(solo["test/acc"])
         assert together["val/loss"] == pytest.approx(solo["val/loss"], rel=1e-3)
+
+
+def test_a_stacked_job_without_a_val_split_keeps_its_best_by_training_loss_as_alone(tmp_path):
+    from dlbasics.stacked import train_stacked
+
+    common = ["experiment=ch1_gradient_descent", "trainer.max_epochs=5", "logger=none"]
+    cfgs = [make_cfg(tmp_path / lr, *common, f"optimizer.lr={lr}") for lr in ("1e-5", "5e-5")]
+    for cfg in cfgs:
+        OmegaConf.resolve(cfg)  # as the launcher hands them over: ${monitor.metric} is a value by then
+    stacked = train_stacked(cfgs)
+    alone = train(make_cfg(tmp_path / "alone", *common, "optimizer.lr=5e-5"))
+    assert stacked[1]["checkpoint"] == str(tmp_path / "5e-5" / "checkpoints" / "best.ckpt")
+    mine, theirs = (torch.load(m["checkpoint"], weights_only=True) for m in (stacked[1], alone))
+    assert list(mine["callbacks"]) == list(theirs["callbacks"])
+    assert "'monitor': 'train/loss'" in next(iter(mine["callbacks"]))
+    assert (mine["epoch"], mine["global_step"]) == (theirs["epoch"], theirs["global_step"])
+    for k, v in theirs["state_dict"].items():
+        torch.testing.assert_close(mine["state_dict"][k], v)
 
 
 def test_a_job_refused_by_its_config_fails_alone_and_bad_data_fails_every_job(tmp_path, capsys):

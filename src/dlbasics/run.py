@@ -185,11 +185,13 @@ def fit_options(trainer: DictConfig) -> dict:
 
 
 def build_outputs(cfg: DictConfig, data: TabularData) -> tuple[list, list]:
-    """A run's callbacks and loggers; without a val split, the monitored val/X follows train/X."""
+    """A run's callbacks and loggers; without a val split, the monitored val/X follows train/X, in every
+    callback that monitors it (also where its config was resolved before, as a stacked job's is)."""
     check_monitor(cfg.monitor, data)
+    given, follows = cfg.monitor.metric, {}
     if not data.has("val"):
-        cfg.monitor.metric = "train/" + cfg.monitor.metric.split("/", 1)[1]
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
+        cfg.monitor.metric = follows["monitor"] = "train/" + given.split("/", 1)[1]
+    callbacks = [instantiate(c, **(follows if c.get("monitor") == given else {})) for c in cfg.callbacks.values() if c]
     loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c]
     return callbacks, loggers
 
