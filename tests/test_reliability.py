@@ -13,7 +13,7 @@ import torch
 from dlbasics.callbacks import Checkpoints
 from dlbasics.run import cli, evaluate, train
 
-from .conftest import ROOT, make_cfg, read_metrics
+from .conftest import ROOT, make_cfg, read_metrics, run_script
 
 STEPS_PER_EPOCH = 6  # iris: 90 training rows in batches of 16
 
@@ -59,19 +59,28 @@ def test_interrupt_keeps_the_last_epoch_and_resume_ends_where_an_uninterrupted_r
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)  # bitwise
 
 
-def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path):
-    args = [sys.executable, "train.py", "logger=none", "trainer.max_epochs=2000", f"hydra.run.dir={tmp_path}"]
+def test_sigterm_stops_a_run_as_ctrl_c_does_and_a_run_refused_meanwhile_changes_nothing(tmp_path):
+    args = [sys.executable, "train.py", "logger=none", "trainer.max_epochs=100000", f"hydra.run.dir={tmp_path}"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log, deadline = tmp_path / "train.log", time.time() + 120
     while not (log.exists() and "Total params" in log.read_text()):
         assert proc.poll() is None and time.time() < deadline
         time.sleep(0.05)
-    time.sleep(0.2)
+    record = {p: p.read_bytes() for p in (tmp_path / ".hydra").iterdir()}
+    refused = run_script(
+        "train.py", "logger=none", "trainer.max_epochs=3", f"hydra.run.dir={tmp_path}", "ckpt_path=last"
+    )
+    assert refused.returncode == 2 and f"is still running (process {proc.pid})" in refused.stderr
+    assert {p: p.read_bytes() for p in (tmp_path / ".hydra").iterdir()} == record  # Hydra's record of the run
+    assert proc.poll() is None
     proc.terminate()
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "ckpt_path=last" in err
+    assert proc.returncode != 0
+    assert err.strip().endswith(
+        f"Resume: python train.py logger=none trainer.max_epochs=100000 hydra.run.dir={tmp_path} ckpt_path=last"
+    )
     metrics = read_metrics(tmp_path)
-    assert metrics["status"] == "interrupted" and metrics["epochs"] < 2000
+    assert metrics["status"] == "interrupted" and metrics["epochs"] < 100000
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     # The last epoch whose training and validation ended: the one before the interrupted epoch, or that
     # epoch itself when the signal came after its validation but before Lightning counted it as completed

@@ -82,6 +82,11 @@ class OutputDirectory(Callback):
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)  # not yet set: the default run dir reads ${hydra:runtime...}
         _make_directory(config.hydra.run.dir, "hydra.run.dir")
+        try:  # before Hydra writes its .hydra/ record there: another run's stays as that run left it
+            check_free(Path(config.hydra.run.dir), resuming=bool(config.get("ckpt_path")))
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)
@@ -231,19 +236,27 @@ def claim(run_dir: Path, resuming: bool) -> None:
         with path.open("x") as f:  # atomic: of two runs started at once in one directory, one gets it
             f.write(json.dumps(running) + "\n")
     except FileExistsError:
-        if not resuming:
-            option, whose = ("hydra.sweep.dir", "the sweep") if sweeping() else ("hydra.run.dir", "this run")
-            raise UserError(
-                f"{option}: '{run_dir}' already holds a run (its metrics.json). Resume it with "
-                f"ckpt_path=last, or give {whose} a directory of its own: {option}=..."
-            ) from None
-        held = _read_json(path)
-        if status(held) == "running" and held.get("host") == running["host"]:
-            raise UserError(
-                f"ckpt_path: the run in '{run_dir}' is still running (process {held['pid']}). Let it end, or stop "
-                "it (Ctrl-C keeps its last epoch), then resume."
-            ) from None
+        check_free(run_dir, resuming)
         write_json(path, running)
+
+
+def check_free(run_dir: Path, resuming: bool) -> None:
+    """Refuses a directory that holds another run, unless this run resumes it and its process is gone."""
+    path = run_dir / "metrics.json"
+    if rank_zero_only.rank != 0 or not path.exists():  # under DDP, the process of rank 0 claims for all
+        return
+    if not resuming:
+        option, whose = ("hydra.sweep.dir", "the sweep") if sweeping() else ("hydra.run.dir", "this run")
+        raise UserError(
+            f"{option}: '{run_dir}' already holds a run (its metrics.json). Resume it with "
+            f"ckpt_path=last, or give {whose} a directory of its own: {option}=..."
+        )
+    held = _read_json(path)
+    if status(held) == "running" and held.get("host") == socket.gethostname():
+        raise UserError(
+            f"ckpt_path: the run in '{run_dir}' is still running (process {held['pid']}). Let it end, or stop "
+            "it (Ctrl-C keeps its last epoch), then resume."
+        )
 
 
 def _read_json(path: Path) -> dict:
@@ -320,6 +333,7 @@ def train(cfg: DictConfig) -> dict:
     """
     run_dir = Path(cfg.run_dir)
     claim(run_dir, resuming=bool(cfg.ckpt_path))
+    hint = resume_hint(run_dir)  # now: a run refused later may write its own .hydra/ record here
     start, trainer, learner, metrics = time.perf_counter(), None, None, {}
     try:
         sigterm_interrupts()
@@ -342,7 +356,7 @@ def train(cfg: DictConfig) -> dict:
     except BaseException as err:  # Lightning turns Ctrl-C into SystemExit
         stopped = isinstance(err, (KeyboardInterrupt, SystemExit))
         if stopped and trainer is not None and trainer.is_global_zero:
-            print(f"Interrupted in epoch {trainer.current_epoch}. {resume_hint(run_dir)}", file=sys.stderr, flush=True)
+            print(f"Interrupted in epoch {trainer.current_epoch}. {hint}", file=sys.stderr, flush=True)
         metrics = failure(err, trainer)
         if learner is not None:
             learner.flush_logs()  # the loggers hold every completed epoch

@@ -324,6 +324,7 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
             failed([i], err)
     if not members:
         return results
+    hints = {i: resume_hint(dirs[i]) for i in jobs}  # now: a run refused later may write its own .hydra/ there
     try:  # what every job of the stack shares: its model and its trainer
         if cfgs[jobs[0]].threads:
             torch.set_num_threads(cfgs[jobs[0]].threads)
@@ -372,7 +373,7 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
         if isinstance(err, (KeyboardInterrupt, SystemExit)):
             print(f"Interrupted in epoch {trainer.current_epoch}. Each job resumes on its own:", file=sys.stderr)
             for i in jobs:
-                print(f"  {resume_hint(dirs[i])}", file=sys.stderr, flush=True)
+                print(f"  {hints[i]}", file=sys.stderr, flush=True)
         raise
     finally:
         for handler in logs.values():
