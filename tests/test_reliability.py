@@ -1,6 +1,7 @@
 """Runs that are interrupted, resumed, repeated, or handed a file that is not theirs."""
 
 import json
+import logging
 import signal
 import socket
 import subprocess
@@ -98,6 +99,27 @@ def test_a_second_run_in_a_run_directory_is_refused_and_the_first_kept(tmp_path,
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and ".hydra" not in p.parts} == kept
     resumed = train(make_cfg(tmp_path, "trainer.max_epochs=4", "ckpt_path=last"))  # resuming it is the way on
     assert resumed["status"] == "completed" and resumed["epochs"] == 4
+
+
+def test_a_resume_refused_before_training_leaves_the_run_as_it_ended(tmp_path, capsys):
+    train(make_cfg(tmp_path, "logger=none", "trainer.max_epochs=3"))
+    kept = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    for overrides, message in [
+        (["trainer.max_epochs=2"], f"trainer.max_epochs=2: '{last}' has trained 3 epochs already. Resume with more"),
+        (["model.width=8"], "holds a model trained with other options (model.width=100)"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            cli(train, make_cfg(tmp_path, "logger=none", *overrides, "ckpt_path=last"))
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+        assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == kept  # metrics.json too
+
+
+def test_resuming_where_there_is_no_last_checkpoint_yet_says_so_and_trains_afresh(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="dlbasics"):
+        metrics = train(make_cfg(tmp_path, "logger=none", "ckpt_path=last"))
+    assert metrics["status"] == "completed" and metrics["epochs"] == 3
+    assert f"ckpt_path=last: no last.ckpt in '{tmp_path / 'checkpoints'}' yet; training starts afresh." in caplog.text
 
 
 def test_resuming_a_run_whose_process_still_runs_is_refused(tmp_path, capsys):

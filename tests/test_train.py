@@ -90,6 +90,13 @@ def test_eval_finds_moved_data_with_data_path_and_refuses_other_data(tmp_path, m
     with pytest.raises(SystemExit):
         cli(evaluate, make_cfg(tmp_path, ckpt, f"data_path={tmp_path / 'fewer.csv'}", config="eval"))
     assert "has 70 rows, the CSV this checkpoint was trained on had 80: not the same data" in capsys.readouterr().err
+    pd.read_csv(moved).drop(columns="y").to_csv(tmp_path / "no_target.csv", index=False)
+    with pytest.raises(SystemExit):
+        cli(evaluate, make_cfg(tmp_path, ckpt, f"data_path={tmp_path / 'no_target.csv'}", config="eval"))
+    err = capsys.readouterr().err  # eval.py has no data.target to give
+    assert err.startswith(
+        f"error: data_path: '{tmp_path / 'no_target.csv'}' is not this checkpoint's data: no column 'y'"
+    )
 
 
 def test_predict_writes_classes_and_probabilities_beside_the_input(tmp_path, make_csv):
@@ -151,7 +158,8 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         (["data.test_fraction=1.2"], "data.test_fraction must be in [0, 1); got 1.2"),
         (["+trainer.limit_train_batches=0.5"], "trainer.limit_train_batches=0.5 is not supported: each epoch"),
         (["+trainer.check_val_every_n_epoch=5"], "trainer.check_val_every_n_epoch=5 is not supported"),
-        (["+trainer.gradient_clip_val=1.0"], "trainer.gradient_clip_val=1.0 is not supported"),
+        (["+trainer.gradient_clip_val=1.0"], "trainer.gradient_clip_val=1.0 is not supported: each minibatch takes"),
+        (["+trainer.accumulate_grad_batches=2"], "accumulate_grad_batches=2 is not supported: each minibatch takes"),
         (["data=csv"], "data.path is required: add data.path=... to the command line."),
         (["data.index_col=9"], "data.index_col=9 is not a column of 'data/iris.csv': give a column number from 0 to 5"),
         (["data.batch_size=abc"], "data.batch_size must be a positive integer, or null for the whole split; got 'abc'"),
@@ -209,6 +217,16 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys, overrides, me
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert read_metrics(tmp_path)["status"] == "failed"
+
+
+def test_a_csv_of_a_header_alone_is_one_line_that_names_data_path(tmp_path, capsys):
+    (tmp_path / "header.csv").write_text("a,y\n")
+    with pytest.raises(SystemExit):
+        cli(train, make_cfg(tmp_path, "data=csv", f"data.path={tmp_path / 'header.csv'}", "data.target=y"))
+    assert (
+        capsys.readouterr().err
+        == "error: data.path: the CSV has a header (a, y) but no data rows: add rows below it.\n"
+    )
 
 
 def test_resuming_with_other_model_options_is_refused_before_training(tmp_path, capsys):

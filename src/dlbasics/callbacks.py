@@ -34,7 +34,8 @@ def summarize(learner) -> str:
     params = sum(p.numel() for p in learner.parameters())
     return "\n".join(
         [
-            f"Model: {type(learner.model).__name__}, {meta['n_features']} inputs, {meta['task']}{classes}",
+            f"Model: {type(learner.model).__name__}, {meta['n_features']} input{'s' * (meta['n_features'] != 1)}, "
+            f"{meta['task']}{classes}",
             *lines,
         ]
         + [

@@ -8,6 +8,7 @@ holding it can rebuild the data preparation on its own.
 import io
 import math
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from itertools import chain
@@ -154,7 +155,7 @@ def feature_names(frame: pd.DataFrame, target: str, features=None) -> list[str]:
 def tabulate(frame: pd.DataFrame, target: str, features=None, task: str | None = None):
     """Checks a table and turns it into arrays (x, y) and the metadata the model is built from."""
     if frame.shape[0] == 0:
-        raise UserError(f"the CSV has a header ({_columns(frame)}) but no data rows.")
+        raise UserError(f"data.path: the CSV has a header ({_columns(frame)}) but no data rows: add rows below it.")
     features = feature_names(frame, target, features)
     return feature_matrix(frame, features), *encode_target(frame[target], features, task)
 
@@ -545,7 +546,11 @@ class TabularData(L.LightningDataModule):
                 f"data_path: no file '{source['path']}', the CSV this checkpoint was trained on. Run where "
                 f"train.py ran, or give its path: data_path=PATH/TO/{Path(source['path']).name}"
             )
-        data = cls(**source, target=meta["target"], features=meta["features"], task=meta["task"], stats=stats)
+        try:
+            data = cls(**source, target=meta["target"], features=meta["features"], task=meta["task"], stats=stats)
+        except UserError as err:  # what is wrong with the file, not an option of eval.py's (data.target, ...)
+            what = re.sub(r"^data\.\w+:? ", "", str(err))
+            raise UserError(f"data_path: '{source['path']}' is not this checkpoint's data: {what}") from None
         if meta.get("rows", data.meta["rows"]) != data.meta["rows"]:
             raise UserError(
                 f"data_path: '{source['path']}' has {data.meta['rows']} rows, the CSV this checkpoint was trained "

@@ -59,8 +59,10 @@ def sweeping() -> bool:
 def cli(fn, cfg: DictConfig):
     """Runs fn(cfg) for a Hydra shell: a user's mistake is one line on stderr and exit status 2.
 
-    In a sweep, the failed job is recorded (its metrics.json says so) and the others go on.
+    In a sweep, the failed job is recorded (its metrics.json says so) and the others go on. A library's
+    warning is one line too, without the path and source line of the code that warned.
     """
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     try:
         return fn(cfg)
     except Exception as err:
@@ -164,28 +166,32 @@ def build_learner(cfg: DictConfig, data: TabularData) -> Learner:
     return Learner(data=data.meta, model=plain(cfg.model), optimizer=plain(cfg.optimizer), loss=cfg.loss.name)
 
 
-# Trainer options of Lightning's batch loop and automatic optimization, with their defaults: an epoch is one
-# step of that loop (Learner.training_step), so they have nothing to act on.
+# Trainer options of Lightning's batch loop and automatic optimization, with their defaults and why they have
+# nothing to act on: an epoch is one step of that loop (Learner.training_step), which steps manually.
+EPOCH = (
+    "each epoch trains on every minibatch of the training split, then validates on the val split. Leave it out "
+    "(data.batch_size and data.val_fraction set what an epoch holds)"
+)
+STEP = (
+    "each minibatch takes its own optimizer step (manual optimization, where Lightning neither accumulates nor "
+    "clips gradients). Leave it out (data.batch_size sets a step's rows, optimizer.lr its size)"
+)
 BATCH_LOOP_OPTIONS = {
-    "limit_train_batches": 1.0,
-    "limit_val_batches": 1.0,
-    "val_check_interval": 1.0,
-    "check_val_every_n_epoch": 1,
-    "accumulate_grad_batches": 1,
-    "gradient_clip_val": 0,
+    "limit_train_batches": (1.0, EPOCH),
+    "limit_val_batches": (1.0, EPOCH),
+    "val_check_interval": (1.0, EPOCH),
+    "check_val_every_n_epoch": (1, EPOCH),
+    "accumulate_grad_batches": (1, STEP),
+    "gradient_clip_val": (0, STEP),
 }
 
 
 def fit_options(trainer: DictConfig) -> dict:
     """What the Trainer gets beside its config: no validation loop, the Learner validates each epoch."""
-    for key, default in BATCH_LOOP_OPTIONS.items():
+    for key, (default, why) in BATCH_LOOP_OPTIONS.items():
         value = trainer.get(key)
         if value is not None and value != default:
-            raise UserError(
-                f"trainer.{key}={value} is not supported: each epoch trains on every minibatch of the training "
-                "split, then validates on the val split. Leave it out (data.batch_size and data.val_fraction "
-                "set what an epoch holds)."
-            )
+            raise UserError(f"trainer.{key}={value} is not supported: {why}.")
     return {"limit_val_batches": 0}
 
 
@@ -223,21 +229,24 @@ def resume_hint(run_dir: Path) -> str:
     return "Resume: python train.py " + " ".join(shlex.quote(a) for a in args)  # and the shell's
 
 
-def claim(run_dir: Path, resuming: bool) -> None:
+def claim(run_dir: Path, resuming: bool) -> dict | None:
     """Makes run_dir this run's: its metrics.json says `running` (and which process) until the run ends.
     A directory that holds another run is refused, unless this run resumes it and that run's process is no
-    longer alive: its checkpoints and logs stay as they are.
+    longer alive: its checkpoints and logs stay as they are. Returns what the resumed run's metrics.json said.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     if rank_zero_only.rank != 0:  # under DDP, the process of rank 0 writes for all
-        return
+        return None
     path, running = run_dir / "metrics.json", {"status": "running", "host": socket.gethostname(), "pid": os.getpid()}
     try:
         with path.open("x") as f:  # atomic: of two runs started at once in one directory, one gets it
             f.write(json.dumps(running) + "\n")
+        return None
     except FileExistsError:
         check_free(run_dir, resuming)
+        held = _read_json(path)
         write_json(path, running)
+        return held
 
 
 def check_free(run_dir: Path, resuming: bool) -> None:
@@ -297,16 +306,19 @@ def check_run_options(cfg: DictConfig) -> None:
         raise UserError(f"threads must be a positive integer (0 or null: torch's default); got {cfg.threads!r}.")
 
 
-def check_resume(ckpt_path: str, trainer, learner: Learner) -> None:
-    """Refuses, before training, a checkpoint that is not one of ours or holds a model of other options."""
+def resume_from(ckpt_path: str, trainer, learner: Learner) -> str | None:
+    """The checkpoint to resume from, refused before training if it is not one of ours, holds a model of other
+    options or has trained max_epochs already. None for ckpt_path=last where there is none yet."""
     path = Path(ckpt_path)
     if ckpt_path == "last":
         callback = trainer.checkpoint_callback
         if callback is None or not Path(callback.dirpath or "", "last.ckpt").is_file():
-            return  # nothing to resume: Lightning starts afresh, and says so
+            where = f"'{callback.dirpath}'" if callback else "this run (callbacks.model_checkpoint=null)"
+            log.info(f"ckpt_path=last: no last.ckpt in {where} yet; training starts afresh.")
+            return None
         path = Path(callback.dirpath, "last.ckpt")
-    saved = read_checkpoint(path)["hyper_parameters"]
-    ours = learner.hparams
+    ckpt = read_checkpoint(path)
+    saved, ours = ckpt["hyper_parameters"], learner.hparams
     sizes = ("task", "n_features", "n_outputs")
     if saved["model"] != ours["model"] or any(saved["data"].get(k) != ours["data"][k] for k in sizes):
         was = ", ".join(f"model.{k}={v}" for k, v in saved["model"].items() if ours["model"].get(k) != v)
@@ -314,6 +326,13 @@ def check_resume(ckpt_path: str, trainer, learner: Learner) -> None:
             f"ckpt_path: '{path}' holds a model trained with other options ({was or 'other data sizes'}). "
             "Resume with the options it was trained with (its run's .hydra/overrides.yaml)."
         )
+    done = ckpt.get("epoch", -1) + 1  # the epochs its run had completed
+    if 0 <= trainer.max_epochs < done:
+        raise UserError(
+            f"trainer.max_epochs={trainer.max_epochs}: '{path}' has trained {done} epochs already. Resume with more, "
+            f"e.g. trainer.max_epochs={2 * done}."
+        )
+    return str(path)
 
 
 def sigterm_interrupts() -> None:
@@ -332,9 +351,9 @@ def train(cfg: DictConfig) -> dict:
     metrics.json is written however the run ends: `completed`, `diverged`, `interrupted` or `failed`.
     """
     run_dir = Path(cfg.run_dir)
-    claim(run_dir, resuming=bool(cfg.ckpt_path))
+    held = claim(run_dir, resuming=bool(cfg.ckpt_path))
     hint = resume_hint(run_dir)  # now: a run refused later may write its own .hydra/ record here
-    start, trainer, learner, metrics = time.perf_counter(), None, None, {}
+    start, trainer, learner, metrics, fitting = time.perf_counter(), None, None, {}, False
     try:
         sigterm_interrupts()
         check_run_options(cfg)
@@ -342,12 +361,12 @@ def train(cfg: DictConfig) -> dict:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         data, learner, trainer = build(cfg, run_dir)
-        if cfg.ckpt_path:
-            check_resume(cfg.ckpt_path, trainer, learner)
+        ckpt_path = resume_from(cfg.ckpt_path, trainer, learner) if cfg.ckpt_path else None
         with warnings.catch_warnings():
             if cfg.ckpt_path:  # resuming in the run's own directory: its checkpoints are expected there
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-            trainer.fit(learner, datamodule=data, ckpt_path=cfg.ckpt_path)
+            fitting = True
+            trainer.fit(learner, datamodule=data, ckpt_path=ckpt_path)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         if data.has("test"):
             trainer.test(learner, datamodule=data, ckpt_path=best_checkpoint(trainer), verbose=False)
@@ -356,14 +375,16 @@ def train(cfg: DictConfig) -> dict:
     except BaseException as err:  # Lightning turns Ctrl-C into SystemExit
         stopped = isinstance(err, (KeyboardInterrupt, SystemExit))
         if stopped and trainer is not None and trainer.is_global_zero:
-            print(f"Interrupted in epoch {trainer.current_epoch}. {hint}", file=sys.stderr, flush=True)
+            print(f"Interrupted in epoch {trainer.current_epoch + 1}. {hint}", file=sys.stderr, flush=True)
         metrics = failure(err, trainer)
         if learner is not None:
             learner.flush_logs()  # the loggers hold every completed epoch
         raise
     finally:
         metrics["seconds"] = round(time.perf_counter() - start, 3)
-        if trainer is None or trainer.is_global_zero:
+        if held is not None and not fitting:  # a resume refused before training: the run stays as it ended
+            write_json(run_dir / "metrics.json", held)
+        elif trainer is None or trainer.is_global_zero:
             write_json(run_dir / "metrics.json", metrics)
     if trainer.is_global_zero:
         report(metrics, trainer, learner, cfg, run_dir)
@@ -406,7 +427,7 @@ def report(metrics: dict, trainer, learner: Learner, cfg: DictConfig, run_dir: P
     }
     log.info("  ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
     if learner.diverged_epoch is not None:
-        log.info(f"Diverged: the training loss was not finite at epoch {learner.diverged_epoch}; stopped there.")
+        log.info(f"Diverged: the training loss was not finite in epoch {learner.diverged_epoch + 1}; stopped there.")
     elif metrics["status"] == "diverged":
         log.info("Diverged: some final metrics are not finite numbers (an overflow); rescale the data.")
     log.info(f"Run directory: {run_dir}")

@@ -371,7 +371,7 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
         for member in members:
             member.flush_logs()
         if isinstance(err, (KeyboardInterrupt, SystemExit)):
-            print(f"Interrupted in epoch {trainer.current_epoch}. Each job resumes on its own:", file=sys.stderr)
+            print(f"Interrupted in epoch {trainer.current_epoch + 1}. Each job resumes on its own:", file=sys.stderr)
             for i in jobs:
                 print(f"  {hints[i]}", file=sys.stderr, flush=True)
         raise
