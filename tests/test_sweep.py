@@ -2,6 +2,8 @@
 
 import json
 import math
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -9,11 +11,14 @@ import sys
 import pandas as pd
 import pytest
 import yaml
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import RunMode
+from omegaconf import OmegaConf
 
 from dlbasics.run import train
-from dlbasics.sweep import by_seed
+from dlbasics.sweep import REFUSAL, REFUSED, SweepSummary, by_seed
 
-from .conftest import make_cfg, read_metrics, run_script
+from .conftest import CONF, make_cfg, read_metrics, run_script
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +87,15 @@ def test_a_failing_job_is_recorded_and_the_exit_status_says_so(sweep):
     assert "Traceback" not in result.stderr
 
 
+def test_epochs_are_whole_numbers_and_empty_for_a_job_without_any(sweep):
+    sweep_dir, result, summary = sweep
+    epochs = pd.read_csv(sweep_dir / "summary.csv", dtype=str)["epochs"]  # as the file spells them
+    assert epochs[summary.status == "completed"].tolist() == ["30", "30"]
+    assert epochs[summary.status == "failed"].isna().all()  # an empty cell
+    table = result.stdout.split("Sweep of", 1)[1].split("\n\n", 1)[0]  # up to the seeds' table
+    assert re.search(r"completed +30 ", table) and not re.search(r"NaN|<NA>|30\.0", table), table
+
+
 def sweep_again(sweep_dir, launcher: str):
     """Four of the fixture's jobs (lr 0.01 and 10, seeds 0 and 1) once more, into the directory they ran in."""
     return run_script(
@@ -91,22 +105,47 @@ def sweep_again(sweep_dir, launcher: str):
     )  # fmt: skip
 
 
-def test_a_sweep_again_into_its_directory_refuses_its_jobs_and_keeps_what_they_left(sweep, request):
-    sweep_dir, _, _ = sweep
+def test_a_sweep_again_into_its_directory_refuses_its_jobs_and_keeps_what_they_left(sweep, request, tmp_path):
+    sweep_dir = shutil.copytree(sweep[0], tmp_path / "sweep")  # its summary becomes the second sweep's
     job = sweep_dir / "optimizer.lr=0.01,seed=0"
     kept = {p: p.read_bytes() for p in job.rglob("*") if p.is_file() and ".hydra" not in p.parts}
     again = sweep_again(sweep_dir, request.node.callspec.params["sweep"])
     assert again.returncode == 1
     assert again.stderr.count("already holds a run") == 4 and "Traceback" not in again.stderr
     assert {p: p.read_bytes() for p in job.rglob("*") if p.is_file() and ".hydra" not in p.parts} == kept
+    assert "Sweep of 4 jobs" in again.stdout  # its own, not the 6 of the sweep that ran there first
+    summary = pd.read_csv(sweep_dir / "summary.csv")
+    assert (summary.status == "refused").all() and len(summary) == 4 and "val/loss" not in summary
 
 
-def test_a_joblib_sweep_again_into_a_directory_exits_non_zero(sweeps):
-    """Hydra's joblib launcher runs the jobs, and their on_job_end, in worker processes."""
-    sweep_dir = sweeps["basic"][0]
+def test_a_joblib_sweep_again_into_a_directory_exits_non_zero(sweeps, tmp_path):
+    """Hydra's joblib launcher runs the jobs, and their on_job_start and on_job_end, in worker processes."""
+    sweep_dir = shutil.copytree(sweeps["basic"][0], tmp_path / "sweep")
     again = sweep_again(sweep_dir, "joblib")
     assert again.returncode == 1 and again.stderr.count("already holds a run") == 4, again.stderr[-2000:]
-    assert again.stderr.count("see its error above") == 4 and not (sweep_dir / ".unfinished").exists()
+    assert again.stderr.count("see its error above") == 4 and not list(sweep_dir.glob(".[!.]*"))
+    summary = pd.read_csv(sweep_dir / "summary.csv")  # each worker recorded its job, and that it was refused
+    assert sorted(summary.job) == sorted(f"optimizer.lr={lr},seed={s}" for lr in (0.01, 10) for s in (0, 1))
+    assert (summary.status == "refused").all()
+
+
+def test_a_sweep_into_an_earlier_sweeps_directory_summarizes_its_own_jobs(tmp_path):
+    """The first sweep leaves relu's run and foo's failure; the second refuses relu and runs tanh."""
+    common = ["trainer.max_epochs=2", "logger=none", f"hydra.sweep.dir={tmp_path}"]
+    first = run_script("train.py", "-m", "model.activation=relu,foo", *common)
+    assert first.returncode == 1 and (tmp_path / "model.activation=relu" / "metrics.json").is_file()
+    again = run_script("train.py", "-m", "model.activation=relu,tanh", *common)
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert "Sweep of 2 jobs" in again.stdout
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert dict(zip(summary["model.activation"], summary.status, strict=True)) == {
+        "tanh": "completed",
+        "relu": "refused",
+    }
+    refused = summary[summary.status == "refused"].iloc[0]
+    assert refused[["epochs", "val/loss", "test/acc", "seconds"]].isna().all()  # the earlier run's are not its own
+    failures = [line for line in again.stderr.splitlines() if line.startswith("failed:")]
+    assert failures == [f"failed: model.activation=relu: {REFUSAL}"]  # and nothing of foo, the first sweep's
 
 
 def test_seeds_are_summarized_by_mean_and_std(sweep):
@@ -142,6 +181,7 @@ def test_optuna_search_runs_its_trials(tmp_path):
     assert set(best["best_params"]) == {"optimizer.lr", "model.depth", "model.width", "model.activation"}
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert len(summary) == 3 and best["best_value"] == pytest.approx(summary["val/loss"].min())
+    assert set(best["best_params"]) <= set(summary.columns)  # model.depth too, though every trial drew 3
 
 
 def test_a_diverged_run_returns_the_worst_value_to_the_sweeper(tmp_path):
@@ -182,29 +222,111 @@ def test_the_summary_of_chapter_1s_sweep_draws_its_learning_rates_and_training_l
     assert [len(line.get_ydata()) for line in curves.lines] == [10, 10, 10] and curves.get_ylabel() == "train/loss"
 
 
-def test_the_summary_counts_jobs_that_returned_nothing_and_leaves_failed_ones_to_the_sweeper(tmp_path):
-    from hydra.core.utils import JobReturn, JobStatus
-    from omegaconf import OmegaConf
+def test_the_loss_panel_says_so_when_no_job_logged_its_curve(tmp_path):
+    """With logger=none the jobs leave no TensorBoard or CSV log: the panel says so, rather than draw empty axes."""
+    from dlbasics.sweep import plot
 
-    from dlbasics.sweep import UNFINISHED, SweepSummary
+    jobs = ["optimizer.lr=0.01", "optimizer.lr=0.1"]
+    for name in jobs:
+        (tmp_path / name).mkdir()
+    table = pd.DataFrame(
+        {"job": jobs, "optimizer.lr": [0.01, 0.1], "status": ["completed"] * 2, "val/loss": [0.5, 0.2]}
+    )
+    curves = plot(table, ["optimizer.lr"], tmp_path, "val/loss").axes[-1]
+    assert not curves.lines and not curves.axison
+    assert [t.get_text() for t in curves.texts] == ["no val/loss curves: no job logged any\n(logger=none logs none)"]
 
-    job = {"sweep": {"dir": str(tmp_path)}, "runtime": {"output_dir": f"{tmp_path}/optimizer.lr=1"}}
-    summary, config = SweepSummary(), OmegaConf.create({"hydra": job})
-    refused, crashed = JobReturn(status=JobStatus.COMPLETED), JobReturn(status=JobStatus.FAILED)
-    refused.return_value, crashed.return_value = None, RuntimeError("a bug")
-    summary.on_job_end(config, refused)
-    summary.on_job_end(config, crashed)  # reading its value would raise the bug here
+
+def _job_config(sweep_dir, name, mode=RunMode.MULTIRUN):
+    """What SweepSummary reads of a job's config."""
+    hydra = {"sweep": {"dir": str(sweep_dir)}, "runtime": {"output_dir": f"{sweep_dir}/{name}"}, "mode": mode}
+    return OmegaConf.create({"hydra": hydra})
+
+
+def _job_dir(sweep_dir, name, metrics=None):
+    """A job's directory as Hydra makes it before the job starts, and its metrics.json if it has one."""
+    (sweep_dir / name / ".hydra").mkdir(parents=True, exist_ok=True)
+    (sweep_dir / name / ".hydra" / "overrides.yaml").write_text(f"- {name}\n")
+    if metrics is not None:
+        (sweep_dir / name / "metrics.json").write_text(json.dumps(metrics))
+
+
+def _returned(value, status=JobStatus.COMPLETED):
+    job_return = JobReturn(status=status)
+    job_return.return_value = value
+    return job_return
+
+
+def test_a_job_that_left_the_run_its_directory_held_is_recorded_as_refused(tmp_path):
+    summary, held = SweepSummary(), {"status": "completed", "epochs": 3}
+    _job_dir(tmp_path, "optimizer.lr=1", held)  # an earlier sweep's
+    _job_dir(tmp_path, "optimizer.lr=2", held)
+    _job_dir(tmp_path, "optimizer.lr=3")
+    for name in ("optimizer.lr=1", "optimizer.lr=2", "optimizer.lr=3"):
+        summary.on_job_start(_job_config(tmp_path, name), task_function=None)
+    summary.on_job_end(_job_config(tmp_path, "optimizer.lr=1"), _returned(None))  # refused: returned nothing
+    crashed = _returned(RuntimeError("a bug"), JobStatus.FAILED)  # reading its value would raise the bug here
+    summary.on_job_end(_job_config(tmp_path, "optimizer.lr=2"), crashed)
+    _job_dir(tmp_path, "optimizer.lr=3", {"status": "failed", "error": "a bad value"})
+    summary.on_job_end(_job_config(tmp_path, "optimizer.lr=3"), _returned(None))  # failed in a directory of its own
     # in a file: with hydra/launcher=joblib a worker process ends the job, not the one that ends the sweep
-    assert (tmp_path / UNFINISHED).read_text() == "optimizer.lr=1\n"
+    assert (tmp_path / REFUSED).read_text() == "optimizer.lr=1\n"
+
+
+def test_a_run_alone_is_no_sweep_job(tmp_path):
+    """Hydra calls on_job_start and on_job_end for `python train.py` too, whose hydra.sweep.dir was never made: a
+    record written there would fail, and Hydra would print the failure as a warning after every run."""
+    config = _job_config(tmp_path / "logs" / "multiruns" / "2026-01-01_00-00-00", "run", RunMode.RUN)
+    SweepSummary().on_job_start(config, task_function=None)
+    SweepSummary().on_job_end(config, _returned(None))
+    assert not (tmp_path / "logs").exists()
+
+
+def test_the_summary_is_of_the_jobs_this_sweep_started_a_killed_one_included(tmp_path, capsys):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    hydra = {"sweep": {"dir": str(tmp_path)}, "overrides": {"task": ["optimizer.lr=0.1,1,10"]}}
+    config = OmegaConf.create({"hydra": hydra, "monitor": {"metric": "val/loss", "mode": "min"}})
+    _job_dir(tmp_path, "optimizer.lr=100", {"status": "completed", "epochs": 3, "val/loss": 0.1})  # not this sweep's
+    _job_dir(tmp_path, "optimizer.lr=10", {"status": "completed", "epochs": 3, "val/loss": 0.2})  # an earlier run
+    summary = SweepSummary()
+    summary.on_multirun_start(config)
+    for name in ("optimizer.lr=0.1", "optimizer.lr=1", "optimizer.lr=10"):
+        _job_dir(tmp_path, name)
+        summary.on_job_start(_job_config(tmp_path, name), task_function=None)
+    _job_dir(tmp_path, "optimizer.lr=0.1", {"status": "completed", "epochs": 3, "val/loss": 1.0})
+    summary.on_job_end(_job_config(tmp_path, "optimizer.lr=0.1"), _returned(1.0))
+    _job_dir(tmp_path, "optimizer.lr=1", {"status": "running", "host": socket.gethostname(), "pid": int(gone.stdout)})
+    # and then kill -9: no on_job_end
+    summary.on_job_end(_job_config(tmp_path, "optimizer.lr=10"), _returned(None))  # refused
+    with pytest.raises(SystemExit) as ended:
+        summary.on_multirun_end(config)
+    assert ended.value.code == 1
+    table = pd.read_csv(tmp_path / "summary.csv").set_index("job")
+    assert table["status"].to_dict() == {
+        "optimizer.lr=0.1": "completed",
+        "optimizer.lr=1": "killed",
+        "optimizer.lr=10": "refused",
+    }
+    assert table["val/loss"].isna().tolist() == [False, True, True]  # the earlier run's 0.2 is not the sweep's
+    assert "Sweep of 3 jobs" in capsys.readouterr().out and not list(tmp_path.glob(".[!.]*"))
+
+
+def test_a_job_is_named_by_what_the_sweep_varies_in_a_process_that_is_not_the_sweeps(tmp_path, monkeypatch):
+    """submitit runs a job in a process of its own, whose command line is submitit's: the job's name is read from
+    what the sweep recorded when it started."""
+    from hydra import compose, initialize_config_dir
+
+    hydra = {"sweep": {"dir": str(tmp_path)}, "overrides": {"task": ["optimizer.lr=1e-3,1e-2", "trainer.max_epochs=3"]}}
+    SweepSummary().on_multirun_start(OmegaConf.create({"hydra": hydra}))
+    monkeypatch.setattr(sys, "argv", ["/site-packages/submitit/core/_submit.py", f"{tmp_path}/.submitit/%j"])
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):  # the job's config, as its process composes it
+        job = compose("train", ["optimizer.lr=0.001", "trainer.max_epochs=3", f"hydra.sweep.dir={tmp_path}"], True)
+    assert job.hydra.sweep.subdir == "optimizer.lr=0.001"  # not optimizer.lr=0.001,trainer.max_epochs=3
 
 
 def test_a_job_killed_without_a_word_is_summarized_as_killed_and_fails_the_sweep(tmp_path, capsys):
     """kill -9 and the out-of-memory killer leave a job's metrics.json saying `running`; the summary tells such
     a job from one still running on this machine by its process."""
-    from omegaconf import OmegaConf
-
-    from dlbasics.sweep import SweepSummary
-
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     here = socket.gethostname()

@@ -1,8 +1,9 @@
 """The end of a sweep: one table of its jobs, best first, as summary.csv, on the console and as summary.png.
 
 Read from what each job left (.hydra/overrides.yaml, metrics.json, its TensorBoard or CSV log), so it
-also describes jobs that diverged or failed. With several seeds, jobs that differ only in `seed` are
-also summarized together, as mean and standard deviation.
+also describes jobs that diverged or failed. The jobs are those the sweep recorded as they started, so a
+sweep run into an earlier one's directory describes its own. With several seeds, jobs that differ only in
+`seed` are also summarized together, as mean and standard deviation.
 """
 
 import json
@@ -16,6 +17,7 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from dlbasics.run import status
@@ -34,18 +36,44 @@ METRIC_ORDER = (
 )
 
 
-def job_dirname(task_overrides, sweeper_params=None) -> str:
+# Files of the sweep directory, a name a line, written while the sweep runs and read when it ends. A job's lines
+# are written where it runs, which for the joblib launcher is a worker process and for submitit another process
+# or node; a short line is appended whole.
+SWEPT = ".swept"  # the keys the sweep varies: its jobs' directories are named by them
+JOBS = ".jobs"  # the sweep's jobs, each written as it starts (so a job killed later is one of them)
+REFUSED = ".refused"  # its jobs that found their directory holding a run, and left it as it was
+REFUSAL = "its directory already held a run, left as it was; see its error above"
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.is_file() else []
+
+
+def _append(path: Path, line: str) -> None:
+    with open(path, "a") as f:
+        f.write(line + "\n")
+
+
+def _stamp(path: Path) -> int | None:
+    return path.stat().st_mtime_ns if path.is_file() else None
+
+
+def varied_keys(config: DictConfig) -> list[str]:
+    """The keys a sweep varies: its command line's sweeps (`a=1,2`, `range(...)`) and its sweeper's `params`."""
+    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+    return list(dict.fromkeys([o.key_or_group for o in overrides if o.is_sweep_override()] + list(params)))
+
+
+def job_dirname(task_overrides, sweeper_params=None, _root_=None) -> str:
     """A sweep job's directory name: the overrides the sweep varies, e.g. `optimizer.lr=0.01,seed=0`.
 
-    The varied keys are the command line's sweeps (`a=1,2`, `range(...)`) and a sweeper's `params`;
-    constant overrides stay in .hydra/overrides.yaml, out of the name.
+    The varied keys are those SweepSummary.on_multirun_start recorded in the sweep directory: this runs where
+    the job runs (a joblib worker, a submitit job), whose command line is not the sweep's. Constant overrides
+    stay in .hydra/overrides.yaml, out of the name; without the record, all of them name the job.
     """
-    args = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
-    try:
-        varied = {o.key_or_group for o in OverridesParser.create().parse_overrides(args) if o.is_sweep_override()}
-    except Exception:  # not our command line (tests, other launchers): name the job by all its overrides
-        varied = set()
-    varied |= set(sweeper_params or {})
+    sweep_dir = OmegaConf.select(_root_, "hydra.sweep.dir") if _root_ is not None else None  # None: called directly
+    varied = set(_lines(Path(sweep_dir) / SWEPT) if sweep_dir else []) | set(sweeper_params or {})
     items = [o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") in varied]
     return ",".join(sorted(items or task_overrides))
 
@@ -65,24 +93,38 @@ def _value(text: str):
     return float(value) if isinstance(value, str) and NUMBER.fullmatch(value) else value
 
 
-def collect(sweep_dir: Path) -> pd.DataFrame:
-    """One row per job directory: its overrides as columns, then status, epochs, metrics, seconds."""
+def collect(sweep_dir: Path, jobs=None, refused=()) -> pd.DataFrame:
+    """One row per job: its overrides as columns, then status, epochs, metrics, seconds.
+
+    jobs: the names of the jobs to summarize (by default every job directory); refused: those of them that found
+    their directory holding a run and left it as it was, whose metrics.json is that run's, not theirs.
+    """
+    if jobs is None:
+        jobs = [path.parent.parent.name for path in sweep_dir.glob("*/.hydra/overrides.yaml")]
     rows = []
-    for overrides in sorted(sweep_dir.glob("*/.hydra/overrides.yaml")):
-        job = overrides.parent.parent
-        row = {"job": job.name}
-        for item in yaml.safe_load(overrides.read_text()) or []:
+    for name in sorted(set(jobs)):
+        job = sweep_dir / name
+        if not (job / ".hydra" / "overrides.yaml").is_file():  # a directory Hydra did not make
+            continue
+        row = {"job": name}
+        for item in yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or []:
             key, _, value = item.partition("=")
             row[key.lstrip("+~")] = _value(value)
         metrics_file = job / "metrics.json"
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {"status": "failed"}
+        if name in refused:  # its metrics.json is the run it found there
+            metrics = {"status": "refused", "error": REFUSAL}
+        else:
+            metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {"status": "failed"}
         row.update(status=status(metrics), epochs=metrics.get("epochs"))
         row.update({k: metrics[k] for k in METRIC_ORDER if k in metrics})
         row.update(seconds=metrics.get("seconds"), error=metrics.get("error"))
         if row["status"] == "killed":
             row["error"] = "its process ended without a word (kill -9, or out of memory)"
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # numbers even where no job has one (JSON's null, a refused job), and epochs whole: an empty cell where none
+    numbers = {k: float for k in (*METRIC_ORDER, "seconds") if k in table}
+    return table.astype({**numbers, "epochs": "Int64"}) if rows else table
 
 
 def swept(table: pd.DataFrame) -> list[str]:
@@ -135,22 +177,30 @@ def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str):
         ax.grid(alpha=0.3)
     curves, loss = axes[-1], monitor.split("/", 1)[0] + "/loss"  # train/loss for jobs without a val split
     labels = table[keys].astype(str).radd([f"{k}=" for k in keys]).agg(", ".join, axis=1) if keys else table["job"]
-    for job, label in zip(table["job"], labels, strict=True):
-        values = _curves(sweep_dir / job, loss)
+    for job, label, job_status in zip(table["job"], labels, table["status"], strict=True):
+        values = _curves(sweep_dir / job, loss) if job_status != "refused" else []  # a refused job's are not its own
         if values:
             curves.plot(range(1, len(values) + 1), values, label=label)
     split = "Validation" if loss.startswith("val/") else "Training"
     curves.set(xlabel="epoch", ylabel=loss, title=f"{split} loss of each job", yscale="log")
     if curves.lines:
         curves.legend(fontsize="small")
+    else:
+        curves.set_axis_off()  # say so, rather than draw empty axes
+        note = f"no {loss} curves: no job logged any\n(logger=none logs none)"
+        curves.text(0.5, 0.5, note, ha="center", va="center", transform=curves.transAxes)
     return fig
 
 
-def summarize(sweep_dir: Path, monitor: str, mode: str) -> pd.DataFrame:
-    table = collect(sweep_dir)
+def summarize(sweep_dir: Path, monitor: str, mode: str, jobs=None, refused=(), keys=None) -> pd.DataFrame:
+    """Writes and prints the summary of the jobs `collect` reads; keys: the swept ones (by default, those whose
+    values differ between jobs), each a column."""
+    for name in ("summary.csv", "summary.png", "summary_seeds.csv"):  # an earlier sweep's, into this directory
+        (sweep_dir / name).unlink(missing_ok=True)
+    table = collect(sweep_dir, jobs, refused)
     if table.empty:
         return table
-    keys = swept(table)
+    keys = [c for c in table.columns if c in keys] if keys is not None else swept(table)
     if monitor not in table and monitor.startswith("val/"):  # jobs without a val split monitor training
         monitor = "train/" + monitor.split("/", 1)[1]
     if monitor in table:
@@ -159,13 +209,14 @@ def summarize(sweep_dir: Path, monitor: str, mode: str) -> pd.DataFrame:
     table = table[[c for c in columns if c in table]]
     table.to_csv(sweep_dir / "summary.csv", index=False)
     shown = table.drop(columns=[c for c in ("job", "error") if c in table])
-    print(f"\nSweep of {len(table)} jobs, best first by {monitor} ({mode}):\n{shown.to_string(index=False)}")
-    if "seed" in keys and table["seed"].nunique() > 1:
+    shown["epochs"] = shown["epochs"].astype(object).fillna("")  # Int64's <NA> takes no na_rep: blank, as the rest
+    print(f"\nSweep of {len(table)} jobs, best first by {monitor} ({mode}):\n{shown.to_string(index=False, na_rep='')}")
+    if "seed" in keys and table["seed"].nunique() > 1 and any(m in table for m in METRIC_ORDER):  # some to average
         seeds = by_seed(table, keys)
         seeds.to_csv(sweep_dir / "summary_seeds.csv", index=False)
         print(f"\nMean and standard deviation over seeds:\n{seeds.to_string(index=False)}")
     written = [sweep_dir / "summary.csv"]
-    if (table["status"] != "failed").any():  # some job trained: its curve, or its result, to draw
+    if (~table["status"].isin(["failed", "refused"])).any():  # some job trained: its curve, or its result, to draw
         try:
             from dlbasics.figures import save
 
@@ -176,33 +227,47 @@ def summarize(sweep_dir: Path, monitor: str, mode: str) -> pd.DataFrame:
     return table
 
 
-# The sweep's jobs that returned nothing (refused before writing anything), a name a line. Written where each
-# job ends, which for the joblib launcher is a worker process and for submitit a node; read when the sweep ends.
-UNFINISHED = ".unfinished"
-
-
 class SweepSummary(Callback):
-    """Hydra callback: summarizes a multirun when it ends; exits non-zero if any job failed."""
+    """Hydra callback: summarizes a multirun's own jobs when it ends; exits non-zero if any failed or was refused."""
+
+    def __init__(self) -> None:
+        self._found: dict[str, int | None] = {}  # each job's metrics.json as it found it (its stamp)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        (Path(config.hydra.sweep.dir) / UNFINISHED).unlink(missing_ok=True)  # an earlier sweep's
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / REFUSED).unlink(missing_ok=True)  # an earlier sweep's
+        (sweep_dir / JOBS).write_text("")
+        (sweep_dir / SWEPT).write_text("".join(f"{key}\n" for key in varied_keys(config)))
+
+    def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN:  # a run alone: Hydra calls this for it too
+            return
+        job = Path(config.hydra.runtime.output_dir)
+        self._found[str(job)] = _stamp(job / "metrics.json")
+        _append(Path(config.hydra.sweep.dir) / JOBS, job.name)
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
         # a failed JobReturn raises its exception when its value is read: the sweeper reports it itself
-        if job_return.status == JobStatus.COMPLETED and job_return.return_value is None:
-            with open(Path(config.hydra.sweep.dir) / UNFINISHED, "a") as f:  # a short line is appended whole
-                f.write(Path(config.hydra.runtime.output_dir).name + "\n")
+        job = Path(config.hydra.runtime.output_dir)
+        found = self._found.pop(str(job), None)  # None for a run alone, which on_job_start left out
+        returned_nothing = job_return.status == JobStatus.COMPLETED and job_return.return_value is None
+        if returned_nothing and found is not None and _stamp(job / "metrics.json") == found:
+            _append(Path(config.hydra.sweep.dir) / REFUSED, job.name)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        marker = sweep_dir / UNFINISHED
-        unfinished = set(marker.read_text().splitlines()) if marker.is_file() else set()
-        marker.unlink(missing_ok=True)
-        table = summarize(sweep_dir, config.monitor.metric, config.monitor.mode)
-        failed = table[table["status"].isin(["failed", "killed"])] if "status" in table else table.iloc[:0]
+        # without the record (a sweep directory of old, or one this callback did not start): every job directory,
+        # and the keys whose values differ
+        recorded = (sweep_dir / JOBS).is_file() and (sweep_dir / SWEPT).is_file()
+        jobs, refused, keys = (_lines(sweep_dir / name) for name in (JOBS, REFUSED, SWEPT))
+        for name in (JOBS, REFUSED, SWEPT):
+            (sweep_dir / name).unlink(missing_ok=True)
+        if not recorded:
+            jobs = keys = None
+        table = summarize(sweep_dir, config.monitor.metric, config.monitor.mode, jobs, set(refused), keys)
+        failed = table[table["status"].isin(["failed", "killed", "refused"])] if "status" in table else table.iloc[:0]
         for _, job in failed.iterrows():
             print(f"failed: {job['job']}: {job.get('error')}", file=sys.stderr)
-        for name in sorted(unfinished - set(failed.get("job", []))):
-            print(f"failed: {name}: see its error above (what its directory held is left as it was)", file=sys.stderr)
-        if len(failed) or unfinished:
+        if len(failed):
             sys.exit(1)
