@@ -355,3 +355,20 @@ def test_a_job_killed_without_a_word_is_summarized_as_killed_and_fails_the_sweep
         "optimizer.lr=10": "running",
     }
     assert "failed: optimizer.lr=1: its process ended without a word" in capsys.readouterr().err
+
+
+def test_a_summary_that_breaks_fails_the_sweep(tmp_path, monkeypatch, capsys):
+    """Hydra turns a callback's exception into a warning: the sweep would exit 0, failed jobs or not."""
+    config = OmegaConf.create(
+        {"hydra": {"sweep": {"dir": str(tmp_path)}}, "monitor": {"metric": "val/loss", "mode": "min"}}
+    )
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr("dlbasics.sweep.summarize", broken)
+    with pytest.raises(SystemExit) as ended:
+        SweepSummary().on_multirun_end(config)
+    err = capsys.readouterr().err
+    assert ended.value.code == 1 and "KeyError: 'a bug'" in err
+    assert err.endswith("error: the sweep's summary failed (above); each job's directory holds its results\n")

@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import sys
+import traceback
 from pathlib import Path
 
 import pandas as pd
@@ -265,7 +266,12 @@ class SweepSummary(Callback):
             (sweep_dir / name).unlink(missing_ok=True)
         if not recorded:
             jobs = keys = None
-        table = summarize(sweep_dir, config.monitor.metric, config.monitor.mode, jobs, set(refused), keys)
+        try:
+            table = summarize(sweep_dir, config.monitor.metric, config.monitor.mode, jobs, set(refused), keys)
+        except Exception:  # a bug of ours, which Hydra would make a warning, and the sweep would exit 0
+            traceback.print_exc()
+            print("error: the sweep's summary failed (above); each job's directory holds its results", file=sys.stderr)
+            sys.exit(1)
         failed = table[table["status"].isin(["failed", "killed", "refused"])] if "status" in table else table.iloc[:0]
         for _, job in failed.iterrows():
             print(f"failed: {job['job']}: {job.get('error')}", file=sys.stderr)
