@@ -97,10 +97,10 @@ def test_epochs_are_whole_numbers_and_empty_for_a_job_without_any(sweep):
 
 
 def sweep_again(sweep_dir, launcher: str):
-    """Four of the fixture's jobs (lr 0.01 and 10, seeds 0 and 1) once more, into the directory they ran in."""
+    """Four of the fixture's jobs (lr 0.01 and 10, seeds 0 and 1, for other epochs) into the directory they ran in."""
     return run_script(
         "train.py", "-m", "data=boston_rm", "model=perceptron", "optimizer=sgd", "data.batch_size=null",
-        "optimizer.lr=0.01,10", "seed=0,1", "trainer.max_epochs=30", "logger=csv",
+        "optimizer.lr=0.01,10", "seed=0,1", "trainer.max_epochs=20", "logger=csv",
         f"hydra.sweep.dir={sweep_dir}", f"hydra/launcher={launcher}",
     )  # fmt: skip
 
@@ -108,11 +108,11 @@ def sweep_again(sweep_dir, launcher: str):
 def test_a_sweep_again_into_its_directory_refuses_its_jobs_and_keeps_what_they_left(sweep, request, tmp_path):
     sweep_dir = shutil.copytree(sweep[0], tmp_path / "sweep")  # its summary becomes the second sweep's
     job = sweep_dir / "optimizer.lr=0.01,seed=0"
-    kept = {p: p.read_bytes() for p in job.rglob("*") if p.is_file() and ".hydra" not in p.parts}
+    kept = {p: p.read_bytes() for p in job.rglob("*") if p.is_file()}
     again = sweep_again(sweep_dir, request.node.callspec.params["sweep"])
     assert again.returncode == 1
     assert again.stderr.count("already holds a run") == 4 and "Traceback" not in again.stderr
-    assert {p: p.read_bytes() for p in job.rglob("*") if p.is_file() and ".hydra" not in p.parts} == kept
+    assert {p: p.read_bytes() for p in job.rglob("*") if p.is_file()} == kept  # Hydra's .hydra/ record too
     assert "Sweep of 4 jobs" in again.stdout  # its own, not the 6 of the sweep that ran there first
     summary = pd.read_csv(sweep_dir / "summary.csv")
     assert (summary.status == "refused").all() and len(summary) == 4 and "val/loss" not in summary
@@ -125,6 +125,8 @@ def test_a_joblib_sweep_again_into_a_directory_exits_non_zero(sweeps, tmp_path):
     assert again.returncode == 1 and again.stderr.count("already holds a run") == 4, again.stderr[-2000:]
     assert again.stderr.count("see its error above") == 4 and not list(sweep_dir.glob(".[!.]*"))
     summary = pd.read_csv(sweep_dir / "summary.csv")  # each worker recorded its job, and that it was refused
+    overrides = sweep_dir / "optimizer.lr=0.01,seed=0" / ".hydra" / "overrides.yaml"
+    assert "trainer.max_epochs=30" in overrides.read_text()  # the record of the run there, put back by the worker
     assert sorted(summary.job) == sorted(f"optimizer.lr={lr},seed={s}" for lr in (0.01, 10) for s in (0, 1))
     assert (summary.status == "refused").all()
 

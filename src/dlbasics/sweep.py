@@ -233,6 +233,7 @@ class SweepSummary(Callback):
 
     def __init__(self) -> None:
         self._found: dict[str, int | None] = {}  # each job's metrics.json as it found it (its stamp)
+        self._records: dict[str, dict[str, bytes]] = {}  # the .hydra/ files of the runs the sweep directory held
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -240,6 +241,13 @@ class SweepSummary(Callback):
         (sweep_dir / REFUSED).unlink(missing_ok=True)  # an earlier sweep's
         (sweep_dir / JOBS).write_text("")
         (sweep_dir / SWEPT).write_text("".join(f"{key}\n" for key in varied_keys(config)))
+        # Hydra writes a job's .hydra/ record before any of our code runs: a job refused its directory puts back
+        # the record of the run it found there, read now (a launcher's worker gets this callback as it is now)
+        self._records = {
+            run.name: {f.name: f.read_bytes() for f in (run / ".hydra").glob("*.yaml")}
+            for run in sweep_dir.iterdir()
+            if (run / "metrics.json").is_file()
+        }
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:  # a run alone: Hydra calls this for it too
@@ -255,6 +263,8 @@ class SweepSummary(Callback):
         returned_nothing = job_return.status == JobStatus.COMPLETED and job_return.return_value is None
         if returned_nothing and found is not None and _stamp(job / "metrics.json") == found:
             _append(Path(config.hydra.sweep.dir) / REFUSED, job.name)
+            for name, content in self._records.get(job.name, {}).items():
+                (job / ".hydra" / name).write_bytes(content)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
