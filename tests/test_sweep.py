@@ -113,7 +113,7 @@ def test_a_sweep_again_into_its_directory_refuses_its_jobs_and_keeps_what_they_l
     assert again.returncode == 1
     assert again.stderr.count("already holds a run") == 4 and "Traceback" not in again.stderr
     assert {p: p.read_bytes() for p in job.rglob("*") if p.is_file()} == kept  # Hydra's .hydra/ record too
-    assert "Sweep of 4 jobs" in again.stdout  # its own, not the 6 of the sweep that ran there first
+    assert "Sweep of 4 jobs, best first by val/loss (min)" in again.stdout  # its own, not the 6 of the first sweep
     summary = pd.read_csv(sweep_dir / "summary.csv")
     assert (summary.status == "refused").all() and len(summary) == 4 and "val/loss" not in summary
 

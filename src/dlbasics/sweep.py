@@ -202,8 +202,9 @@ def summarize(sweep_dir: Path, monitor: str, mode: str, jobs=None, refused=(), k
     if table.empty:
         return table
     keys = [c for c in table.columns if c in keys] if keys is not None else swept(table)
-    if monitor not in table and monitor.startswith("val/"):  # jobs without a val split monitor training
-        monitor = "train/" + monitor.split("/", 1)[1]
+    training = "train/" + monitor.split("/", 1)[1]
+    if monitor not in table and monitor.startswith("val/") and training in table:  # jobs without a val split
+        monitor = training
     if monitor in table:
         table = table.sort_values(monitor, ascending=mode == "min", na_position="last", kind="stable")
     columns = ["job", *keys, "status", "epochs", *[m for m in METRIC_ORDER if m in table], "seconds", "error"]
