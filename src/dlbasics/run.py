@@ -243,17 +243,17 @@ def claim(run_dir: Path, resuming: bool) -> dict | None:
             f.write(json.dumps(running) + "\n")
         return None
     except FileExistsError:
-        check_free(run_dir, resuming)
-        held = _read_json(path)
+        held = check_free(run_dir, resuming)
         write_json(path, running)
         return held
 
 
-def check_free(run_dir: Path, resuming: bool) -> None:
-    """Refuses a directory that holds another run, unless this run resumes it and its process is gone."""
+def check_free(run_dir: Path, resuming: bool) -> dict | None:
+    """Refuses a directory that holds another run, unless this run resumes it and its process is gone.
+    Returns what the resumed run's metrics.json said."""
     path = run_dir / "metrics.json"
     if rank_zero_only.rank != 0 or not path.exists():  # under DDP, the process of rank 0 claims for all
-        return
+        return None
     if not resuming:
         option, whose = ("hydra.sweep.dir", "the sweep") if sweeping() else ("hydra.run.dir", "this run")
         raise UserError(
@@ -266,6 +266,7 @@ def check_free(run_dir: Path, resuming: bool) -> None:
             f"ckpt_path: the run in '{run_dir}' is still running (process {held['pid']}). Let it end, or stop "
             "it (Ctrl-C keeps its last epoch), then resume."
         )
+    return held
 
 
 def _read_json(path: Path) -> dict:
