@@ -348,3 +348,28 @@ def test_callbacks_on_the_step_hooks_are_called_at_every_step_and_train_the_same
     assert direct["global_step"] == hooked["global_step"] == steps
     assert direct["state_dict"].keys() == hooked["state_dict"].keys()
     assert all(torch.equal(direct["state_dict"][k], hooked["state_dict"][k]) for k in direct["state_dict"])
+
+
+LOOPS_CHECKED = []
+
+
+class LoopsAsLightning(L.Callback):
+    """Compares the checkpoints' "loops" (module.loops_state) with Lightning's own at every epoch's end."""
+
+    def on_train_epoch_end(self, trainer, learner):
+        connector = trainer._checkpoint_connector
+        ours, lightnings = connector._get_loops_state_dict(), type(connector)._get_loops_state_dict(connector)
+        LOOPS_CHECKED.append((connector._get_loops_state_dict.func.__name__, ours == lightnings))
+
+
+def test_checkpoints_hold_the_loops_state_lightning_would_write(tmp_path):
+    """Checkpoints are taken every epoch; their loop progress is made by loops_state, not dataclasses.asdict."""
+    LOOPS_CHECKED.clear()
+    checks = "+callbacks.loops._target_=tests.test_train.LoopsAsLightning"
+    cfg = make_cfg(tmp_path, "data.batch_size=16", "logger=none", checks)
+    train(cfg)
+    assert LOOPS_CHECKED == [("loops_state", True)] * 3
+    loops = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["loops"]
+    # taken at the last epoch's end, which Lightning counts as completed once its hooks are over
+    assert loops["fit_loop"]["epoch_progress"]["total"] == dict(ready=3, started=3, processed=3, completed=2)
+    assert loops["fit_loop"]["epoch_loop.manual_optimization.optim_step_progress"]["total"]["completed"] == 3 * 6

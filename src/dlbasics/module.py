@@ -8,10 +8,13 @@ more), then the validation pass. Metrics are accumulated as sums on the device a
 
 import math
 import time
+from functools import partial
 from itertools import islice
 
 import lightning as L
 import torch
+from lightning.pytorch.loops.loop import _Loop
+from lightning.pytorch.loops.progress import _BaseProgress
 from lightning.pytorch.plugins.precision import Precision
 from lightning.pytorch.strategies import SingleDeviceStrategy
 
@@ -41,6 +44,27 @@ def direct_steps(trainer: L.Trainer) -> bool:
             for o, base in [(module, L.LightningModule), *((c, L.Callback) for c in trainer.callbacks)]
         )
     )
+
+
+def _progress(tracker: _BaseProgress) -> dict:
+    return {k: _progress(v) if isinstance(v, _BaseProgress) else v for k, v in vars(tracker).items()}
+
+
+def _loop_state(loop: _Loop, state: dict, prefix: str = "") -> dict:
+    state[prefix + "state_dict"] = loop.on_save_checkpoint()
+    for k, v in vars(loop).items():
+        if isinstance(v, _BaseProgress):
+            state[prefix + k] = _progress(v)
+        elif isinstance(v, _Loop):
+            _loop_state(v, state, f"{prefix}{k}.")
+    return state
+
+
+def loops_state(trainer: L.Trainer) -> dict:
+    """A checkpoint's "loops", the dict Lightning's `_CheckpointConnector._get_loops_state_dict` makes, in half
+    the time: Lightning's progress trackers are dataclasses of integers, which its `dataclasses.asdict`
+    deep-copies value by value. About 40 µs of the snapshot a checkpoint takes every epoch."""
+    return {k: _loop_state(getattr(trainer, k), {}) for k in ("fit_loop", "validate_loop", "test_loop", "predict_loop")}
 
 
 def trusted(kind: str, cfg: dict, **kwargs):
@@ -120,6 +144,7 @@ class Learner(L.LightningModule):
 
     def on_train_start(self):
         self._direct = direct_steps(self.trainer)
+        self.trainer._checkpoint_connector._get_loops_state_dict = partial(loops_state, self.trainer)
 
     def descend(self, batch, optimizer) -> None:
         """One step of gradient descent on a minibatch."""
