@@ -229,6 +229,18 @@ def summarize(sweep_dir: Path, monitor: str, mode: str, jobs=None, refused=(), k
     return table
 
 
+def _uncoloured_optuna(config: DictConfig) -> None:
+    """Optuna's own log lines carry colour codes, even into a pipe or a file: its colorlog formatter is not told
+    where it writes. Told, it leaves them out there (and keeps them on a terminal)."""
+    if "optuna" not in str(OmegaConf.select(config, "hydra.sweeper._target_")):
+        return
+    import optuna  # noqa: F401  (imported by the sweeper next; its log handler is made on import)
+
+    for handler in logging.getLogger("optuna").handlers:
+        if isinstance(handler, logging.StreamHandler) and hasattr(handler.formatter, "stream"):
+            handler.formatter.stream = handler.stream
+
+
 class SweepSummary(Callback):
     """Hydra callback: summarizes a multirun's own jobs when it ends; exits non-zero if any failed or was refused."""
 
@@ -237,6 +249,7 @@ class SweepSummary(Callback):
         self._records: dict[str, dict[str, bytes]] = {}  # the .hydra/ files of the runs the sweep directory held
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        _uncoloured_optuna(config)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / REFUSED).unlink(missing_ok=True)  # an earlier sweep's
