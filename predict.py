@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from dlbasics.run import cli, predict
+from dlbasics.run import cli, predict, shell
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
@@ -12,4 +12,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    shell(main)

@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from dlbasics import sweep  # noqa: F401  (registers the resolver that names sweep jobs)
-from dlbasics.run import cli, monitored, train
+from dlbasics.run import cli, monitored, shell, train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -13,4 +13,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    shell(main)

@@ -2,8 +2,10 @@
 
 import pytest
 import torch
+from hydra.errors import HydraException
 from hydra.utils import instantiate
 
+from dlbasics.errors import config_mistake
 from dlbasics.run import build
 
 from .conftest import ROOT, make_cfg
@@ -53,3 +55,20 @@ def test_the_accelerator_is_autos_unless_the_environment_pins_it(tmp_path, monke
     monkeypatch.delenv("DLBASICS_ACCELERATOR")
     assert make_cfg(tmp_path).trainer.accelerator == "auto"  # Lightning's choice: a GPU where there is one
     assert make_cfg(tmp_path, "trainer.accelerator=gpu").trainer.accelerator == "gpu"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trainer.gradient_clip_val=1"], "trainer.gradient_clip_val: no such key. trainer has: max_epochs, max_steps"),
+        (["optimiser.lr=1"], "optimiser: no such key. Did you mean optimizer? +optimiser.lr=1 adds a new key"),
+        (["loss=mae"], "loss=mae: no such config. Did you mean loss=mse? Choose one of: auto, logistic, mse, sse."),
+        (["optimizer.lr=[1,"], "'optimizer.lr=[1,' is not an override Hydra can read (no viable alternative"),
+        (["+data.path=x"], "Could not append to config. An item is already at 'data.path'. Either remove + prefix"),
+    ],
+)
+def test_what_hydra_cannot_compose_is_one_line_naming_the_fix(tmp_path, overrides, message):
+    with pytest.raises(HydraException) as caught:
+        make_cfg(tmp_path, *overrides)
+    mistake = config_mistake(caught.value, "python train.py")
+    assert mistake.startswith(message) and "\n" not in mistake

@@ -1,14 +1,21 @@
 """A user's mistake, and the one line it is shown as."""
 
+import difflib
 import inspect
 import os
+import re
 import types
 import typing
 
 import hydra.utils
-from hydra.errors import InstantiationException
+from hydra.errors import (
+    ConfigCompositionException,
+    InstantiationException,
+    MissingConfigException,
+    OverrideParseException,
+)
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
 
 
 class UserError(Exception):
@@ -42,6 +49,40 @@ def user_mistake(err: BaseException) -> UserError | None:
         return UserError(f"{err.full_key} is required: add {err.full_key}=... to the command line.")
     if isinstance(err, MisconfigurationException):
         return UserError(first_line(err))
+    return None
+
+
+def config_mistake(err: Exception, command: str) -> str | None:
+    """One line for a command line Hydra could not compose, or None: a misspelt key or config choice named with
+    the nearest ones, an override that does not parse named with the grammar. `command`: `python train.py`."""
+    cause = err.__cause__
+    if isinstance(err, MissingConfigException):  # data=irsi: "In 'train': Could not find 'data/irsi'"
+        found = re.search(r"Could not find '(.+)/([^/']+)'", str(err))
+        if not (found and err.options):
+            return first_line(err)
+        group, name = found.groups()
+        near = "".join(f" Did you mean {group}={m}?" for m in difflib.get_close_matches(name, err.options, 1))
+        return f"{group}={name}: no such config.{near} Choose one of: {', '.join(err.options)}."
+    if isinstance(err, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        key = cause.full_key  # model.widht=10: "Could not override 'model.widht'", not in the config
+        parent, name = key.rpartition(".")[0], key.rpartition(".")[2]
+        keys = [k for k in getattr(cause.parent_node, "keys", list)() if not str(k).startswith("_")]
+        near = difflib.get_close_matches(name, keys, 1)
+        append = re.search(r"use (\+\S+)", str(err))
+        return (
+            f"{key}: no such key."
+            + (f" Did you mean {parent + '.' if parent else ''}{near[0]}?" if near else "")
+            + (f" {parent or 'The config'} has: {', '.join(map(str, keys))}." if keys and not near else "")
+            + f" {append.group(1) if append else '+' + key + '=...'} adds a new key;"
+            f" `{command} --cfg job` shows every key."
+        )
+    if isinstance(err, OverrideParseException):
+        grammar = re.search(r"https://\S+", str(err))
+        return f"{err.override!r} is not an override Hydra can read ({first_line(err)})." + (
+            f" The grammar: {grammar.group(0)}" if grammar else ""
+        )
+    if isinstance(err, ConfigCompositionException):  # +key=... for a key there already is, ~key for one there is not
+        return " ".join(str(err).split())
     return None
 
 

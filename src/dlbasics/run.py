@@ -18,6 +18,7 @@ import lightning as L
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from lightning.pytorch.callbacks import Checkpoint, ProgressBar
@@ -25,7 +26,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from dlbasics.data import TabularData, feature_matrix, read_csv, scale
-from dlbasics.errors import UserError, first_line, instantiate, is_number, user_mistake
+from dlbasics.errors import UserError, config_mistake, first_line, instantiate, is_number, user_mistake
 from dlbasics.losses import METRICS
 from dlbasics.module import Learner
 
@@ -76,6 +77,23 @@ def cli(fn, cfg: DictConfig):
             raise
         log.exception("This job failed; the sweep goes on.")  # a bug, not a user's mistake: keep the traceback
         return None
+
+
+def shell(main) -> None:
+    """Runs a @hydra.main entry point: a command line Hydra cannot compose (a misspelt key or config choice, an
+    override that does not parse) ends in one line that names it and the fix, exit status 2, as our own
+    checks do, where Hydra prints a few lines, some not the fix, and exits 1. HYDRA_FULL_ERROR=1 keeps Hydra's."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        return main()
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises what it cannot compose, rather than printing it itself
+    try:
+        main()
+    except HydraException as err:
+        mistake = config_mistake(err, f"python {Path(sys.argv[0]).name}")
+        if mistake is None:
+            raise
+        print(f"error: {mistake}", file=sys.stderr)
+        sys.exit(2)
 
 
 class OutputDirectory(Callback):
