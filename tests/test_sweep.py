@@ -375,3 +375,20 @@ def test_a_summary_that_breaks_fails_the_sweep(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert ended.value.code == 1 and "KeyError: 'a bug'" in err
     assert err.endswith("error: the sweep's summary failed (above); each job's directory holds its results\n")
+
+
+def test_overrides_with_an_interpolation_are_read_as_typed(tmp_path):
+    """`model.width=${model.depth}` is a valid override: the resume line and a sweep's job names keep it as
+    typed (Hydra's record of it, read as a config, resolved it where nothing is named, and the run failed)."""
+    from dlbasics.run import resume_hint
+    from dlbasics.sweep import job_dirname, varied_keys
+
+    typed = ["model.width=${model.depth}", "optimizer.lr=0.1,0.01"]
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(OmegaConf.create(typed[:1]), tmp_path / ".hydra" / "overrides.yaml")
+    assert resume_hint(tmp_path) == (
+        f"Resume: python train.py 'model.width=${{model.depth}}' hydra.run.dir={tmp_path} ckpt_path=last"
+    )
+    assert varied_keys(OmegaConf.create({"hydra": {"overrides": {"task": typed}}})) == ["optimizer.lr"]
+    job = OmegaConf.create({"model": {"depth": 1}, "hydra": {"overrides": {"task": [typed[0], "optimizer.lr=0.1"]}}})
+    assert job_dirname(job.hydra.overrides.task) == "model.width=${model.depth},optimizer.lr=0.1"  # not width=1

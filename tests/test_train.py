@@ -276,7 +276,9 @@ def test_command_line_errors_end_without_traceback(tmp_path):
     # what Hydra cannot compose: its few lines (exit status 1) become one with the nearest choice or key
     unknown = run_script("train.py", "model=mlpp", f"hydra.run.dir={tmp_path}")
     assert unknown.returncode == 2
-    assert unknown.stderr == "error: model=mlpp: no such config. Did you mean model=mlp? Choose one of: mlp, perceptron.\n"
+    assert unknown.stderr == (
+        "error: model=mlpp: no such config. Did you mean model=mlp? Choose one of: mlp, perceptron.\n"
+    )
     misspelt = run_script("train.py", "model.depth=2", "model.widht=10", f"hydra.run.dir={tmp_path / 'misspelt'}")
     assert misspelt.returncode == 2
     assert misspelt.stderr == (

@@ -15,7 +15,12 @@ from hydra.errors import (
     OverrideParseException,
 )
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    InterpolationResolutionError,
+    MissingMandatoryValue,
+)
 
 
 class UserError(Exception):
@@ -40,8 +45,9 @@ def first_line(err: BaseException) -> str:
 def user_mistake(err: BaseException) -> UserError | None:
     """The error as a user's mistake, or None for anything else (a bug keeps its traceback).
 
-    Besides our own checks: a required option left out (`???` in a config), and Lightning's word for a
-    misconfigured Trainer (e.g. trainer.accelerator=gpu on a machine without one).
+    Besides our own checks: a required option left out (`???` in a config), Lightning's word for a
+    misconfigured Trainer (e.g. trainer.accelerator=gpu on a machine without one), and an interpolation
+    that names nothing.
     """
     if isinstance(err, UserError):
         return err
@@ -49,6 +55,8 @@ def user_mistake(err: BaseException) -> UserError | None:
         return UserError(f"{err.full_key} is required: add {err.full_key}=... to the command line.")
     if isinstance(err, MisconfigurationException):
         return UserError(first_line(err))
+    if isinstance(err, InterpolationResolutionError):  # data.batch_size='${nope}'
+        return UserError(f"{first_line(err)}: a ${{...}} names a key of the config, or an environment variable.")
     return None
 
 

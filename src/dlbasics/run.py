@@ -240,7 +240,7 @@ def check_monitor(monitor: DictConfig, data: TabularData) -> None:
 def resume_hint(run_dir: Path) -> str:
     """The command that resumes a run: its overrides, its directory and its last checkpoint."""
     saved = run_dir / ".hydra" / "overrides.yaml"  # as Hydra saved them for this run
-    overrides = list(OmegaConf.load(saved)) if saved.is_file() else []
+    overrides = OmegaConf.to_container(OmegaConf.load(saved), resolve=False) if saved.is_file() else []  # as typed
     kept = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
     directory = f'"{run_dir}"' if re.search(r"[=,:\s'\"\[\](){}]", str(run_dir)) else str(run_dir)  # Hydra's quotes
     args = [*kept, f"hydra.run.dir={directory}", "ckpt_path=last"]
