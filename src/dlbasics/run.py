@@ -84,7 +84,8 @@ def shell(main) -> None:
     override that does not parse) ends in one line that names it and the fix, exit status 2, as our own
     checks do, where Hydra prints a few lines, some not the fix, and exits 1. HYDRA_FULL_ERROR=1 keeps Hydra's."""
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        return main()
+        main()
+        return
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises what it cannot compose, rather than printing it itself
     try:
         main()
