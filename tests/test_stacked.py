@@ -87,6 +87,12 @@ def test_only_jobs_that_differ_in_learning_rate_and_seed_share_a_stack(tmp_path)
     assert key("optimizer=sgd") != key("optimizer=adam")
     assert key("ckpt_path=last") is None  # a resumed run, and a distributed one, run on their own
     assert key("trainer=ddp_cpu") is None
+    # a value made from the seed or the learning rate differs with them: those jobs run alone, as they would
+    split = "data.split_seed=${seed}"
+    assert key(split, "seed=0") != key(split, "seed=1")
+    decay = "optimizer.weight_decay=${optimizer.lr}"
+    assert key(decay, "optimizer.lr=0.1") != key(decay, "optimizer.lr=0.5")
+    assert stack_key(make_cfg(tmp_path / "a")) == stack_key(make_cfg(tmp_path / "b"))  # each job's own directory
 
 
 def test_each_member_stops_early_when_it_would_alone(tmp_path):

@@ -20,6 +20,7 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint, EarlyStopping, ProgressBar
 from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from dlbasics.callbacks import ModelSummary
@@ -53,7 +54,14 @@ def stack_key(cfg: DictConfig) -> str | None:
     trainer = cfg.trainer
     if trainer.get("devices", 1) not in (1, "1") or trainer.get("num_nodes", 1) != 1 or trainer.get("strategy"):
         return None
-    rest = OmegaConf.to_container(cfg, resolve=False)
+    # Resolved, for a value that interpolates seed or the learning rate (data.split_seed=${seed}) differs
+    # with them; each job's own directory, and the paths made from it, do not count.
+    job = OmegaConf.masked_copy(cfg, list(cfg))
+    job.run_dir = "RUN_DIR"
+    try:
+        rest = OmegaConf.to_container(job, resolve=True)
+    except OmegaConfBaseException:
+        return None  # alone, it says what is wrong
     rest.pop("seed", None)
     rest["optimizer"].pop("lr", None)
     return repr(rest)
