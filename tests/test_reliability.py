@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 import torch
 
@@ -107,6 +108,7 @@ def test_a_resume_refused_before_training_leaves_the_run_as_it_ended(tmp_path, c
     last = tmp_path / "checkpoints" / "last.ckpt"
     for overrides, message in [
         (["trainer.max_epochs=2"], f"trainer.max_epochs=2: '{last}' has trained 3 epochs already. Resume with more"),
+        (["trainer.max_epochs=3"], f"trainer.max_epochs=3: '{last}' has trained 3 epochs already. Resume with more"),
         (["model.width=8"], "holds a model trained with other options (model.width=100)"),
     ]:
         with pytest.raises(SystemExit) as exit_:
@@ -198,3 +200,12 @@ def test_files_that_are_not_our_checkpoints_are_refused(tmp_path, capsys, conten
         cli(evaluate, make_cfg(tmp_path, f"ckpt_path={path}", config="eval"))
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_resumed_run_adds_its_epochs_to_the_csv_log_it_had(tmp_path):
+    """Lightning's CSVLogger deletes the metrics.csv it finds: the resumed run's file held its own epochs only."""
+    train(make_cfg(tmp_path, "logger=csv", "trainer.max_epochs=2"))
+    train(make_cfg(tmp_path, "logger=csv", "trainer.max_epochs=4", "ckpt_path=last"))
+    log = pd.read_csv(tmp_path / "metrics.csv")
+    assert log["epoch"].dropna().astype(int).tolist() == [0, 1, 2, 2, 3, 4]  # a test row after each run
+    assert log["val/loss"].notna().sum() == 4 and log["test/loss"].notna().sum() == 2

@@ -1,5 +1,7 @@
-"""Callbacks: a keras-like model summary, a one-line progress display, chapter 1's loss landscape, checkpoints."""
+"""Callbacks: a keras-like model summary, a one-line progress display, chapter 1's loss landscape, checkpoints;
+and the CSV logger a resumed run keeps its metrics.csv with."""
 
+import csv
 import logging
 import os
 import sys
@@ -12,7 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger, csv_logs
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
 from dlbasics.errors import UserError, is_number
@@ -260,3 +263,24 @@ class Checkpoints(ModelCheckpoint):
 
     def on_exception(self, trainer, learner, exception: BaseException) -> None:
         self.write(trainer)  # what was taken at the end of the last completed epoch
+
+
+class _KeptMetrics(csv_logs.ExperimentWriter):
+    def _check_log_dir_exists(self) -> None:
+        # Lightning's deletes a metrics.csv it finds; this one adds to it, under the columns it has
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = next(csv.reader(file), [])
+
+
+class CSVLogger(csv_logs.CSVLogger):
+    """Lightning's CSVLogger, except that a run resumed in its own directory (ckpt_path=last) keeps the epochs
+    its metrics.csv holds and adds its own, as its TensorBoard log does, where Lightning's starts the file anew."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> csv_logs.ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _KeptMetrics(log_dir=self.log_dir)
+        return self._experiment

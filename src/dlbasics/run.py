@@ -347,10 +347,10 @@ def resume_from(ckpt_path: str, trainer, learner: Learner) -> str | None:
             "Resume with the options it was trained with (its run's .hydra/overrides.yaml)."
         )
     done = ckpt.get("epoch", -1) + 1  # the epochs its run had completed
-    if 0 <= trainer.max_epochs < done:
+    if 0 <= trainer.max_epochs <= done:  # nothing to train: eval.py tests a checkpoint as it is
         raise UserError(
             f"trainer.max_epochs={trainer.max_epochs}: '{path}' has trained {done} epochs already. Resume with more, "
-            f"e.g. trainer.max_epochs={2 * done}."
+            f"e.g. trainer.max_epochs={2 * done}, or test it with python eval.py ckpt_path={path}."
         )
     return str(path)
 
