@@ -392,3 +392,16 @@ def test_overrides_with_an_interpolation_are_read_as_typed(tmp_path):
     assert varied_keys(OmegaConf.create({"hydra": {"overrides": {"task": typed}}})) == ["optimizer.lr"]
     job = OmegaConf.create({"model": {"depth": 1}, "hydra": {"overrides": {"task": [typed[0], "optimizer.lr=0.1"]}}})
     assert job_dirname(job.hydra.overrides.task) == "model.width=${model.depth},optimizer.lr=0.1"  # not width=1
+
+
+def test_a_sweep_over_values_with_a_slash_names_one_directory_per_job_and_summarizes_them(tmp_path):
+    result = run_script(
+        "train.py", "-m", "monitor.metric=val/loss,train/loss", "trainer.max_epochs=2", "logger=none",
+        f"hydra.sweep.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [
+        "monitor.metric=train%2Floss",
+        "monitor.metric=val%2Floss",
+    ]
+    assert sorted(pd.read_csv(tmp_path / "summary.csv")["monitor.metric"]) == ["train/loss", "val/loss"]

@@ -72,7 +72,8 @@ def varied_keys(config: DictConfig) -> list[str]:
 
 
 def job_dirname(task_overrides, sweeper_params=None, _root_=None) -> str:
-    """A sweep job's directory name: the overrides the sweep varies, e.g. `optimizer.lr=0.01,seed=0`.
+    """A sweep job's directory name: the overrides the sweep varies, e.g. `optimizer.lr=0.01,seed=0`, with a `/`
+    in a value written `%2F` (a path, `monitor.metric=val/loss`), which would make it a directory in another.
 
     The varied keys are those SweepSummary.on_multirun_start recorded in the sweep directory: this runs where
     the job runs (a joblib worker, a submitit job), whose command line is not the sweep's. Constant overrides
@@ -82,7 +83,7 @@ def job_dirname(task_overrides, sweeper_params=None, _root_=None) -> str:
     varied = set(_lines(Path(sweep_dir) / SWEPT) if sweep_dir else []) | set(sweeper_params or {})
     task_overrides = _typed(task_overrides)
     items = [o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") in varied]
-    return ",".join(sorted(items or task_overrides))
+    return ",".join(sorted(items or task_overrides)).replace("/", "%2F")  # one directory: monitor.metric=val%2Floss
 
 
 OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
