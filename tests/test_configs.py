@@ -84,3 +84,18 @@ def test_an_interpolation_that_names_nothing_is_a_users_mistake(tmp_path, capsys
     assert err == (
         "error: Interpolation key 'nope' not found: a ${...} names a key of the config, or an environment variable.\n"
     )
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["~model"], "error: model is needed and not in the config (taken out with ~model?).\n"),
+        (["data=default"], "error: data.path is required: add data.path=... to the command line.\n"),
+    ],
+)
+def test_a_config_without_what_the_run_needs_is_a_users_mistake(tmp_path, capsys, overrides, message):
+    from dlbasics.run import cli, train
+
+    with pytest.raises(SystemExit) as exit:
+        cli(train, make_cfg(tmp_path, *overrides, "logger=none"))
+    assert exit.value.code == 2 and capsys.readouterr().err == message

@@ -286,6 +286,9 @@ def test_command_line_errors_end_without_traceback(tmp_path):
         "`python train.py --cfg job` shows every key.\n"
     )
     assert not (tmp_path / "misspelt").exists()  # nothing was run
+    null = run_script("train.py", "model=null", f"hydra.run.dir={tmp_path / 'null'}")  # Hydra's own refusal
+    assert null.returncode == 2
+    assert null.stderr.startswith("error: Config group override must be a string") and null.stderr.count("\n") == 1
 
 
 def test_a_run_directory_named_from_hydras_choices_is_made_before_the_run(tmp_path, monkeypatch):

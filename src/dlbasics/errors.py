@@ -46,8 +46,8 @@ def user_mistake(err: BaseException) -> UserError | None:
     """The error as a user's mistake, or None for anything else (a bug keeps its traceback).
 
     Besides our own checks: a required option left out (`???` in a config), Lightning's word for a
-    misconfigured Trainer (e.g. trainer.accelerator=gpu on a machine without one), and an interpolation
-    that names nothing.
+    misconfigured Trainer (e.g. trainer.accelerator=gpu on a machine without one), an interpolation
+    that names nothing, and a key the run needs taken out of the config.
     """
     if isinstance(err, UserError):
         return err
@@ -57,6 +57,8 @@ def user_mistake(err: BaseException) -> UserError | None:
         return UserError(first_line(err))
     if isinstance(err, InterpolationResolutionError):  # data.batch_size='${nope}'
         return UserError(f"{first_line(err)}: a ${{...}} names a key of the config, or an environment variable.")
+    if isinstance(err, (ConfigAttributeError, ConfigKeyError)) and "not in struct" in str(err):  # ~model
+        return UserError(f"{err.full_key} is needed and not in the config (taken out with ~{err.full_key}?).")
     return None
 
 

@@ -11,6 +11,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -57,12 +58,17 @@ def sweeping() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+_JOBS_STARTED = False  # whether cli() has run a job in this process: errors before are the command line's
+
+
 def cli(fn, cfg: DictConfig):
     """Runs fn(cfg) for a Hydra shell: a user's mistake is one line on stderr and exit status 2.
 
     In a sweep, the failed job is recorded (its metrics.json says so) and the others go on. A library's
     warning is one line too, without the path and source line of the code that warned.
     """
+    global _JOBS_STARTED
+    _JOBS_STARTED = True
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     try:
         return fn(cfg)
@@ -87,10 +93,15 @@ def shell(main) -> None:
         main()
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises what it cannot compose, rather than printing it itself
+    command = f"python {Path(sys.argv[0]).name}"
     try:
         main()
-    except HydraException as err:
-        mistake = config_mistake(err, f"python {Path(sys.argv[0]).name}")
+    except Exception as err:
+        mistake = config_mistake(err, command) if isinstance(err, HydraException) else None
+        frame = traceback.extract_tb(err.__traceback__)[-1].filename
+        if mistake is None and not _JOBS_STARTED and f"{os.sep}hydra{os.sep}" in frame:
+            # Hydra's own refusal of the command line (model=null, a sweep its sweeper cannot run, ...)
+            mistake = f"{first_line(err)} (`{command} --help` shows the config groups and their options)"
         if mistake is None:
             raise
         print(f"error: {mistake}", file=sys.stderr)
