@@ -16,7 +16,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from dlbasics.losses import METRICS
 from dlbasics.run import OutputDirectory, cli, evaluate, predict, train
 
-from .conftest import CONF, make_cfg, read_metrics, run_script
+from .conftest import CONF, ROOT, make_cfg, read_metrics, run_script
 
 CLASSIFICATION = {"val/loss", "val/acc", "test/loss", "test/acc", "train/loss"}
 REGRESSION = {"val/loss", "val/rmse", "test/rmse", "test/mae", "test/r2", "train/loss"}
@@ -267,7 +267,7 @@ def test_command_line_errors_end_without_traceback(tmp_path):
     assert bad_csv.returncode == 2
     assert (
         bad_csv.stderr.strip()
-        == "error: data.path: no file 'nope.csv'. Give the path of a CSV file: data.path=path/to/file.csv"
+        == f"error: data.path: no file 'nope.csv' in {ROOT}. Give the path of a CSV file: data.path=path/to/file.csv"
     )
     (tmp_path / "file").touch()
     unwritable = run_script("train.py", f"hydra.run.dir={tmp_path / 'file' / 'run'}")
@@ -386,3 +386,11 @@ def test_checkpoints_hold_the_loops_state_lightning_would_write(tmp_path):
     # taken at the last epoch's end, which Lightning counts as completed once its hooks are over
     assert loops["fit_loop"]["epoch_progress"]["total"] == dict(ready=3, started=3, processed=3, completed=2)
     assert loops["fit_loop"]["epoch_loop.manual_optimization.optim_step_progress"]["total"]["completed"] == 3 * 6
+
+
+def test_hydra_job_chdir_reads_the_data_from_where_the_command_started(tmp_path):
+    """hydra.job.chdir=true runs the job in its run directory: data/iris.csv is still the project's."""
+    overrides = ["hydra.job.chdir=true", "trainer.max_epochs=1", "logger=none", f"hydra.run.dir={tmp_path}"]
+    run = run_script("train.py", *overrides)
+    assert run.returncode == 0, run.stderr
+    assert read_metrics(tmp_path)["status"] == "completed"

@@ -36,7 +36,8 @@ def read_csv(path: str | Path, index_col: int | None = None, option: str = "data
     """The CSV at `path` (given as `option`, which the messages name), without its saved index columns."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{option}: no file '{path}'. Give the path of a CSV file: {option}=path/to/file.csv")
+        where = "" if path.is_absolute() else f" in {Path.cwd()}"  # relative: to where the command was started
+        raise UserError(f"{option}: no file '{path}'{where}. Give the path of a CSV file: {option}=path/to/file.csv")
     try:
         frame = pd.read_csv(path, index_col=index_col)
     except pd.errors.EmptyDataError:

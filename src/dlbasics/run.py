@@ -22,9 +22,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
+from hydra.utils import to_absolute_path
 from lightning.pytorch.callbacks import Checkpoint, ProgressBar
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dlbasics.data import TabularData, feature_matrix, read_csv, scale
 from dlbasics.errors import UserError, config_mistake, first_line, instantiate, is_number, user_mistake
@@ -71,6 +72,7 @@ def cli(fn, cfg: DictConfig):
     _JOBS_STARTED = True
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     try:
+        from_launch_directory(cfg)
         return fn(cfg)
     except Exception as err:
         mistake = user_mistake(err)
@@ -106,6 +108,21 @@ def shell(main) -> None:
             raise
         print(f"error: {mistake}", file=sys.stderr)
         sys.exit(2)
+
+
+INPUT_PATHS = ("data.path", "ckpt_path", "data_path", "input", "output")  # of train.py, eval.py and predict.py
+
+
+def from_launch_directory(cfg: DictConfig) -> None:
+    """With hydra.job.chdir=true a job runs in its own directory: the paths a user gave it, relative to where
+    the command was started (Hydra's runtime.cwd), become absolute, as hydra.utils.to_absolute_path makes them."""
+    if not HydraConfig.initialized() or Path.cwd() == Path(HydraConfig.get().runtime.cwd):
+        return
+    with open_dict(cfg):
+        for key in INPUT_PATHS:
+            value = OmegaConf.select(cfg, key)
+            if isinstance(value, str) and value != "last":
+                OmegaConf.update(cfg, key, to_absolute_path(value))
 
 
 class OutputDirectory(Callback):
