@@ -273,6 +273,10 @@ def test_command_line_errors_end_without_traceback(tmp_path):
     unwritable = run_script("train.py", f"hydra.run.dir={tmp_path / 'file' / 'run'}")
     assert unwritable.returncode == 2
     assert unwritable.stderr.startswith("error: hydra.run.dir: cannot make") and unwritable.stderr.count("\n") == 1
+    (tmp_path / "here").mkdir()  # Hydra would make the working directory the run's
+    empty = run_script(str(ROOT / "train.py"), "hydra.run.dir=''", cwd=tmp_path / "here")
+    assert empty.returncode == 2 and not list((tmp_path / "here").iterdir())
+    assert empty.stderr == "error: hydra.run.dir is empty. Give the run a directory of its own: hydra.run.dir=...\n"
     # what Hydra cannot compose: its few lines (exit status 1) become one with the nearest choice or key
     unknown = run_script("train.py", "model=mlpp", f"hydra.run.dir={tmp_path}")
     assert unknown.returncode == 2

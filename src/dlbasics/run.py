@@ -143,10 +143,15 @@ class OutputDirectory(Callback):
 
 
 def _make_directory(path: str, option: str) -> None:
-    try:
-        Path(path).mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        message = f"{option}: cannot make '{path}' ({err.strerror}). Give one you can write to: {option}=..."
+    message = None
+    if not str(path).strip():  # Path('') is the working directory: the project's own, as like as not
+        message = f"{option} is empty. Give the run a directory of its own: {option}=..."
+    else:
+        try:
+            Path(path).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            message = f"{option}: cannot make '{path}' ({err.strerror}). Give one you can write to: {option}=..."
+    if message:
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
 
