@@ -405,3 +405,19 @@ def test_a_sweep_over_values_with_a_slash_names_one_directory_per_job_and_summar
         "monitor.metric=val%2Floss",
     ]
     assert sorted(pd.read_csv(tmp_path / "summary.csv")["monitor.metric"]) == ["train/loss", "val/loss"]
+
+
+@pytest.mark.parametrize("launcher", ["basic", "stacked"])
+def test_a_value_given_twice_runs_once_and_the_sweep_says_so(tmp_path, launcher):
+    result = run_script(
+        "train.py", "-m", "optimizer.lr=1e-3,1e-3,1e-2", "trainer.max_epochs=2", "logger=none",
+        f"hydra/launcher={launcher}", f"hydra.sweep.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 1
+    summary = pd.read_csv(tmp_path / "summary.csv").sort_values(["optimizer.lr", "status"])
+    assert summary[["optimizer.lr", "status"]].values.tolist() == [
+        [0.001, "completed"],
+        [0.001, "refused"],
+        [0.01, "completed"],
+    ]
+    assert "failed: optimizer.lr=0.001: the same job as another of this sweep (a value given twice)" in result.stderr

@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 import traceback
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -44,6 +45,7 @@ SWEPT = ".swept"  # the keys the sweep varies: its jobs' directories are named b
 JOBS = ".jobs"  # the sweep's jobs, each written as it starts (so a job killed later is one of them)
 REFUSED = ".refused"  # its jobs that found their directory holding a run, and left it as it was
 REFUSAL = "its directory already held a run, left as it was; see its error above"
+TWICE = "the same job as another of this sweep (a value given twice): it did not run"
 
 
 def _lines(path: Path) -> list[str]:
@@ -101,16 +103,26 @@ def _value(text: str):
     return float(value) if isinstance(value, str) and NUMBER.fullmatch(value) else value
 
 
+def _with_metrics(row: dict, metrics: dict) -> dict:
+    row = {**row, "status": status(metrics), "epochs": metrics.get("epochs")}
+    row.update({k: metrics[k] for k in METRIC_ORDER if k in metrics})
+    row.update(seconds=metrics.get("seconds"), error=metrics.get("error"))
+    if row["status"] == "killed":
+        row["error"] = "its process ended without a word (kill -9, or out of memory)"
+    return row
+
+
 def collect(sweep_dir: Path, jobs=None, refused=()) -> pd.DataFrame:
     """One row per job: its overrides as columns, then status, epochs, metrics, seconds.
 
-    jobs: the names of the jobs to summarize (by default every job directory); refused: those of them that found
-    their directory holding a run and left it as it was, whose metrics.json is that run's, not theirs.
+    jobs: the names of the jobs to summarize (by default every job directory), once per job; refused: those of
+    them that found their directory holding a run and left it as it was, whose metrics.json is that run's, not
+    theirs. Of the jobs of one name (a value given twice) one at most ran: the others are refused.
     """
     if jobs is None:
         jobs = [path.parent.parent.name for path in sweep_dir.glob("*/.hydra/overrides.yaml")]
-    rows = []
-    for name in sorted(set(jobs)):
+    jobs, refused, rows = Counter(jobs), Counter(refused), []
+    for name in sorted(jobs):
         job = sweep_dir / name
         if not (job / ".hydra" / "overrides.yaml").is_file():  # a directory Hydra did not make
             continue
@@ -118,17 +130,13 @@ def collect(sweep_dir: Path, jobs=None, refused=()) -> pd.DataFrame:
         for item in yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or []:
             key, _, value = item.partition("=")
             row[key.lstrip("+~")] = _value(value)
-        metrics_file = job / "metrics.json"
-        if name in refused:  # its metrics.json is the run it found there
-            metrics = {"status": "refused", "error": REFUSAL}
-        else:
+        ran = min(1, jobs[name] - refused[name])
+        if ran:
+            metrics_file = job / "metrics.json"
             metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {"status": "failed"}
-        row.update(status=status(metrics), epochs=metrics.get("epochs"))
-        row.update({k: metrics[k] for k in METRIC_ORDER if k in metrics})
-        row.update(seconds=metrics.get("seconds"), error=metrics.get("error"))
-        if row["status"] == "killed":
-            row["error"] = "its process ended without a word (kill -9, or out of memory)"
-        rows.append(row)
+            rows.append(_with_metrics(row, metrics))
+        for _ in range(jobs[name] - ran):  # its metrics.json is the run it found there
+            rows.append(_with_metrics(row, {"status": "refused", "error": TWICE if jobs[name] > 1 else REFUSAL}))
     table = pd.DataFrame(rows)
     # numbers even where no job has one (JSON's null, a refused job), and epochs whole: an empty cell where none
     numbers = {k: float for k in (*METRIC_ORDER, "seconds") if k in table}
@@ -298,7 +306,7 @@ class SweepSummary(Callback):
         if not recorded:
             jobs = keys = None
         try:
-            table = summarize(sweep_dir, config.monitor.metric, config.monitor.mode, jobs, set(refused), keys)
+            table = summarize(sweep_dir, config.monitor.metric, config.monitor.mode, jobs, refused, keys)
         except Exception:  # a bug of ours, which Hydra would make a warning, and the sweep would exit 0
             traceback.print_exc()
             print("error: the sweep's summary failed (above); each job's directory holds its results", file=sys.stderr)
