@@ -290,6 +290,8 @@ def test_command_line_errors_end_without_traceback(tmp_path):
         "`python train.py --cfg job` shows every key.\n"
     )
     assert not (tmp_path / "misspelt").exists()  # nothing was run
+    unrecorded = run_script("train.py", "hydra.output_subdir=null", f"hydra.run.dir={tmp_path / 'unrecorded'}")
+    assert unrecorded.returncode == 2 and unrecorded.stderr.startswith("error: hydra.output_subdir=null is not")
     null = run_script("train.py", "model=null", f"hydra.run.dir={tmp_path / 'null'}")  # Hydra's own refusal
     assert null.returncode == 2
     assert null.stderr.startswith("error: Config group override must be a string") and null.stderr.count("\n") == 1

@@ -130,6 +130,7 @@ class OutputDirectory(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)  # not yet set: the default run dir reads ${hydra:runtime...}
+        _keeps_record(config)
         _make_directory(config.hydra.run.dir, "hydra.run.dir")
         try:  # before Hydra writes its .hydra/ record there: another run's stays as that run left it
             check_free(Path(config.hydra.run.dir), resuming=bool(config.get("ckpt_path")))
@@ -139,7 +140,18 @@ class OutputDirectory(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)
+        _keeps_record(config)
         _make_directory(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+
+def _keeps_record(config: DictConfig) -> None:
+    if config.hydra.output_subdir is None:  # Hydra writes no .hydra/ record of the run's config and overrides
+        print(
+            "error: hydra.output_subdir=null is not supported by train.py: a run's resume line and a sweep's summary "
+            "read its .hydra/ record. Leave it out.",
+            file=sys.stderr,
+        )
+        sys.exit(2)
 
 
 def _make_directory(path: str, option: str) -> None:
