@@ -400,3 +400,9 @@ def test_hydra_job_chdir_reads_the_data_from_where_the_command_started(tmp_path)
     run = run_script("train.py", *overrides)
     assert run.returncode == 0, run.stderr
     assert read_metrics(tmp_path)["status"] == "completed"
+
+
+def test_a_sweep_of_eval_jobs_that_fail_exits_non_zero(tmp_path):
+    run = run_script(str(ROOT / "eval.py"), "-m", "ckpt_path=a.ckpt,b.ckpt", cwd=tmp_path)
+    assert run.returncode == 1 and run.stderr.count("error: ckpt_path: no file") == 2
+    assert run.stderr.endswith("error: 2 of the sweep's jobs failed (above).\n")

@@ -60,6 +60,7 @@ def sweeping() -> bool:
 
 
 _JOBS_STARTED = False  # whether cli() has run a job in this process: errors before are the command line's
+_JOBS_FAILED = 0  # the sweep's jobs in this process that failed and let the others go on
 
 
 def cli(fn, cfg: DictConfig):
@@ -68,7 +69,7 @@ def cli(fn, cfg: DictConfig):
     In a sweep, the failed job is recorded (its metrics.json says so) and the others go on. A library's
     warning is one line too, without the path and source line of the code that warned.
     """
-    global _JOBS_STARTED
+    global _JOBS_STARTED, _JOBS_FAILED
     _JOBS_STARTED = True
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     try:
@@ -78,12 +79,13 @@ def cli(fn, cfg: DictConfig):
         mistake = user_mistake(err)
         if mistake is not None:
             print(f"error: {mistake}", file=sys.stderr, flush=True)
-            if sweeping():
-                return None
-            sys.exit(2)
-        if not sweeping():
+            if not sweeping():
+                sys.exit(2)
+        elif not sweeping():
             raise
-        log.exception("This job failed; the sweep goes on.")  # a bug, not a user's mistake: keep the traceback
+        else:
+            log.exception("This job failed; the sweep goes on.")  # a bug, not a user's mistake: keep the traceback
+        _JOBS_FAILED += 1
         return None
 
 
@@ -98,6 +100,9 @@ def shell(main) -> None:
     command = f"python {Path(sys.argv[0]).name}"
     try:
         main()
+        if _JOBS_FAILED:  # a sweep (of eval.py, or without train.py's summary, which says so itself)
+            print(f"error: {_JOBS_FAILED} of the sweep's jobs failed (above).", file=sys.stderr)
+            sys.exit(1)
     except Exception as err:
         mistake = config_mistake(err, command) if isinstance(err, HydraException) else None
         frame = traceback.extract_tb(err.__traceback__)[-1].filename
