@@ -14,6 +14,7 @@ import time
 import traceback
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 import lightning as L
 import numpy as np
@@ -111,8 +112,7 @@ def shell(main) -> None:
             mistake = f"{first_line(err)} (`{command} --help` shows the config groups and their options)"
         if mistake is None:
             raise
-        print(f"error: {mistake}", file=sys.stderr)
-        sys.exit(2)
+        refuse(mistake)
 
 
 INPUT_PATHS = ("data.path", "ckpt_path", "data_path", "input", "output")  # of train.py, eval.py and predict.py
@@ -140,8 +140,7 @@ class OutputDirectory(Callback):
         try:  # before Hydra writes its .hydra/ record there: another run's stays as that run left it
             check_free(Path(config.hydra.run.dir), resuming=bool(config.get("ckpt_path")))
         except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
+            refuse(str(err))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)
@@ -151,26 +150,25 @@ class OutputDirectory(Callback):
 
 def _keeps_record(config: DictConfig) -> None:
     if config.hydra.output_subdir is None:  # Hydra writes no .hydra/ record of the run's config and overrides
-        print(
-            "error: hydra.output_subdir=null is not supported by train.py: a run's resume line and a sweep's summary "
-            "read its .hydra/ record. Leave it out.",
-            file=sys.stderr,
+        refuse(
+            "hydra.output_subdir=null is not supported by train.py: a run's resume line and a sweep's summary "
+            "read its .hydra/ record. Leave it out."
         )
-        sys.exit(2)
 
 
 def _make_directory(path: str, option: str) -> None:
-    message = None
     if not str(path).strip():  # Path('') is the working directory: the project's own, as like as not
-        message = f"{option} is empty. Give the run a directory of its own: {option}=..."
-    else:
-        try:
-            Path(path).mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            message = f"{option}: cannot make '{path}' ({err.strerror}). Give one you can write to: {option}=..."
-    if message:
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+        refuse(f"{option} is empty. Give the run a directory of its own: {option}=...")
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        refuse(f"{option}: cannot make '{path}' ({err.strerror}). Give one you can write to: {option}=...")
+
+
+def refuse(message: str) -> NoReturn:
+    """A user's mistake, found before any run: one line on stderr, exit status 2."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
 
 
 def write_json(path: Path, content: dict) -> None:
