@@ -149,7 +149,8 @@ class OutputDirectory(Callback):
 
 
 def _keeps_record(config: DictConfig) -> None:
-    if config.hydra.output_subdir is None:  # Hydra writes no .hydra/ record of the run's config and overrides
+    # Hydra writes no .hydra/ record of the run's config and overrides; Lightning's DDP processes ask for that
+    if config.hydra.output_subdir is None and os.environ.get("LOCAL_RANK", "0") == "0":
         refuse(
             "hydra.output_subdir=null is not supported by train.py: a run's resume line and a sweep's summary "
             "read its .hydra/ record. Leave it out."
