@@ -109,7 +109,12 @@ def shell(main) -> None:
         frame = traceback.extract_tb(err.__traceback__)[-1].filename
         if mistake is None and not _JOBS_STARTED and f"{os.sep}hydra{os.sep}" in frame:
             # Hydra's own refusal of the command line (model=null, a sweep its sweeper cannot run, ...)
-            mistake = f"{first_line(err)} (`{command} --help` shows the config groups and their options)"
+            nulls = [a for a in sys.argv[1:] if a.endswith("=null") and "." not in a.split("=")[0]]
+            if "Config group override must be a string" in str(err) and nulls:  # logger=null: "Got NoneType"
+                mistake = f"{' '.join(nulls)}: a config group takes one of its configs, not null"
+            else:
+                mistake = first_line(err)
+            mistake += f" (`{command} --help` shows the config groups and their options)"
         if mistake is None:
             raise
         refuse(mistake)
