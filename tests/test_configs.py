@@ -74,15 +74,16 @@ def test_what_hydra_cannot_compose_is_one_line_naming_the_fix(tmp_path, override
     assert mistake.startswith(message) and "\n" not in mistake
 
 
-def test_an_interpolation_that_names_nothing_is_a_users_mistake(tmp_path, capsys):
+@pytest.mark.parametrize("override, where", [("data.batch_size", "data"), ("model.width", "model.width")])
+def test_an_interpolation_that_names_nothing_is_a_users_mistake(tmp_path, capsys, override, where):
     from dlbasics.run import cli, train
 
     with pytest.raises(SystemExit) as exit:
-        cli(train, make_cfg(tmp_path, "data.batch_size=${nope}", "logger=none"))
+        cli(train, make_cfg(tmp_path, f"{override}=${{nope}}", "logger=none"))
     assert exit.value.code == 2
-    err = capsys.readouterr().err
-    assert err == (
-        "error: Interpolation key 'nope' not found: a ${...} names a key of the config, or an environment variable.\n"
+    assert capsys.readouterr().err == (
+        f"error: {where}: Interpolation key 'nope' not found: a ${{...}} names a key of the config, "
+        "or an environment variable.\n"
     )
 
 

@@ -56,7 +56,8 @@ def user_mistake(err: BaseException) -> UserError | None:
     if isinstance(err, MisconfigurationException):
         return UserError(first_line(err))
     if isinstance(err, InterpolationResolutionError):  # data.batch_size='${nope}'
-        return UserError(f"{first_line(err)}: a ${{...}} names a key of the config, or an environment variable.")
+        where = f"{err.full_key}: " if err.full_key else ""  # instantiate() names the config entry where it has none
+        return UserError(f"{where}{first_line(err)}: a ${{...}} names a key of the config, or an environment variable.")
     if isinstance(err, (ConfigAttributeError, ConfigKeyError)) and "not in struct" in str(err):  # ~model
         return UserError(f"{err.full_key} is needed and not in the config (taken out with ~{err.full_key}?).")
     return None
@@ -166,6 +167,8 @@ def instantiate(cfg, key: str | None = None, **kwargs):
         check_types(cfg, key, target)
     try:
         return hydra.utils.instantiate(cfg, **kwargs)
+    except InterpolationResolutionError as err:  # resolved before anything is made: it names no key
+        raise UserError(f"{key}: {user_mistake(err)}") from None
     except InstantiationException as err:
         cause = err.__cause__
         if isinstance(cause, UserError):
