@@ -167,8 +167,9 @@ def instantiate(cfg, key: str | None = None, **kwargs):
         check_types(cfg, key, target)
     try:
         return hydra.utils.instantiate(cfg, **kwargs)
-    except InterpolationResolutionError as err:  # resolved before anything is made: it names no key
-        raise UserError(f"{key}: {user_mistake(err)}") from None
+    except InterpolationResolutionError as err:  # resolved before anything is made: most often it names no key
+        mistake = user_mistake(err)
+        raise UserError(mistake if err.full_key else f"{key}: {mistake}") from None
     except InstantiationException as err:
         cause = err.__cause__
         if isinstance(cause, UserError):

@@ -10,6 +10,7 @@ of one model, which eval.py, predict.py and resuming read as any other).
 The Hydra side, `hydra/launcher=stacked`, is in hydra_plugins/dlbasics_stacked.
 """
 
+import copy
 import logging
 import sys
 import time
@@ -56,7 +57,7 @@ def stack_key(cfg: DictConfig) -> str | None:
         return None
     # Resolved, for a value that interpolates seed or the learning rate (data.split_seed=${seed}) differs
     # with them; each job's own directory, and the paths made from it, do not count.
-    job = OmegaConf.masked_copy(cfg, list(cfg))
+    job = copy.deepcopy(cfg)
     job.run_dir = "RUN_DIR"
     try:
         rest = OmegaConf.to_container(job, resolve=True)
