@@ -120,7 +120,7 @@ def shell(main) -> None:
         refuse(mistake)
 
 
-INPUT_PATHS = ("data.path", "ckpt_path", "data_path", "input", "output")  # of train.py, eval.py and predict.py
+GIVEN_PATHS = ("data.path", "ckpt_path", "data_path", "input", "output")  # read or written: train, eval, predict
 
 
 def from_launch_directory(cfg: DictConfig) -> None:
@@ -129,7 +129,7 @@ def from_launch_directory(cfg: DictConfig) -> None:
     if not HydraConfig.initialized() or Path.cwd() == Path(HydraConfig.get().runtime.cwd):
         return
     with open_dict(cfg):
-        for key in INPUT_PATHS:
+        for key in GIVEN_PATHS:
             value = OmegaConf.select(cfg, key)
             if isinstance(value, str) and value != "last":
                 OmegaConf.update(cfg, key, to_absolute_path(value))
