@@ -26,10 +26,12 @@ class Objective:
 
     `loss="auto"` is the MSE for regression and the logistic loss for classification;
     `output_activation="auto"` is identity, sigmoid or softmax. The logistic loss is computed from
-    the logits (log-sum-exp), never from rounded probabilities.
+    the logits (log-sum-exp), never from rounded probabilities. `y_center` (the training target's mean) is
+    taken from a regression target before its sums are kept for r2: a target of years or prices far from
+    zero would leave float32 sums of y and y² with no digits of its variance.
     """
 
-    def __init__(self, task: str, loss: str = "auto", output_activation: str = "auto"):
+    def __init__(self, task: str, loss: str = "auto", output_activation: str = "auto", y_center: float = 0.0):
         if loss not in ALL_LOSSES:
             raise UserError(f"loss must be one of {', '.join(ALL_LOSSES)}; got {loss!r}.")
         if output_activation not in ALL_OUTPUTS:
@@ -49,6 +51,7 @@ class Objective:
                 f"use one of {fits} (or auto)."
             )
         self.summed = self.loss == "sse"  # chapter 1's sum of squared errors; the others are means
+        self.y_center = y_center
 
     def predict(self, o: torch.Tensor) -> torch.Tensor:
         """φ_out(o): values for regression, probabilities for classification."""
@@ -79,7 +82,8 @@ class Objective:
         elif self.task == "binary":
             sums["correct"] = ((o > 0).float() == y).sum((-2, -1))
         else:  # a row's loss is its squared error (mse and sse alike): loss sums to the squared error
-            sums.update(ae=(self.predict(o) - y).abs().sum((-2, -1)), y=y.sum(), y2=y.square().sum())
+            centered = y - self.y_center
+            sums.update(ae=(self.predict(o) - y).abs().sum((-2, -1)), y=centered.sum(), y2=centered.square().sum())
         return sums
 
     def metrics(self, sums: dict[str, torch.Tensor], rows: int) -> dict[str, torch.Tensor]:
@@ -91,7 +95,7 @@ class Objective:
             se = sums["loss"]
             out["rmse"] = (se / rows).sqrt()
             out["mae"] = sums["ae"] / rows
-            total = sums["y2"] - sums["y"].square() / rows
+            total = sums["y2"] - sums["y"].square() / rows  # the sum of squares about the split's own mean
             # As scikit-learn's r2_score: a target without variance scores 1.0 if fitted exactly, else 0.0.
             varies = total > 1e-6 * sums["y2"]
             out["r2"] = torch.where(varies, 1 - se / total.where(varies, 1), (se == 0).float())

@@ -83,8 +83,9 @@ class Learner(L.LightningModule):
         # cheaper than the automatic closure; Trainer-level gradient clipping and accumulation do not apply.
         self.automatic_optimization = False
         model = dict(model)
-        self.objective = Objective(data["task"], loss, model.pop("output_activation", "auto"))
-        sizes = dict(n_features=data["n_features"], n_outputs=data["n_outputs"], output_offset=data.get("y_mean", 0.0))
+        y_mean = data.get("y_mean", 0.0)
+        self.objective = Objective(data["task"], loss, model.pop("output_activation", "auto"), y_center=y_mean)
+        sizes = dict(n_features=data["n_features"], n_outputs=data["n_outputs"], output_offset=y_mean)
         self.model = trusted("model", model, **sizes)
         lr = optimizer.get("lr")
         if not is_number(lr) or not 0 < lr < math.inf:
