@@ -233,6 +233,64 @@ def test_a_problem_in_a_later_piece_is_reported_over_the_whole_file(tmp_path, sm
         TabularData(path, "y")
 
 
+@pytest.mark.parametrize("rows", [60, 3000])  # a file read whole, and one read in pieces
+def test_a_target_of_numbers_with_a_word_among_them_is_named_not_taken_as_classes(tmp_path, small_pieces, rows):
+    path = tmp_path / "t.csv"
+    frame = table(rows, y=np.round(np.arange(rows) / 7.0).astype(object))  # 0, 0, 0, 0, 1, ...: whole numbers
+    frame.loc[rows - 5, "y"] = "?"  # in the last piece
+    frame.to_csv(path, index=False)
+    with pytest.raises(
+        UserError,
+        match=rf"'y' holds numbers, and 1 row with a value that is not \(first '\?', at data row {rows - 4}\)",
+    ):
+        TabularData(path, "y")
+    labels = table(rows, y=np.where(np.arange(rows) % 2, "1", "0").astype(object))
+    labels.loc[rows - 5, "y"] = "unknown"
+    labels.to_csv(path, index=False)
+    assert TabularData(path, "y", task="multiclass").meta["classes"] == ["0", "1", "unknown"]  # as asked: labels
+
+
+def test_boolean_columns_are_features_of_0_and_1(tmp_path):
+    path = tmp_path / "t.csv"
+    frame = table(40, flag=np.arange(40) % 3 == 0)
+    frame.to_csv(path, index=False)
+    d = TabularData(path, "y", standardize=False, test_fraction=0, val_fraction=0)
+    assert d.meta["features"] == ["f0", "f1", "f2", "f3", "flag"]
+    assert torch.equal(d.table.x[:, 4], torch.tensor(frame["flag"].to_numpy(np.float32)))
+
+
+def test_the_columns_left_out_of_the_features_are_named(tmp_path, caplog):
+    path = tmp_path / "t.csv"
+    table(40, colour=["red", "blue"] * 20).to_csv(path, index=False)
+    with caplog.at_level("INFO", logger="dlbasics"):
+        TabularData(path, "y")
+        TabularData(path, "y", features=["f0", "f1"])  # as asked: nothing to say
+    assert [r.getMessage() for r in caplog.records] == [
+        "Not numeric, left out of the features: colour (data.features=[...] names the features)"
+    ]
+
+
+def test_a_checkpoints_classes_keep_their_codes_and_other_labels_are_refused(tmp_path):
+    path = tmp_path / "t.csv"
+    frame = table(60, y=np.array(["cat", "dog", "eel"])[np.arange(60) % 3])
+    frame.to_csv(path, index=False)
+    trained = TabularData(path, "y")
+    again = TabularData(path, "y", classes=["cat", "dog", "eel"])
+    assert torch.equal(trained.table.y, again.table.y)
+    frame.assign(y=frame["y"].replace("cat", "ant")).to_csv(path, index=False)  # sorted first: code 0 again
+    with pytest.raises(
+        UserError, match=r"labels that are not the checkpoint's classes \('cat', 'dog', 'eel'\): 'ant'\."
+    ):
+        TabularData(path, "y", classes=["cat", "dog", "eel"])
+
+
+def test_header_names_with_spaces_around_them_are_pointed_out(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a, b, y\n1, 2, 3\n4, 5, 6\n")
+    with pytest.raises(UserError, match=r"Some names have spaces around them \(' b'\): take them out"):
+        TabularData(path, "y")
+
+
 def test_quoted_newlines_and_rows_shorter_than_the_first_ones_load_every_row(tmp_path, small_pieces):
     path = tmp_path / "t.csv"
     table(note=[f'line {i}\nand "more", on' for i in range(3000)]).to_csv(path, index=False)

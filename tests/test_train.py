@@ -3,6 +3,7 @@
 import math
 import sys
 from collections import Counter
+from pathlib import Path
 
 import lightning as L
 import pandas as pd
@@ -13,8 +14,9 @@ from hydra.core.hydra_config import HydraConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from dlbasics.data import TabularData
 from dlbasics.losses import METRICS
-from dlbasics.run import OutputDirectory, cli, evaluate, predict, train
+from dlbasics.run import OutputDirectory, cli, evaluate, load_learner, predict, train
 
 from .conftest import CONF, ROOT, make_cfg, read_metrics, run_script
 
@@ -69,6 +71,19 @@ def test_regression_metrics_agree_with_each_other(tmp_path):
     assert logged.dropna(subset="train/loss")["epoch"].tolist() == list(range(20))  # as Lightning's self.log
 
 
+def test_r2_of_a_target_far_from_zero_is_that_of_its_predictions(tmp_path, make_csv):
+    path = make_csv(n=200, kind="regression")
+    pd.read_csv(path).eval("y = 2010 + y / 2").to_csv(path, index=False)  # years, say: float32 sums of y² hold no r2
+    metrics = train(make_cfg(tmp_path, "data=csv", f"data.path={path}", "data.target=y", "logger=none"))
+    learner = load_learner(metrics["checkpoint"])
+    x, y = TabularData.from_meta(learner.hparams.data).splits["test"]
+    with torch.no_grad():
+        residuals = (learner(x) - y).double()
+    expected = 1 - residuals.square().sum() / (y.double() - y.double().mean()).square().sum()
+    assert 0.1 < expected < 0.99  # neither trivial nor perfect after 3 epochs
+    assert metrics["test/r2"] == pytest.approx(float(expected), abs=1e-4)
+
+
 def test_eval_gives_the_runs_test_metrics(tmp_path):
     metrics = train(make_cfg(tmp_path / "run", "data=boston", "trainer.max_epochs=5", "logger=none"))
     with_eval = evaluate(make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", config="eval"))
@@ -96,6 +111,19 @@ def test_eval_finds_moved_data_with_data_path_and_refuses_other_data(tmp_path, m
     err = capsys.readouterr().err  # eval.py has no data.target to give
     assert err.startswith(
         f"error: data_path: '{tmp_path / 'no_target.csv'}' is not this checkpoint's data: no column 'y'"
+    )
+
+
+def test_eval_refuses_a_file_whose_labels_are_not_the_checkpoints_classes(tmp_path, make_csv, capsys):
+    path = make_csv(n=80, kind="binary")
+    metrics = train(make_cfg(tmp_path / "run", "data=csv", f"data.path={path}", "data.target=y", "logger=none"))
+    renamed = tmp_path / "renamed.csv"
+    pd.read_csv(path).replace({"y": {"no": "nah"}}).to_csv(renamed, index=False)  # still sorted before 'yes'
+    with pytest.raises(SystemExit):
+        cli(evaluate, make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", f"data_path={renamed}", config="eval"))
+    assert capsys.readouterr().err == (
+        f"error: data_path: '{renamed}' is not this checkpoint's data: 'y' has labels that are not the checkpoint's "
+        "classes ('no', 'yes'): 'nah'.\n"
     )
 
 
@@ -131,12 +159,18 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
     words, semicolons = tmp_path / "words.csv", tmp_path / "semicolons.csv"
     words.write_text("f0,f1,f2\n1.5,2,3\n0.5,abc,1\n")
     semicolons.write_text("f0;f1;f2\n1.5;2;3\n")
+    (header := tmp_path / "header.csv").write_text("f0,f1,f2\n")
+    kept = {p: p.read_bytes() for p in (path, Path(metrics["checkpoint"]))}
     cases = [
         ([f"input={tmp_path / 'none.csv'}"], "input: no file"),
         ([f"input={words}"], "input: column 'f1' is not numeric (for example 'abc')"),
         ([f"input={semicolons}"], "Its fields look separated by ';', not commas"),
         ([f"input={words}", f"output={tmp_path / 'no' / 'out.csv'}"], "output: no directory"),
         ([f"input={words}", f"output={words}"], "is the input file"),
+        ([f"input={words}", f"output={tmp_path}"], f"output: '{tmp_path}' is a directory; give a file in it"),
+        ([f"input={words}", f"output={path}"], f"output: '{path}' exists and is not predictions of this model's"),
+        ([f"input={words}", f"output={metrics['checkpoint']}"], "exists and is not predictions of this model's"),
+        ([f"input={header}"], f"input: '{header}' has a header but no data rows"),
     ]
     for overrides, message in cases:
         with pytest.raises(SystemExit) as exit_:
@@ -144,6 +178,11 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and message in err and err.count("\n") == 1
     assert words.read_text() == "f0,f1,f2\n1.5,2,3\n0.5,abc,1\n"  # the input is never overwritten
+    assert all(p.read_bytes() == content for p, content in kept.items())  # nor the data, nor a checkpoint
+    good = tmp_path / "good.csv"
+    pd.read_csv(path).drop(columns="y").head(4).to_csv(good, index=False)
+    cfg = make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", f"input={good}", config="predict")
+    assert pd.read_csv(predict(cfg)).equals(pd.read_csv(predict(cfg)))  # its own predictions: written again
 
 
 @pytest.mark.parametrize(

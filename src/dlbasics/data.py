@@ -6,6 +6,7 @@ holding it can rebuild the data preparation on its own.
 """
 
 import io
+import logging
 import math
 import os
 import re
@@ -20,6 +21,8 @@ import pandas as pd
 import torch
 
 from dlbasics.errors import UserError, first_line, is_number
+
+log = logging.getLogger("dlbasics")
 
 TASKS = ("regression", "binary", "multiclass")
 MAX_CLASSES = 10  # an integer target with at most this many distinct values is taken as class labels
@@ -45,15 +48,23 @@ def read_csv(path: str | Path, index_col: int | None = None, option: str = "data
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, IndexError) as err:
         if index_col is not None:
             _check_index_col(path, index_col)
-        raise UserError(f"{option}: '{path}' could not be read as CSV ({first_line(err)}).") from None
+        fix = ": save it as UTF-8 text" if isinstance(err, UnicodeDecodeError) else ""
+        raise UserError(f"{option}: '{path}' could not be read as CSV ({first_line(err)}){fix}.") from None
     return _data_columns(frame)
+
+
+def header(path: str | Path) -> list[str]:
+    """The column names of a CSV file; none for a file that is not one."""
+    try:
+        return list(pd.read_csv(path, nrows=0).columns)
+    except ValueError:  # pandas' parser errors and decoding errors are ValueErrors
+        return []
 
 
 def _check_index_col(path: Path, index_col) -> None:
     """Raises a UserError naming data.index_col when it is not a column of the CSV's header."""
-    try:
-        columns = list(pd.read_csv(path, nrows=0).columns)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError):
+    columns = header(path)
+    if not columns:
         return  # the file itself is the problem
     number = is_number(index_col, int)
     if index_col not in columns and not (number and -len(columns) <= index_col < len(columns)):
@@ -75,6 +86,9 @@ def _data_columns(frame: pd.DataFrame, index_col: int | None = None) -> pd.DataF
 def _columns(frame: pd.DataFrame) -> str:
     """The frame's columns, for a message; and what is wrong when one column holds a whole row's names."""
     names = ", ".join(map(str, frame.columns))
+    spaced = [str(c) for c in frame.columns if str(c) != str(c).strip()]
+    if spaced:
+        return f"{names}. Some names have spaces around them ({spaced[0]!r}): take them out of the CSV's header"
     if len(frame.columns) == 1:
         for sep in (";", "\t", "|"):
             if sep in str(frame.columns[0]):
@@ -101,6 +115,10 @@ def infer_task(y: pd.Series) -> str:
     return "binary" if distinct <= 2 else "multiclass"
 
 
+def _rows(n: int) -> str:
+    return f"{n} row{'s' * (n != 1)}"
+
+
 def _check_finite(frame: pd.DataFrame, what: str) -> np.ndarray:
     """The columns as float32, once every value is known to be a number float32 can hold."""
     with np.errstate(over="ignore"):  # a number beyond float32's range becomes inf, reported below
@@ -111,7 +129,7 @@ def _check_finite(frame: pd.DataFrame, what: str) -> np.ndarray:
         overflow = np.isfinite(frame.iloc[:, j].to_numpy(np.float64)[rows]).all()
         problem = "values beyond float32's range (±3.4e38)" if overflow else "missing or infinite values"
         raise UserError(
-            f"{what}: column '{frame.columns[j]}' has {len(rows)} row{'s' * (len(rows) > 1)} with {problem} "
+            f"{what}: column '{frame.columns[j]}' has {_rows(len(rows))} with {problem} "
             f"(first at data row {rows[0] + 1}). Drop, fill or rescale them in the CSV."
         )
     return values
@@ -123,7 +141,7 @@ def feature_matrix(frame: pd.DataFrame, features: list[str], option: str = "data
     if missing:
         raise UserError(f"{option}: no column {missing}. The columns are: {_columns(frame)}.")
     for f in features:
-        if not pd.api.types.is_numeric_dtype(frame[f]) or pd.api.types.is_bool_dtype(frame[f]):
+        if not pd.api.types.is_numeric_dtype(frame[f]):  # booleans are numbers: 0 and 1
             values = frame[f].dropna()
             words = values[pd.to_numeric(values, errors="coerce").isna()]  # the values that are not numbers
             example = (words if len(words) else values).iloc[0] if len(values) else "empty"
@@ -153,22 +171,31 @@ def feature_names(frame: pd.DataFrame, target: str, features=None) -> list[str]:
     return features
 
 
-def tabulate(frame: pd.DataFrame, target: str, features=None, task: str | None = None):
+def tabulate(frame: pd.DataFrame, target: str, features=None, task: str | None = None, classes: list | None = None):
     """Checks a table and turns it into arrays (x, y) and the metadata the model is built from."""
     if frame.shape[0] == 0:
         raise UserError(f"data.path: the CSV has a header ({_columns(frame)}) but no data rows: add rows below it.")
     features = feature_names(frame, target, features)
-    return feature_matrix(frame, features), *encode_target(frame[target], features, task)
+    return feature_matrix(frame, features), *encode_target(frame[target], features, task, classes)
 
 
-def encode_target(y: pd.Series, features: list[str], task: str | None = None):
-    """Checks the target column, infers the task, encodes class labels: (y, meta)."""
+def encode_target(y: pd.Series, features: list[str], task: str | None = None, classes: list | None = None):
+    """Checks the target column, infers the task, encodes class labels: (y, meta). `classes`: a checkpoint's,
+    which keep the codes it was trained with; a label that is not one of them is refused."""
     target = y.name
     if y.isna().any():
         raise UserError(
-            f"data.target: column '{target}' has {int(y.isna().sum())} rows with missing values "
+            f"data.target: column '{target}' has {_rows(int(y.isna().sum()))} with missing values "
             f"(first at data row {int(np.flatnonzero(y.isna())[0]) + 1}). Drop or fill them in the CSV."
         )
+    if task in (None, "regression") and not pd.api.types.is_numeric_dtype(y):
+        words = np.flatnonzero(pd.to_numeric(y, errors="coerce").isna())
+        if len(words) < len(y) / 2:  # mostly numbers: the others are typos or placeholders ('?', '-', 'n/a')
+            raise UserError(
+                f"data.target: column '{target}' holds numbers, and {_rows(len(words))} with a value that is not "
+                f"(first {y.iloc[words[0]]!r}, at data row {words[0] + 1}). Fix or drop them in the CSV, or set "
+                "data.task=multiclass to take every value as a class label."
+            )
     inferred = infer_task(y)
     task = task or inferred
     if task not in TASKS:
@@ -193,7 +220,16 @@ def encode_target(y: pd.Series, features: list[str], task: str | None = None):
             )
         return y, meta
 
-    classes, codes = np.unique(y.to_numpy(), return_inverse=True)
+    if classes is None:
+        classes, codes = np.unique(y.to_numpy(), return_inverse=True)
+    else:
+        codes = pd.Index(classes).get_indexer(y)
+        if (codes < 0).any():
+            unknown = list(dict.fromkeys(meta_value(v) for v in y[codes < 0]))
+            raise UserError(
+                f"data.target: '{target}' has labels that are not the checkpoint's classes "
+                f"({', '.join(map(repr, classes))}): {', '.join(map(repr, unknown[:3]))}{', ...' * (len(unknown) > 3)}."
+            )
     if len(classes) < 2:
         raise UserError(
             f"data.target: '{target}' has a single class ({meta_value(classes[0])!r}); classification needs two "
@@ -207,7 +243,14 @@ def encode_target(y: pd.Series, features: list[str], task: str | None = None):
     return y, meta
 
 
-def stream_table(path: str | Path, target: str, features=None, task: str | None = None, index_col: int | None = None):
+def stream_table(
+    path: str | Path,
+    target: str,
+    features=None,
+    task: str | None = None,
+    index_col: int | None = None,
+    classes: list | None = None,
+):
     """What tabulate(read_csv(path, index_col), ...) gives for a clean table, read in pieces by a few
     threads straight into one float32 matrix: the whole file is never held as parser buffers or as a
     float64 frame.
@@ -253,7 +296,10 @@ def stream_table(path: str | Path, target: str, features=None, task: str | None 
         return None
     finally:
         pool.shutdown(cancel_futures=True)  # after a piece that is not clean, the rest is not worth parsing
-    return x[:n], *encode_target(pd.concat(ys, ignore_index=True), features, task)
+    y = pd.concat(ys, ignore_index=True)
+    if not pd.api.types.is_numeric_dtype(y) and len({p.dtype for p in ys}) > 1:
+        return None  # labels in one piece, numbers in another: read whole, pandas types the column as text
+    return x[:n], *encode_target(y, features, task, classes)
 
 
 def _read_piece(path: Path, start: int, end: int, names: list | None = None) -> pd.DataFrame:
@@ -288,7 +334,7 @@ def _numbers(frame: pd.DataFrame, index_col: int | None, features: list[str], ta
     if not frame.index.equals(pd.RangeIndex(len(frame))):  # pandas took a leading field as the index
         return None
     frame = _data_columns(frame, index_col)
-    if any(frame[f].dtype.kind not in "iuf" for f in features):  # text, booleans, ...
+    if any(frame[f].dtype.kind not in "iufb" for f in features):  # text, ...
         return None
     with np.errstate(over="ignore"):  # a number beyond float32's range becomes inf, as in _check_finite
         x = frame[features].to_numpy(np.float32)
@@ -476,7 +522,7 @@ class TabularData(L.LightningDataModule):
     model is built from.
 
     `stats` (mean and std of each feature) comes from a checkpoint when testing it again; otherwise
-    it is computed on the training split only.
+    it is computed on the training split only. So do `classes`, in the checkpoint's order.
     """
 
     def __init__(
@@ -493,6 +539,7 @@ class TabularData(L.LightningDataModule):
         batch_size: int | None = None,
         shuffle_seed: int | list[int] = 0,  # a list: one batch order per stacked model
         stats: dict | None = None,
+        classes: list | None = None,
         name: str | None = None,
     ):
         super().__init__()
@@ -504,10 +551,16 @@ class TabularData(L.LightningDataModule):
             )
         self.path, self.batch_size = str(path), batch_size
         self.shuffle_seed = shuffle_seed if isinstance(shuffle_seed, int) else [int(s) for s in shuffle_seed]
-        table = stream_table(path, target, features, task, index_col)
+        target = str(target)  # a CSV's column names are strings: data.target=3 names the column '3'
+        table = stream_table(path, target, features, task, index_col, classes)
         if table is None:  # not a clean table: read whole, to say what is wrong with it over the whole file
-            table = tabulate(read_csv(path, index_col), target, features, task)
+            table = tabulate(read_csv(path, index_col), target, features, task, classes)
         x, y, self.meta = table
+        if features is None:  # every numeric column: say which are not
+            columns = _data_columns(pd.DataFrame(columns=header(path)), index_col).columns
+            left_out = ", ".join(str(c) for c in columns if c not in (target, *self.meta["features"]))
+            if left_out:
+                log.info(f"Not numeric, left out of the features: {left_out} (data.features=[...] names the features)")
         # What it takes to read and split the same rows again, from a checkpoint alone.
         self.meta["source"] = dict(
             path=self.path,
@@ -548,7 +601,14 @@ class TabularData(L.LightningDataModule):
                 f"train.py ran, or give its path: data_path=PATH/TO/{Path(source['path']).name}"
             )
         try:
-            data = cls(**source, target=meta["target"], features=meta["features"], task=meta["task"], stats=stats)
+            data = cls(
+                **source,
+                target=meta["target"],
+                features=meta["features"],
+                task=meta["task"],
+                classes=meta["classes"],
+                stats=stats,
+            )
         except UserError as err:  # what is wrong with the file, not an option of eval.py's (data.target, ...)
             what = re.sub(r"^data\.\w+:? ", "", str(err))
             raise UserError(f"data_path: '{source['path']}' is not this checkpoint's data: {what}") from None

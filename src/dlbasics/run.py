@@ -28,7 +28,7 @@ from lightning.pytorch.callbacks import Checkpoint, ProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dlbasics.data import TabularData, feature_matrix, read_csv, scale
+from dlbasics.data import TabularData, feature_matrix, header, read_csv, scale
 from dlbasics.errors import UserError, config_mistake, first_line, instantiate, is_number, user_mistake
 from dlbasics.losses import METRICS
 from dlbasics.module import Learner
@@ -572,9 +572,18 @@ def predict(cfg: DictConfig) -> Path:
         raise UserError(f"output: no directory '{path.parent}'. Create it, or give output=FILE in an existing one.")
     if path.resolve() == Path(cfg.input).resolve():
         raise UserError(f"output: '{path}' is the input file; give the predictions a file of their own.")
+    if path.is_dir():
+        raise UserError(f"output: '{path}' is a directory; give a file in it: output={path / 'predictions.csv'}")
     learner = load_learner(cfg.ckpt_path)
     meta = learner.hparams.data
+    if path.exists() and f"predicted_{meta['target']}" not in header(path):  # a checkpoint, the data, ...
+        raise UserError(
+            f"output: '{path}' exists and is not predictions of this model's; it is left as it is. "
+            "Give the predictions a file of their own: output=..."
+        )
     frame = read_csv(cfg.input, option="input")
+    if frame.empty:
+        raise UserError(f"input: '{cfg.input}' has a header but no data rows: add the rows to predict.")
     x = torch.from_numpy(scale(feature_matrix(frame, meta["features"], option="input"), meta))
     with torch.no_grad():
         out = learner.objective.predict(learner(x)).numpy()
