@@ -61,7 +61,8 @@ def test_each_stacked_job_has_the_outputs_of_a_run(stacked):
     job = _job(sweep_dir, "0.03", 1, 16)
     assert yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) == [
         "optimizer.lr=0.03", "seed=1", "model.width=16", *COMMON, ]  # fmt: skip
-    assert len(list(job.glob("events.out.tfevents.*"))) == 1
+    events = sorted(p.suffix for p in job.glob("events.out.tfevents.*"))
+    assert len(events) == 2 and events[-1] == ".hparams"  # a TensorBoard run of its own: its scalars and options
     log = (job / "train.log").read_text()
     assert f"Run directory: {job}" in log and log.count("Run directory:") == 1
     learner = load_learner(job / "checkpoints" / "best.ckpt")  # a checkpoint of one model, as eval.py reads it

@@ -60,12 +60,16 @@ def test_both_launchers_give_each_job_the_same_config(sweeps):
 def test_sweep_summary_has_a_row_per_job_best_first(sweep):
     sweep_dir, result, summary = sweep
     assert len(summary) == 6
-    assert {"optimizer.lr", "seed", "status", "epochs", "val/loss", "test/rmse", "seconds"} <= set(summary.columns)
+    columns = {"optimizer.lr", "seed", "status", "epochs", "val/loss_best", "val/loss", "test/rmse", "seconds"}
+    assert columns <= set(summary.columns)
     completed = summary[summary.status == "completed"]
-    assert len(completed) == 2 and completed["val/loss"].is_monotonic_increasing
+    # ranked by the val/loss of each job's best checkpoint, the one its test metrics are of
+    assert len(completed) == 2 and completed["val/loss_best"].is_monotonic_increasing
+    for job, best in zip(completed["job"], completed["val/loss_best"], strict=True):
+        assert best == pytest.approx(pd.read_csv(sweep_dir / job / "metrics.csv")["val/loss"].min())
     assert summary.index[summary.status == "completed"].tolist() == [0, 1]  # best first, failures last
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())[0] == "optimizer.lr=-1,seed=0"
-    assert "Sweep of 6 jobs, best first by val/loss (min)" in result.stdout
+    assert "Sweep of 6 jobs, best first by val/loss_best (min)" in result.stdout
     assert (sweep_dir / "summary.png").stat().st_size > 10_000
 
 
@@ -183,11 +187,12 @@ def test_optuna_search_runs_its_trials(tmp_path):
     best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
     assert set(best["best_params"]) == {"optimizer.lr", "model.depth", "model.width", "model.activation"}
     summary = pd.read_csv(tmp_path / "summary.csv")
-    assert len(summary) == 3 and best["best_value"] == pytest.approx(summary["val/loss"].min())
+    # what Optuna minimizes: the val/loss of each trial's best checkpoint, the one its test metrics are of
+    assert len(summary) == 3 and best["best_value"] == pytest.approx(summary["val/loss_best"].min())
     assert set(best["best_params"]) <= set(summary.columns)  # model.depth too, though every trial drew 3
 
 
-def test_a_diverged_run_returns_the_worst_value_to_the_sweeper(tmp_path):
+def test_the_sweeper_gets_the_best_checkpoints_value_and_the_worst_for_a_diverged_run(tmp_path):
     from dlbasics.run import monitored
 
     cfg = make_cfg(
@@ -200,8 +205,12 @@ def test_a_diverged_run_returns_the_worst_value_to_the_sweeper(tmp_path):
         "trainer.max_epochs=30",
     )
     metrics = train(cfg)
-    assert metrics["status"] == "diverged"
+    assert metrics["status"] == "diverged" and "val/loss_best" not in metrics  # not a result to rank
     assert monitored(metrics, cfg) == math.inf
+    cfg.optimizer.lr, cfg.run_dir, cfg.trainer.max_epochs = 0.05, str(tmp_path / "too_fast"), 60
+    metrics = train(cfg)  # a fast rate: its val loss goes up and down, and the best checkpoint is kept
+    assert metrics["status"] == "completed" and metrics["val/loss_best"] < metrics["val/loss"]
+    assert monitored(metrics, cfg) == metrics["val/loss_best"]
 
 
 def test_the_summary_of_chapter_1s_sweep_draws_its_learning_rates_and_training_losses(tmp_path, capsys):
@@ -218,7 +227,7 @@ def test_the_summary_of_chapter_1s_sweep_draws_its_learning_rates_and_training_l
         (job / ".hydra" / "overrides.yaml").write_text(f"- experiment=ch1_gradient_descent\n- optimizer.lr={lr}\n")
     table = summarize(tmp_path, "val/loss", "min")
     assert table["optimizer.lr"].tolist() == [1e-5, 1e-6, 5e-5]  # numbers, best first by train/loss
-    assert "best first by train/loss" in capsys.readouterr().out and (tmp_path / "summary.png").is_file()
+    assert "best first by train/loss_best" in capsys.readouterr().out and (tmp_path / "summary.png").is_file()
     fig = plot(table, ["optimizer.lr"], tmp_path, "train/loss")
     against_lr, curves = fig.axes
     assert against_lr.get_xscale() == "log" and len(against_lr.lines[0].get_xdata()) == 3

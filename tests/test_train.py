@@ -12,6 +12,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from dlbasics.data import TabularData
@@ -33,7 +34,9 @@ def test_every_data_and_model_trains(tmp_path, make_csv, data, model):
     expected = REGRESSION if data.startswith("boston") else CLASSIFICATION
     assert expected <= metrics.keys()
     task = "regression" if data.startswith("boston") else "multiclass" if data != "iris_binary" else "binary"
-    assert sorted(k[4:] for k in metrics if k.startswith("val/")) == sorted(METRICS[task])  # what monitor accepts
+    measured = sorted(k[4:] for k in metrics if k.startswith("val/") and k != "val/loss_best")
+    assert measured == sorted(METRICS[task])  # what monitor accepts
+    assert metrics["val/loss_best"] <= metrics["val/loss"]  # the best checkpoint's, which was tested
     assert all(math.isfinite(metrics[k]) for k in expected)
     assert metrics["status"] == "completed" and metrics["epochs"] == 3
     assert read_metrics(tmp_path) == pytest.approx(metrics)
@@ -51,14 +54,22 @@ def test_iris_learns_and_logs_to_tensorboard(tmp_path):
     assert len(events.Scalars("train/loss")) == 30 and len(events.Scalars("val/loss")) == 30
     assert "hp_metric" not in scalars  # no -1 placeholder
     assert events.Scalars("test/acc")[-1].value == pytest.approx(metrics["test/acc"])
-    start = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    train(make_cfg(tmp_path, "trainer.max_epochs=32", "ckpt_path=last"))  # resumed: HPARAMS shows the run as it ended
+    summaries = [
+        value
+        for path in tmp_path.glob("events.out.tfevents.*")
+        for event in EventFileLoader(str(path)).Load()
+        for value in event.summary.value
+        if value.tag.startswith("_hparams_/")
+    ]
+    # no experiment summary: TensorBoard makes the table's columns from every run's options and scalars
+    assert sorted(v.tag for v in summaries) == ["_hparams_/session_end_info", "_hparams_/session_start_info"]
+    start = next(v for v in summaries if v.tag.endswith("start_info")).metadata.plugin_data.content
     hparams = plugin_data_pb2.HParamsPluginData.FromString(start).session_start_info.hparams
     assert hparams["optimizer.lr"].number_value == pytest.approx(1e-3)
     assert hparams["model.activation"].string_value == "relu"
     assert hparams["status"].string_value == "completed"
-    experiment = events.SummaryMetadata("_hparams_/experiment").plugin_data.content
-    metric_tags = {m.name.tag for m in plugin_data_pb2.HParamsPluginData.FromString(experiment).experiment.metric_infos}
-    assert {"test/acc", "val/loss"} <= metric_tags
+    assert hparams["max_epochs"].number_value == hparams["epochs"].number_value == 32
 
 
 def test_regression_metrics_agree_with_each_other(tmp_path):

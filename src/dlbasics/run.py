@@ -196,24 +196,33 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 
 def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict) -> None:
-    """Writes the run's options with its final metrics to TensorBoard's HPARAMS tab (no placeholder)."""
+    """Writes the run's options, as it ended, to TensorBoard's HPARAMS tab, beside the scalars it logged.
+
+    They go to an event file of their own, which replaces the one an earlier segment of the run wrote
+    (`ckpt_path=last`): TensorBoard reads a run's first options only. No experiment summary is written:
+    TensorBoard then makes the table's columns from every run's options and scalars, where it would take
+    one run's summary for all (a sweep over data=iris,boston would show no accuracy column).
+    """
     from lightning.pytorch.loggers import TensorBoardLogger
 
     writers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
     if not writers:
         return
     from torch.utils.tensorboard.summary import hparams
+    from torch.utils.tensorboard.writer import FileWriter
 
     options = {k: plain(cfg[k]) for k in ("data", "model", "loss", "optimizer")}
     params = _flat({**options, "seed": cfg.seed, "max_epochs": cfg.trainer.max_epochs})
     params.update(status=metrics["status"], epochs=metrics["epochs"], params=metrics["params"])
-    # The tags name scalars the run already logged; TensorBoard shows their last values.
-    scalars = {k: v for k, v in metrics.items() if "/" in k and isinstance(v, float)}
+    _, start, end = hparams(params, {})
     for logger in writers:
-        writer = logger.experiment._get_file_writer()
-        for summary in hparams(params, scalars):
+        earlier = list(Path(logger.log_dir).glob("events.out.tfevents.*.hparams"))
+        writer = FileWriter(logger.log_dir, filename_suffix=".hparams")
+        for summary in (start, end):
             writer.add_summary(summary)
-        logger.experiment.flush()
+        writer.close()
+        for path in earlier:
+            path.unlink()
 
 
 def build(cfg: DictConfig, run_dir: Path):
@@ -466,11 +475,16 @@ def train(cfg: DictConfig) -> dict:
 
 
 def outcome(metrics: dict, trainer, learner: Learner) -> dict:
-    """A finished run's metrics with its status, epochs, size and best checkpoint, as metrics.json holds them."""
+    """A finished run's metrics with its status, epochs, size and best checkpoint, as metrics.json holds them;
+    with the best checkpoint's monitored value (`val/loss_best`), which its test metrics go with."""
     # A run whose numbers blew up, in training or only on the test rows, does not report them as results.
     finite = all(math.isfinite(v) for k, v in metrics.items() if "/" in k)
+    completed = learner.diverged_epoch is None and finite
+    callback = trainer.checkpoint_callback
+    if completed and callback is not None and callback.best_model_score is not None:
+        metrics = metrics | {f"{callback.monitor}_best": float(callback.best_model_score)}
     return metrics | dict(
-        status="completed" if learner.diverged_epoch is None and finite else "diverged",
+        status="completed" if completed else "diverged",
         epochs=trainer.current_epoch,
         params=sum(p.numel() for p in learner.parameters()),
         checkpoint=best_checkpoint(trainer),
@@ -495,6 +509,10 @@ def failure(err: BaseException, trainer) -> dict:
 
 def report(metrics: dict, trainer, learner: Learner, cfg: DictConfig, run_dir: Path) -> None:
     """The end of a run: HPARAMS in TensorBoard, and its results and directory on the console and in its log."""
+    best = {k: v for k, v in metrics.items() if k.endswith("_best")}
+    for logger in trainer.loggers if best else ():  # a scalar, for the HPARAMS table's column
+        logger.log_metrics(best, step=trainer.global_step)
+        logger.finalize("success")
     _log_hparams(trainer, cfg, metrics)
     shown = {k: v for k, v in metrics.items() if k.startswith("test/")} or {
         k: v for k, v in metrics.items() if k.startswith(("val/", "train/"))
@@ -602,8 +620,9 @@ def predict(cfg: DictConfig) -> Path:
 
 
 def monitored(metrics: dict | None, cfg: DictConfig) -> float | None:
-    """The value a Hydra sweeper optimizes: the monitored metric, worst when it is missing or not finite."""
+    """The value a Hydra sweeper optimizes: the monitored metric of the best checkpoint (the one tested), or the
+    last epoch's without checkpoints; worst when it is missing or not finite."""
     if not metrics:
         return None
-    value = metrics.get(cfg.monitor.metric, math.nan)
+    value = metrics.get(f"{cfg.monitor.metric}_best", metrics.get(cfg.monitor.metric, math.nan))
     return value if math.isfinite(value) else (math.inf if cfg.monitor.mode == "min" else -math.inf)

@@ -94,6 +94,11 @@ OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
 NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
+def metric_names(names) -> list[str]:
+    """The metrics among `names`: the best checkpoint's monitored value (`val/loss_best`), then METRIC_ORDER's."""
+    return [n for n in names if n.endswith("_best")] + [m for m in METRIC_ORDER if m in names]
+
+
 def _value(text: str):
     """An override's value as Hydra wrote it: YAML, but 1e-05 (str() of a small float) is a number too."""
     try:
@@ -105,7 +110,7 @@ def _value(text: str):
 
 def _with_metrics(row: dict, metrics: dict) -> dict:
     row = {**row, "status": status(metrics), "epochs": metrics.get("epochs")}
-    row.update({k: metrics[k] for k in METRIC_ORDER if k in metrics})
+    row.update({k: metrics[k] for k in metric_names(metrics)})
     row.update(seconds=metrics.get("seconds"), error=metrics.get("error"))
     if row["status"] == "killed":
         row["error"] = "its process ended without a word (kill -9, or out of memory)"
@@ -145,14 +150,14 @@ def collect(sweep_dir: Path, jobs=None, refused=()) -> pd.DataFrame:
 
 def swept(table: pd.DataFrame) -> list[str]:
     """The override keys whose value differs between jobs."""
-    fixed = {"job", "status", "epochs", "seconds", "error", *METRIC_ORDER}
+    fixed = {"job", "status", "epochs", "seconds", "error", *metric_names(table.columns)}
     return [c for c in table.columns if c not in fixed and table[c].astype(str).nunique() > 1]
 
 
 def by_seed(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Mean and standard deviation over seeds of each otherwise equal configuration."""
     others = [k for k in keys if k != "seed"]
-    metrics = [m for m in METRIC_ORDER if m in table]
+    metrics = metric_names(table.columns)
     grouped = table.groupby([table[k].astype(str) for k in others] if others else [0] * len(table), sort=False)
     out = grouped[metrics].agg(["mean", "std"])
     out.columns = [f"{m} {stat}" for m, stat in out.columns]
@@ -175,7 +180,7 @@ def _curves(job: Path, metric: str = "val/loss") -> list[float]:
 
 
 def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str):
-    """The final monitored metric against each swept number, and the loss curves of every job, as a figure."""
+    """The monitored metric (the best checkpoint's) against each swept number, and the loss curves of every job."""
     from dlbasics.figures import plt
 
     numeric = [k for k in keys if pd.api.types.is_numeric_dtype(table[k]) and k != "seed"]
@@ -189,7 +194,7 @@ def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str):
             ax.set_xscale("log")
         if len(points) and points[monitor].min() > 0 and points[monitor].max() / points[monitor].min() >= 100:
             ax.set_yscale("log")
-        ax.set(xlabel=key, ylabel=f"final {monitor}", title=f"{monitor} against {key}")
+        ax.set(xlabel=key, ylabel=monitor, title=f"{monitor} against {key}")
         ax.grid(alpha=0.3)
     curves, loss = axes[-1], monitor.split("/", 1)[0] + "/loss"  # train/loss for jobs without a val split
     labels = table[keys].astype(str).radd([f"{k}=" for k in keys]).agg(", ".join, axis=1) if keys else table["job"]
@@ -220,9 +225,11 @@ def summarize(sweep_dir: Path, monitor: str, mode: str, jobs=None, refused=(), k
     training = "train/" + monitor.split("/", 1)[1]
     if monitor not in table and monitor.startswith("val/") and training in table:  # jobs without a val split
         monitor = training
+    if f"{monitor}_best" in table:  # the best checkpoint's value: its test metrics are in the row
+        monitor = f"{monitor}_best"
     if monitor in table:
         table = table.sort_values(monitor, ascending=mode == "min", na_position="last", kind="stable")
-    columns = ["job", *keys, "status", "epochs", *[m for m in METRIC_ORDER if m in table], "seconds", "error"]
+    columns = ["job", *keys, "status", "epochs", *metric_names(table.columns), "seconds", "error"]
     table = table[[c for c in columns if c in table]]
     table.to_csv(sweep_dir / "summary.csv", index=False)
     shown = table.drop(columns=[c for c in ("job", "error") if c in table])
