@@ -64,6 +64,11 @@ def test_the_accelerator_is_autos_unless_the_environment_pins_it(tmp_path, monke
         (["optimiser.lr=1"], "optimiser: no such key. Did you mean optimizer? +optimiser.lr=1 adds a new key"),
         (["loss=mae"], "loss=mae: no such config. Did you mean loss=mse? Choose one of: auto, logistic, mse, sse."),
         (["optimizer.lr=[1,"], "'optimizer.lr=[1,' is not an override Hydra can read (no viable alternative"),
+        (  # the path of a sweep's job, as the sweep prints it
+            ["ckpt_path=logs/multiruns/X/optimizer.lr=0.1/checkpoints/best.ckpt"],
+            "ckpt_path: a value with '=' in it is quoted for Hydra: "
+            """'ckpt_path="logs/multiruns/X/optimizer.lr=0.1/checkpoints/best.ckpt"' (quotes as shown).""",
+        ),
         (["+data.path=x"], "Could not append to config. An item is already at 'data.path'. Either remove + prefix"),
     ],
 )

@@ -87,6 +87,15 @@ def test_chapter1_landscape_is_drawn(chapter1):
     assert [t.get_text() for t in fig.axes[0].texts] == ["$w_{(0)}$", "$w_{(1)}$"]
 
 
+def test_a_resumed_run_draws_its_whole_path(tmp_path):
+    ch1 = ["experiment=ch1_gradient_descent", "logger=none"]
+    train(make_cfg(tmp_path / "resumed", *ch1, "trainer.max_epochs=4"))
+    train(make_cfg(tmp_path / "resumed", *ch1, "trainer.max_epochs=10", "ckpt_path=last"))
+    train(make_cfg(tmp_path / "alone", *ch1, "trainer.max_epochs=10"))
+    resumed, alone = (pd.read_csv(tmp_path / d / "trajectory.csv") for d in ("resumed", "alone"))
+    assert len(resumed) == 11 and resumed.equals(alone)  # w(0) to w(10), not the resumed part alone
+
+
 def test_landscape_over_weight_and_bias(tmp_path):
     train(make_cfg(tmp_path, "experiment=ch1_gradient_descent", "model.bias=true", "trainer.max_epochs=10"))
     path = pd.read_csv(tmp_path / "trajectory.csv")

@@ -101,7 +101,8 @@ class LossLandscape(L.Callback):
 
     Logs each parameter (train/w, and train/b with a bias) every epoch; when training ends, writes
     landscape.png and trajectory.csv to `dirpath` and shows the figure in TensorBoard's Images tab.
-    Models with more than two parameters are skipped.
+    Models with more than two parameters are skipped. The path is kept in the checkpoints, so that a
+    resumed run draws it from the start.
     """
 
     def __init__(self, dirpath: str, w_range: tuple[float, float] = (-2.0, 10.0), points: int = 100):
@@ -115,12 +116,20 @@ class LossLandscape(L.Callback):
         self.path: list[list[float]] = []
 
     def on_train_start(self, trainer, learner):
-        self.names = []
+        names = []
         if sum(p.numel() for p in learner.model.parameters()) <= 2:
             for name, p in learner.model.named_parameters():
                 base = "b" if name.endswith("bias") else "w"
-                self.names += [base] if p.numel() == 1 else [f"{base}{i + 1}" for i in range(p.numel())]
-            self.path = [self._values(learner)]
+                names += [base] if p.numel() == 1 else [f"{base}{i + 1}" for i in range(p.numel())]
+        if names != self.names or not self.path:  # not resumed (load_state_dict): the path starts here
+            self.names, self.path = names, [self._values(learner)] if names else []
+
+    def state_dict(self) -> dict:
+        # a copy of the list (its points are never changed): a checkpoint taken now keeps the path so far
+        return {"names": list(self.names), "path": self.path[:]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.names, self.path = list(state["names"]), list(state["path"])
 
     @staticmethod
     def _values(learner) -> list[float]:
@@ -155,7 +164,8 @@ class LossLandscape(L.Callback):
             path, losses = path[: np.argmin(finite)], losses[: np.argmin(finite)]
         if len(path) < 2:
             return
-        title = f"{len(path) - 1} steps of gradient descent, learning rate {learner.hparams.optimizer['lr']:g}"
+        steps = "steps" if trainer.global_step == len(self.path) - 1 else "epochs"  # minibatches: steps an epoch
+        title = f"{len(path) - 1} {steps} of gradient descent, learning rate {learner.hparams.optimizer['lr']:g}"
         w_lo, w_hi = min(self.w_range[0], path[:, 0].min()), max(self.w_range[1], path[:, 0].max())
         grid_w = np.linspace(w_lo, w_hi, self.points)
         with torch.no_grad():

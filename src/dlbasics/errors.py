@@ -88,6 +88,9 @@ def config_mistake(err: Exception, command: str) -> str | None:
             f" `{command} --cfg job` shows every key."
         )
     if isinstance(err, OverrideParseException):
+        key, _, value = err.override.partition("=")
+        if "=" in value and not value.startswith(("'", '"')):  # a sweep job's path: .../optimizer.lr=0.1/...
+            return f"{key}: a value with '=' in it is quoted for Hydra: '{key}=\"{value}\"' (quotes as shown)."
         grammar = re.search(r"https://\S+", str(err))
         return f"{err.override!r} is not an override Hydra can read ({first_line(err)})." + (
             f" The grammar: {grammar.group(0)}" if grammar else ""
