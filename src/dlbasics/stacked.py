@@ -79,7 +79,8 @@ class Member:
     def __init__(self, index: int, learner: Learner, callbacks: list, loggers: list):
         self._trainer: L.Trainer | None = None  # the run's, once it is built
         self.index, self.lightning_module = index, learner
-        self.callbacks, self.loggers = callbacks, loggers
+        # checkpointing last, as Lightning orders a Trainer's: a checkpoint holds what the others did that epoch
+        self.callbacks, self.loggers = sorted(callbacks, key=lambda c: isinstance(c, Checkpoint)), loggers
         self.callback_metrics: dict[str, torch.Tensor] = {}
         self.should_stop = False
         self.stopped_at: tuple[int, int] | None = None  # (epochs, global step) when it stopped training
