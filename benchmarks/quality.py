@@ -75,7 +75,7 @@ def main() -> None:
 
     print(f"{'data':8} {'metric':10} {'dlbasics mlp':>16} {'sklearn MLP':>16} {'sklearn GBoost':>16} {'train s':>8}")
     for data, metric, ours, theirs, boosted, seconds in rows:
-        cells = " ".join(f"{np.mean(v):>8.4f} ± {np.std(v):.3f}" for v in (ours, theirs, boosted))
+        cells = " ".join(f"{np.mean(v):>8.4f} ± {np.std(v, ddof=1):.3f}" for v in (ours, theirs, boosted))
         print(f"{data:8} {metric:10} {cells} {np.mean(seconds):>8.2f}")
     print(f"(mean ± std over data.split_seed=0..{args.seeds - 1}; same train/test rows and scaling for all)")
 

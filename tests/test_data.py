@@ -110,6 +110,7 @@ def test_full_batch_is_the_whole_split():
     "kwargs, message",
     [
         ({"path": "nope.csv", "target": "y"}, "no file 'nope.csv'"),
+        ({"path": "data", "target": "y"}, "data.path: 'data' is a directory. Give the path of a CSV file"),
         ({"target": "price"}, "no column 'price'. The columns are: f0, f1, f2, y"),
         ({"target": "y", "features": ["f0", "f9"]}, "no column ['f9']"),
         ({"target": "y", "val_fraction": 1.5}, "data.val_fraction must be in [0, 1); got 1.5"),

@@ -194,6 +194,9 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
     pd.read_csv(path).drop(columns="y").head(4).to_csv(good, index=False)
     cfg = make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", f"input={good}", config="predict")
     assert pd.read_csv(predict(cfg)).equals(pd.read_csv(predict(cfg)))  # its own predictions: written again
+    pd.read_csv(good).to_csv(tmp_path / "good.csv.gz", index=False)
+    cfg.input = str(tmp_path / "good.csv.gz")
+    assert predict(cfg) == tmp_path / "good_predictions.csv"  # not good.csv_predictions.csv
 
 
 @pytest.mark.parametrize(

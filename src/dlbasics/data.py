@@ -38,6 +38,8 @@ PIECE_BYTES = (24 << 20) // THREADS
 def read_csv(path: str | Path, index_col: int | None = None, option: str = "data.path") -> pd.DataFrame:
     """The CSV at `path` (given as `option`, which the messages name), without its saved index columns."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{option}: '{path}' is a directory. Give the path of a CSV file: {option}=path/to/file.csv")
     if not path.is_file():
         where = "" if path.is_absolute() else f" in {Path.cwd()}"  # relative: to where the command was started
         raise UserError(f"{option}: no file '{path}'{where}. Give the path of a CSV file: {option}=path/to/file.csv")

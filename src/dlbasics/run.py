@@ -120,6 +120,7 @@ def shell(main) -> None:
         refuse(mistake)
 
 
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip", ".tar")  # what pandas reads a CSV from, by its suffix
 GIVEN_PATHS = ("data.path", "ckpt_path", "data_path", "input", "output")  # read or written: train, eval, predict
 
 
@@ -585,7 +586,9 @@ def evaluate(cfg: DictConfig) -> dict:
 
 def predict(cfg: DictConfig) -> Path:
     """Writes the input's rows with the model's predictions beside them: values, or classes and probabilities."""
-    path = Path(cfg.output) if cfg.output else Path(cfg.input).with_name(Path(cfg.input).stem + "_predictions.csv")
+    given = Path(cfg.input)
+    stem = Path(given.stem).stem if given.suffix in COMPRESSED else given.stem  # new.csv.gz: new_predictions.csv
+    path = Path(cfg.output) if cfg.output else given.with_name(stem + "_predictions.csv")
     if not path.parent.is_dir():
         raise UserError(f"output: no directory '{path.parent}'. Create it, or give output=FILE in an existing one.")
     if path.resolve() == Path(cfg.input).resolve():
