@@ -102,6 +102,18 @@ def test_a_second_run_in_a_run_directory_is_refused_and_the_first_kept(tmp_path,
     assert resumed["status"] == "completed" and resumed["epochs"] == 4
 
 
+def test_a_resume_on_other_data_of_the_same_sizes_is_refused(tmp_path, make_csv, capsys):
+    data = ["data=csv", f"data.path={make_csv(kind='regression')}", "logger=none"]
+    train(make_cfg(tmp_path, *data, "data.target=y"))
+    for overrides, was in [
+        (["data.target=y", "data.features=[f2,f1,f0]"], "data.features=['f0', 'f1', 'f2']"),  # each weight its input
+        (["data.target=f0", "data.features=[y,f1,f2]"], "data.target=y"),
+    ]:
+        with pytest.raises(SystemExit):
+            cli(train, make_cfg(tmp_path, *data, *overrides, "trainer.max_epochs=5", "ckpt_path=last"))
+        assert f"holds a model trained with other options ({was}" in capsys.readouterr().err
+
+
 def test_a_resume_refused_before_training_leaves_the_run_as_it_ended(tmp_path, capsys):
     train(make_cfg(tmp_path, "logger=none", "trainer.max_epochs=3"))
     kept = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}

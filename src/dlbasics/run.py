@@ -403,11 +403,12 @@ def resume_from(ckpt_path: str, trainer, learner: Learner) -> str | None:
         path = Path(callback.dirpath, "last.ckpt")
     ckpt = read_checkpoint(path)
     saved, ours = ckpt["hyper_parameters"], learner.hparams
-    sizes = ("task", "n_features", "n_outputs")
-    if saved["model"] != ours["model"] or any(saved["data"].get(k) != ours["data"][k] for k in sizes):
-        was = ", ".join(f"model.{k}={v}" for k, v in saved["model"].items() if ours["model"].get(k) != v)
+    data = ("task", "target", "features", "classes", "n_features", "n_outputs")  # what its weights stand for
+    was = [f"model.{k}={v}" for k, v in saved["model"].items() if ours["model"].get(k) != v]
+    was += [f"data.{k}={saved['data'].get(k)}" for k in data if saved["data"].get(k) != ours["data"][k]]
+    if was or saved["model"] != ours["model"]:
         raise UserError(
-            f"ckpt_path: '{path}' holds a model trained with other options ({was or 'other data sizes'}). "
+            f"ckpt_path: '{path}' holds a model trained with other options ({', '.join(was) or 'other options'}). "
             "Resume with the options it was trained with (its run's .hydra/overrides.yaml)."
         )
     done = ckpt.get("epoch", -1) + 1  # the epochs its run had completed
