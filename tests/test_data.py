@@ -251,6 +251,17 @@ def test_a_target_of_numbers_with_a_word_among_them_is_named_not_taken_as_classe
     assert TabularData(path, "y", task="multiclass").meta["classes"] == ["0", "1", "unknown"]  # as asked: labels
 
 
+def test_an_index_column_given_by_name_is_the_one_given_by_number(tmp_path, small_pieces, caplog):
+    path = tmp_path / "t.csv"
+    table(index=range(3000)).set_index("index").to_csv(path)
+    by_number = TabularData(path, "y", index_col=0)
+    with caplog.at_level("INFO", logger="dlbasics"):
+        by_name = TabularData(path, "y", index_col="index")
+    assert by_name.meta["features"] == by_number.meta["features"] == ["f0", "f1", "f2", "f3"]
+    assert torch.equal(by_name.table.x, by_number.table.x) and not caplog.records  # nothing left out
+    assert data.stream_table(path, "y", index_col="index") is not None  # read in pieces, as by number
+
+
 def test_boolean_columns_are_features_of_0_and_1(tmp_path):
     path = tmp_path / "t.csv"
     frame = table(40, flag=np.arange(40) % 3 == 0)

@@ -259,7 +259,7 @@ class Checkpoints(ModelCheckpoint):
     def _take_last(self, trainer) -> None:
         # Lightning 2.6 refreshes last.ckpt only when a best one was taken: taking it every epoch is cheap here,
         # and a resumed run must start from the last completed epoch.
-        if self._last_global_step_saved != trainer.global_step and not self._should_skip_saving_checkpoint(trainer):
+        if not self._should_skip_saving_checkpoint(trainer):  # nor taken at this step already
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_train_epoch_end(self, trainer, learner) -> None:

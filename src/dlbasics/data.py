@@ -35,7 +35,7 @@ THREADS = min(4, os.cpu_count() or 1)  # more would hold more pieces in memory a
 PIECE_BYTES = (24 << 20) // THREADS
 
 
-def read_csv(path: str | Path, index_col: int | None = None, option: str = "data.path") -> pd.DataFrame:
+def read_csv(path: str | Path, index_col: int | str | None = None, option: str = "data.path") -> pd.DataFrame:
     """The CSV at `path` (given as `option`, which the messages name), without its saved index columns."""
     path = Path(path)
     if path.is_dir():
@@ -76,11 +76,11 @@ def _check_index_col(path: Path, index_col) -> None:
         )
 
 
-def _data_columns(frame: pd.DataFrame, index_col: int | None = None) -> pd.DataFrame:
+def _data_columns(frame: pd.DataFrame, index_col: int | str | None = None) -> pd.DataFrame:
     """The frame without its index column and without columns that have no header: those are a saved
     index (pandas' to_csv()), never a feature."""
-    if index_col is not None:
-        frame = frame.drop(columns=frame.columns[index_col])
+    if index_col is not None:  # a column's name, or its number
+        frame = frame.drop(columns=index_col if isinstance(index_col, str) else frame.columns[index_col])
     unnamed = [c for c in frame.columns if str(c).startswith("Unnamed: ")]
     return frame.drop(columns=unnamed) if unnamed else frame
 
@@ -250,7 +250,7 @@ def stream_table(
     target: str,
     features=None,
     task: str | None = None,
-    index_col: int | None = None,
+    index_col: int | str | None = None,
     classes: list | None = None,
 ):
     """What tabulate(read_csv(path, index_col), ...) gives for a clean table, read in pieces by a few
@@ -331,7 +331,7 @@ class _Span(io.RawIOBase):
         super().close()
 
 
-def _numbers(frame: pd.DataFrame, index_col: int | None, features: list[str], target: str):
+def _numbers(frame: pd.DataFrame, index_col: int | str | None, features: list[str], target: str):
     """A piece's features as float32 and its target column; None where the piece is not clean."""
     if not frame.index.equals(pd.RangeIndex(len(frame))):  # pandas took a leading field as the index
         return None
@@ -524,7 +524,7 @@ class TabularData(L.LightningDataModule):
     model is built from.
 
     `stats` (mean and std of each feature) comes from a checkpoint when testing it again; otherwise
-    it is computed on the training split only. So do `classes`, in the checkpoint's order.
+    it is computed on the training split only. `classes` likewise come from a checkpoint, in its order.
     """
 
     def __init__(
@@ -533,7 +533,7 @@ class TabularData(L.LightningDataModule):
         target: str,
         features=None,
         task: str | None = None,
-        index_col: int | None = None,
+        index_col: int | str | None = None,
         val_fraction: float = 0.2,
         test_fraction: float = 0.2,
         split_seed: int = 0,
@@ -542,7 +542,6 @@ class TabularData(L.LightningDataModule):
         shuffle_seed: int | list[int] = 0,  # a list: one batch order per stacked model
         stats: dict | None = None,
         classes: list | None = None,
-        name: str | None = None,
     ):
         super().__init__()
         if not isinstance(standardize, bool):

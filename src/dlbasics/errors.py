@@ -172,7 +172,7 @@ def instantiate(cfg, key: str | None = None, **kwargs):
         return hydra.utils.instantiate(cfg, **kwargs)
     except InterpolationResolutionError as err:  # resolved before anything is made: most often it names no key
         mistake = user_mistake(err)
-        raise UserError(mistake if err.full_key else f"{key}: {mistake}") from None
+        raise UserError(str(mistake) if err.full_key else f"{key}: {mistake}") from None
     except InstantiationException as err:
         cause = err.__cause__
         if isinstance(cause, UserError):

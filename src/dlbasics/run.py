@@ -512,8 +512,9 @@ def failure(err: BaseException, trainer) -> dict:
 def report(metrics: dict, trainer, learner: Learner, cfg: DictConfig, run_dir: Path) -> None:
     """The end of a run: HPARAMS in TensorBoard, and its results and directory on the console and in its log."""
     best = {k: v for k, v in metrics.items() if k.endswith("_best")}
-    for logger in trainer.loggers if best else ():  # a scalar, for the HPARAMS table's column
-        logger.log_metrics(best, step=trainer.global_step)
+    for logger in trainer.loggers:
+        if best:  # a scalar, for the HPARAMS table's column
+            logger.log_metrics(best, step=trainer.global_step)
         logger.finalize("success")
     _log_hparams(trainer, cfg, metrics)
     shown = {k: v for k, v in metrics.items() if k.startswith("test/")} or {
@@ -592,7 +593,7 @@ def predict(cfg: DictConfig) -> Path:
     path = Path(cfg.output) if cfg.output else given.with_name(stem + "_predictions.csv")
     if not path.parent.is_dir():
         raise UserError(f"output: no directory '{path.parent}'. Create it, or give output=FILE in an existing one.")
-    if path.resolve() == Path(cfg.input).resolve():
+    if path.resolve() == given.resolve():
         raise UserError(f"output: '{path}' is the input file; give the predictions a file of their own.")
     if path.is_dir():
         raise UserError(f"output: '{path}' is a directory; give a file in it: output={path / 'predictions.csv'}")

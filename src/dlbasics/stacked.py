@@ -137,7 +137,6 @@ class Stacked(Learner):
         self.objective = members[0].objective
         self._sums, self._rows = {}, {}
         self.views: list[Member] = []
-        self.diverged_epoch = None
         self._dumped: tuple[int, dict] | None = None
         # Each parameter of the members, stacked: shape (members, *shape), in the order of named_parameters.
         self._names = [name for name, _ in members[0].model.named_parameters()]
@@ -396,6 +395,4 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
         root.addHandler(logs[i])
         report(results[i], view, view.lightning_module, cfgs[i], dirs[i])
         root.removeHandler(logs[i])
-        for logger in view.loggers:
-            logger.finalize("success")
     return results

@@ -30,6 +30,8 @@ METRIC_ORDER = (
     "val/loss",
     "val/acc",
     "val/rmse",
+    "val/mae",
+    "val/r2",
     "test/loss",
     "test/acc",
     "test/rmse",
@@ -166,7 +168,7 @@ def by_seed(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out.reset_index(names=others) if others else out.reset_index(drop=True)
 
 
-def _curves(job: Path, metric: str = "val/loss") -> list[float]:
+def _curves(job: Path, metric: str) -> list[float]:
     """A job's per-epoch values of a metric, from its TensorBoard events or its CSV log."""
     if list(job.glob("events.out.tfevents.*")):
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
