@@ -430,3 +430,4 @@ def test_a_value_given_twice_runs_once_and_the_sweep_says_so(tmp_path, launcher)
         [0.01, "completed"],
     ]
     assert "failed: optimizer.lr=0.001: the same job as another of this sweep (a value given twice)" in result.stderr
+    assert "already holds a run" not in result.stderr  # the run it found is this sweep's own, not one to resume

@@ -338,6 +338,10 @@ def check_free(run_dir: Path, resuming: bool) -> dict | None:
     if rank_zero_only.rank != 0 or not path.exists():  # under DDP, the process of rank 0 claims for all
         return None
     if not resuming:
+        from dlbasics.sweep import TWICE, given_twice  # the sweep's record, which imports this module
+
+        if sweeping() and given_twice(run_dir):
+            raise UserError(f"{run_dir.name}: {TWICE}.")
         option, whose = ("hydra.sweep.dir", "the sweep") if sweeping() else ("hydra.run.dir", "this run")
         raise UserError(
             f"{option}: '{run_dir}' already holds a run (its metrics.json). Resume it with "

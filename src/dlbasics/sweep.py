@@ -54,6 +54,11 @@ def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.is_file() else []
 
 
+def given_twice(job: Path) -> bool:
+    """Whether two jobs of the sweep now running have this directory: a value given twice (its record of jobs)."""
+    return _lines(job.parent / JOBS).count(job.name) > 1
+
+
 def _append(path: Path, line: str) -> None:
     with open(path, "a") as f:
         f.write(line + "\n")
