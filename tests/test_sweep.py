@@ -369,6 +369,42 @@ def test_a_job_killed_without_a_word_is_summarized_as_killed_and_fails_the_sweep
     assert "failed: optimizer.lr=1: its process ended without a word" in capsys.readouterr().err
 
 
+def test_a_sweep_its_launcher_stops_is_summarized_and_fails(tmp_path, monkeypatch, capsys):
+    """A worker killed with kill -9 stops joblib's launcher (its pool ends every job in it) or submitit's, with an
+    exception out of the sweep: Hydra does not end the sweep then, and the summary is written by shell()."""
+    from dlbasics.run import shell
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    hydra = {"sweep": {"dir": str(tmp_path)}, "overrides": {"task": ["optimizer.lr=1e-3,1e-2"]}}
+    config = OmegaConf.create({"hydra": hydra, "monitor": {"metric": "val/loss", "mode": "min"}})
+    SweepSummary().on_multirun_start(config)
+    for lr, metrics in [("0.001", {"status": "completed", "epochs": 3, "val/loss": 0.5}), ("0.01", {"pid": 0})]:
+        job = tmp_path / f"optimizer.lr={lr}"
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- optimizer.lr={lr}\n")
+        killed = {"status": "running", "host": socket.gethostname(), "pid": int(gone.stdout)}
+        (job / "metrics.json").write_text(json.dumps(killed if "pid" in metrics else metrics))
+    (tmp_path / ".jobs").write_text("optimizer.lr=0.001\noptimizer.lr=0.01\n")  # as they started
+
+    def launcher_stops():
+        raise RuntimeError("A worker process managed by the executor was unexpectedly terminated.")
+
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # put back after the test: shell() sets it
+    with pytest.raises(SystemExit) as ended:
+        shell(launcher_stops)
+    assert ended.value.code == 1
+    table = pd.read_csv(tmp_path / "summary.csv")
+    assert dict(zip(table["job"], table["status"], strict=True)) == {
+        "optimizer.lr=0.001": "completed",
+        "optimizer.lr=0.01": "killed",
+    }
+    err = capsys.readouterr().err
+    assert err.startswith("error: the sweep's launcher stopped: RuntimeError: A worker process managed by")
+    assert "failed: optimizer.lr=0.01: its process ended without a word" in err and "Traceback" not in err
+    with pytest.raises(RuntimeError):  # ended: another error is not a sweep's any more
+        shell(launcher_stops)
+
+
 def test_a_summary_that_breaks_fails_the_sweep(tmp_path, monkeypatch, capsys):
     """Hydra turns a callback's exception into a warning: the sweep would exit 0, failed jobs or not."""
     config = OmegaConf.create(

@@ -173,8 +173,9 @@ class LossLandscape(L.Callback):
                 curve = [self._loss(learner, x, y, [w]) for w in grid_w]
                 fig = figures.landscape_1d(grid_w, curve, path[:, 0], losses, title=title)
             else:
-                # b gets as wide a window as w, centred on its path, so that the valley shows
-                pad = max(w_hi - w_lo - np.ptp(path[:, 1]), 0) / 2
+                # b gets as wide a window as w, centred on its path, so that the valley shows, and a margin for
+                # the labels of the path's ends
+                pad = max(w_hi - w_lo - np.ptp(path[:, 1]), 0) / 2 + 0.05 * np.ptp(path[:, 1])
                 grid_b = np.linspace(path[:, 1].min() - pad, path[:, 1].max() + pad, self.points)
                 surface = np.array([[self._loss(learner, x, y, [w, b]) for w in grid_w] for b in grid_b])
                 fig = figures.landscape_2d(grid_w, grid_b, surface, path[:, 0], path[:, 1], self.names, title=title)

@@ -116,6 +116,10 @@ def shell(main) -> None:
                 mistake = first_line(err)
             mistake += f" (`{command} --help` shows the config groups and their options)"
         if mistake is None:
+            from dlbasics.sweep import end_stopped_sweep  # the sweep's summary, which imports this module
+
+            if end_stopped_sweep(err):
+                sys.exit(1)
             raise
         refuse(mistake)
 

@@ -8,8 +8,10 @@ sweep run into an earlier one's directory describes its own. With several seeds,
 
 import json
 import logging
+import math
 import re
 import sys
+import time
 import traceback
 from collections import Counter
 from pathlib import Path
@@ -22,6 +24,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from dlbasics.errors import first_line
 from dlbasics.run import status
 
 logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its event reader narrates every file at INFO
@@ -194,7 +197,7 @@ def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str):
     fig, axes = plt.subplots(1, len(numeric) + 1, figsize=(5 * (len(numeric) + 1), 4), layout="constrained")
     axes = list(axes) if len(numeric) else [axes]
     for ax, key in zip(axes, numeric, strict=False):
-        points = table.dropna(subset=[monitor]) if monitor in table else table.iloc[:0]
+        points = table.dropna(subset=[monitor]) if monitor in table else table.assign(**{monitor: math.nan})[:0]
         ax.plot(points[key], points[monitor], "o")
         values = table[key][table[key] > 0]
         if len(values) == len(table) and values.max() / values.min() >= 10:  # learning rates and the like
@@ -270,6 +273,22 @@ def _uncoloured_optuna(config: DictConfig) -> None:
             handler.formatter.stream = handler.stream
 
 
+_UNDER_WAY: tuple["SweepSummary", DictConfig] | None = None  # the sweep this process started, not ended yet
+
+
+def end_stopped_sweep(err: Exception) -> bool:
+    """Summarizes a sweep whose launcher stopped with an error, which Hydra then does not end: a worker process
+    killed ends joblib's pool, and every job in it; submitit's launcher finds a job without its result. The
+    summary counts each job as it ended (`killed`). False where no sweep was under way in this process."""
+    if _UNDER_WAY is None:
+        return False
+    callback, config = _UNDER_WAY
+    print(f"error: the sweep's launcher stopped: {type(err).__name__}: {first_line(err)}", file=sys.stderr)
+    time.sleep(1.0)  # the pool's other workers, ended by it, a moment to go: their jobs are then `killed`
+    callback.on_multirun_end(config)
+    return True
+
+
 class SweepSummary(Callback):
     """Hydra callback: summarizes a multirun's own jobs when it ends; exits non-zero if any failed or was refused."""
 
@@ -278,6 +297,8 @@ class SweepSummary(Callback):
         self._records: dict[str, dict[str, bytes]] = {}  # the .hydra/ files of the runs the sweep directory held
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        global _UNDER_WAY
+        _UNDER_WAY = self, config
         _uncoloured_optuna(config)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -310,6 +331,8 @@ class SweepSummary(Callback):
                 (job / ".hydra" / name).write_bytes(content)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        global _UNDER_WAY
+        _UNDER_WAY = None
         sweep_dir = Path(config.hydra.sweep.dir)
         # without the record (a sweep directory of old, or one this callback did not start): every job directory,
         # and the keys whose values differ
