@@ -79,7 +79,7 @@ def cli(fn, cfg: DictConfig):
     except Exception as err:
         mistake = user_mistake(err)
         if mistake is not None:
-            print(f"error: {mistake}", file=sys.stderr, flush=True)
+            say_error(mistake)
             if not sweeping():
                 sys.exit(2)
         elif not sweeping():
@@ -102,7 +102,7 @@ def shell(main) -> None:
     try:
         main()
         if _JOBS_FAILED:  # a sweep (of eval.py, or without train.py's summary, which says so itself)
-            print(f"error: {_JOBS_FAILED} of the sweep's jobs failed (above).", file=sys.stderr)
+            say_error(f"{_JOBS_FAILED} of the sweep's jobs failed (above).")
             sys.exit(1)
     except Exception as err:
         mistake = config_mistake(err, command) if isinstance(err, HydraException) else None
@@ -176,9 +176,14 @@ def _make_directory(path: str, option: str) -> None:
         refuse(f"{option}: cannot make '{path}' ({err.strerror}). Give one you can write to: {option}=...")
 
 
+def say_error(message) -> None:
+    """A user's mistake, as one line on stderr."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+
+
 def refuse(message: str) -> NoReturn:
     """A user's mistake, found before any run: one line on stderr, exit status 2."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    say_error(message)
     sys.exit(2)
 
 

@@ -38,6 +38,7 @@ from dlbasics.run import (
     outcome,
     report,
     resume_hint,
+    say_error,
     sigterm_interrupts,
     write_json,
 )
@@ -301,7 +302,7 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
         a bug fails every job of the stack, none of which will train, and keeps its traceback."""
         mistake = user_mistake(err)
         if mistake is not None:
-            print(f"error: {mistake}", file=sys.stderr, flush=True)
+            say_error(mistake)
         for i in indices if mistake is not None else claimed:
             write_json(dirs[i] / "metrics.json", failure(err, None) | {"seconds": 0.0})
         if mistake is None:
@@ -313,7 +314,7 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
             claim(run_dir, resuming=False)
             claimed.append(i)
         except UserError as err:  # another run's directory: left as it is
-            print(f"error: {err}", file=sys.stderr, flush=True)
+            say_error(err)
     try:
         seeds = [c.seed for c in cfgs]
         data = instantiate(cfgs[0].data, shuffle_seed=seeds if len(set(seeds)) > 1 else seeds[0])

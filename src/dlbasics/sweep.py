@@ -25,7 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from dlbasics.errors import first_line
-from dlbasics.run import status
+from dlbasics.run import say_error, status
 
 logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its event reader narrates every file at INFO
 METRIC_ORDER = (
@@ -283,7 +283,7 @@ def end_stopped_sweep(err: Exception) -> bool:
     if _UNDER_WAY is None:
         return False
     callback, config = _UNDER_WAY
-    print(f"error: the sweep's launcher stopped: {type(err).__name__}: {first_line(err)}", file=sys.stderr)
+    say_error(f"the sweep's launcher stopped: {type(err).__name__}: {first_line(err)}")
     time.sleep(1.0)  # the pool's other workers, ended by it, a moment to go: their jobs are then `killed`
     callback.on_multirun_end(config)
     return True
