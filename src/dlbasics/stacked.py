@@ -285,6 +285,46 @@ def _log_file(run_dir: Path, name: str) -> logging.Handler:
     return handler
 
 
+def _stack(cfg: DictConfig, members: list[Learner], outputs: list) -> tuple["Stacked", L.Trainer]:
+    """What every job of the stack shares: its model, with each member's view of the run, and its trainer."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    stacked = Stacked(members)
+    for index, (learner, (callbacks, loggers)) in enumerate(zip(members, outputs, strict=True)):
+        if index > 0:  # the model summary and the progress line are the console's: shown once
+            callbacks = [c for c in callbacks if not isinstance(c, (ModelSummary, ProgressBar))]
+        stacked.views.append(Member(index, learner, callbacks, loggers))
+    trainer = instantiate(
+        cfg.trainer,
+        default_root_dir=cfg.run_dir,
+        callbacks=[_Callbacks(stacked.views, monitoring=False), _MonitoringCallbacks(stacked.views, monitoring=True)],
+        logger=False,
+        enable_progress_bar=False,
+        **fit_options(cfg.trainer),
+    )
+    for view in stacked.views:
+        view._trainer = trainer
+    return stacked, trainer
+
+
+def _fit_and_test(trainer: L.Trainer, stacked: "Stacked", data) -> list[dict]:
+    """Trains the stack, then tests each member with its best weights, all in one pass: each member's outcome."""
+    trainer.fit(stacked, datamodule=data)
+    fitted = [{k: float(v) for k, v in view.callback_metrics.items()} for view in stacked.views]
+    if data.has("test"):
+        for view in stacked.views:
+            best = best_checkpoint(view)
+            if best:
+                state = torch.load(best, map_location=stacked.device, weights_only=True)["state_dict"]
+                view.lightning_module.load_state_dict(state)
+        trainer.test(stacked, datamodule=data, verbose=False)
+    outcomes = []
+    for view, metrics in zip(stacked.views, fitted, strict=True):
+        tested = {k: float(v) for k, v in view.callback_metrics.items() if k.startswith("test/")}
+        outcomes.append(outcome(metrics | tested, view, view.lightning_module))
+    return outcomes
+
+
 def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict | None]:
     """Trains the jobs of `cfgs` (equal but for learning rate and seed) as one stacked model.
 
@@ -294,7 +334,7 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
     start, root = time.perf_counter(), logging.getLogger()
     dirs = [Path(c.run_dir) for c in cfgs]
     results: list[dict | None] = [None] * len(cfgs)
-    jobs, members, outputs = [], [], []
+    jobs, members, outputs, claimed = [], [], [], []
     sigterm_interrupts()
 
     def failed(indices: list[int], err: Exception) -> None:
@@ -308,7 +348,6 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
         if mistake is None:
             raise err
 
-    claimed = []
     for i, run_dir in enumerate(dirs):
         try:
             claim(run_dir, resuming=False)
@@ -326,37 +365,20 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
         try:
             check_run_options(cfg)
             L.seed_everything(cfg.seed, verbose=False)  # the weights a run of this job alone starts from
-            members.append(build_learner(cfg, data))
-            outputs.append(build_outputs(cfg, data))
+            learner, output = build_learner(cfg, data), build_outputs(cfg, data)
+            members.append(learner)
+            outputs.append(output)
             jobs.append(i)
         except Exception as err:
-            del members[len(jobs) :]
             failed([i], err)
     if not members:
         return results
     hints = {i: resume_hint(dirs[i]) for i in jobs}  # now: a run refused later may write its own .hydra/ there
-    try:  # what every job of the stack shares: its model and its trainer
-        if cfgs[jobs[0]].threads:
-            torch.set_num_threads(cfgs[jobs[0]].threads)
-        stacked = Stacked(members)
-        for index, (learner, (callbacks, loggers)) in enumerate(zip(members, outputs, strict=True)):
-            if index > 0:  # the model summary and the progress line are the console's: shown once
-                callbacks = [c for c in callbacks if not isinstance(c, (ModelSummary, ProgressBar))]
-            stacked.views.append(Member(index, learner, callbacks, loggers))
-        views = stacked.views
-        trainer = instantiate(
-            cfgs[jobs[0]].trainer,
-            default_root_dir=dirs[jobs[0]],
-            callbacks=[_Callbacks(views, monitoring=False), _MonitoringCallbacks(views, monitoring=True)],
-            logger=False,
-            enable_progress_bar=False,
-            **fit_options(cfgs[jobs[0]].trainer),
-        )
+    try:
+        stacked, trainer = _stack(cfgs[jobs[0]], members, outputs)
     except Exception as err:
         failed(jobs, err)
         return results
-    for view in stacked.views:
-        view._trainer = trainer
     differ = [k for k in STACKED_KEYS if len({str(OmegaConf.select(cfgs[i], k)) for i in jobs}) > 1]
     log.info(f"{len(jobs)} jobs trained side by side as one stacked model ({', '.join(differ) or 'nothing'} differ)")
     logs = {i: _log_file(dirs[i], log_name) for i in jobs}
@@ -364,18 +386,7 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
         root.addHandler(handler)
     outcomes: list[dict] = []
     try:
-        trainer.fit(stacked, datamodule=data)
-        fitted = [{k: float(v) for k, v in view.callback_metrics.items()} for view in stacked.views]
-        if data.has("test"):  # each member tested with its best weights, all in one pass
-            for view in stacked.views:
-                best = best_checkpoint(view)
-                if best:
-                    state = torch.load(best, map_location=stacked.device, weights_only=True)["state_dict"]
-                    view.lightning_module.load_state_dict(state)
-            trainer.test(stacked, datamodule=data, verbose=False)
-        for view, metrics in zip(stacked.views, fitted, strict=True):
-            tested = {k: float(v) for k, v in view.callback_metrics.items() if k.startswith("test/")}
-            outcomes.append(outcome(metrics | tested, view, view.lightning_module))
+        outcomes = _fit_and_test(trainer, stacked, data)
     except BaseException as err:
         outcomes = [failure(err, view) for view in stacked.views]
         for member in members:
