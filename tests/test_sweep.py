@@ -369,9 +369,18 @@ def test_a_job_killed_without_a_word_is_summarized_as_killed_and_fails_the_sweep
     assert "failed: optimizer.lr=1: its process ended without a word" in capsys.readouterr().err
 
 
-def test_a_sweep_its_launcher_stops_is_summarized_and_fails(tmp_path, monkeypatch, capsys):
-    """A worker killed with kill -9 stops joblib's launcher (its pool ends every job in it) or submitit's, with an
-    exception out of the sweep: Hydra does not end the sweep then, and the summary is written by shell()."""
+@pytest.mark.parametrize(
+    "stop, said",
+    [
+        (  # a worker killed with kill -9 stops joblib's launcher (its pool ends every job in it) or submitit's
+            RuntimeError("A worker process managed by the executor was unexpectedly terminated."),
+            "error: the sweep's launcher stopped: RuntimeError: A worker process managed by",
+        ),
+        (KeyboardInterrupt(), "The sweep was interrupted. Its jobs so far:"),  # Ctrl-C, SIGTERM
+    ],
+)
+def test_a_sweep_stopped_before_its_end_is_summarized_and_fails(tmp_path, monkeypatch, capsys, stop, said):
+    """Hydra does not end a sweep stopped by an exception: shell() writes its summary, its jobs as they ended."""
     from dlbasics.run import shell
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -387,7 +396,7 @@ def test_a_sweep_its_launcher_stops_is_summarized_and_fails(tmp_path, monkeypatc
     (tmp_path / ".jobs").write_text("optimizer.lr=0.001\noptimizer.lr=0.01\n")  # as they started
 
     def launcher_stops():
-        raise RuntimeError("A worker process managed by the executor was unexpectedly terminated.")
+        raise stop
 
     monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # put back after the test: shell() sets it
     with pytest.raises(SystemExit) as ended:
@@ -399,9 +408,9 @@ def test_a_sweep_its_launcher_stops_is_summarized_and_fails(tmp_path, monkeypatc
         "optimizer.lr=0.01": "killed",
     }
     err = capsys.readouterr().err
-    assert err.startswith("error: the sweep's launcher stopped: RuntimeError: A worker process managed by")
+    assert err.startswith(said)
     assert "failed: optimizer.lr=0.01: its process ended without a word" in err and "Traceback" not in err
-    with pytest.raises(RuntimeError):  # ended: another error is not a sweep's any more
+    with pytest.raises(type(stop)):  # ended: another stop is not a sweep's any more
         shell(launcher_stops)
 
 

@@ -104,6 +104,12 @@ def shell(main) -> None:
         if _JOBS_FAILED:  # a sweep (of eval.py, or without train.py's summary, which says so itself)
             say_error(f"{_JOBS_FAILED} of the sweep's jobs failed (above).")
             sys.exit(1)
+    except (KeyboardInterrupt, SystemExit) as err:
+        from dlbasics.sweep import end_stopped_sweep  # the sweep's summary, which imports this module
+
+        if end_stopped_sweep(err):
+            sys.exit(1)
+        raise
     except Exception as err:
         mistake = config_mistake(err, command) if isinstance(err, HydraException) else None
         frame = traceback.extract_tb(err.__traceback__)[-1].filename

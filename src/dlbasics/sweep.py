@@ -276,15 +276,19 @@ def _uncoloured_optuna(config: DictConfig) -> None:
 _UNDER_WAY: tuple["SweepSummary", DictConfig] | None = None  # the sweep this process started, not ended yet
 
 
-def end_stopped_sweep(err: Exception) -> bool:
-    """Summarizes a sweep whose launcher stopped with an error, which Hydra then does not end: a worker process
-    killed ends joblib's pool, and every job in it; submitit's launcher finds a job without its result. The
-    summary counts each job as it ended (`killed`). False where no sweep was under way in this process."""
+def end_stopped_sweep(err: BaseException) -> bool:
+    """Summarizes a sweep that stopped before its end, which Hydra then does not reach: interrupted (Ctrl-C,
+    SIGTERM), or its launcher stopped by an error (a worker process killed ends joblib's pool, and every job in
+    it; submitit's launcher finds a job without its result). The summary counts each job as it ended
+    (`interrupted`, `killed`). False where no sweep was under way in this process."""
     if _UNDER_WAY is None:
         return False
     callback, config = _UNDER_WAY
-    say_error(f"the sweep's launcher stopped: {type(err).__name__}: {first_line(err)}")
-    time.sleep(1.0)  # the pool's other workers, ended by it, a moment to go: their jobs are then `killed`
+    if isinstance(err, (KeyboardInterrupt, SystemExit)):
+        print("The sweep was interrupted. Its jobs so far:", file=sys.stderr, flush=True)
+    else:
+        say_error(f"the sweep's launcher stopped: {type(err).__name__}: {first_line(err)}")
+        time.sleep(1.0)  # the pool's other workers, ended by it, a moment to go: their jobs are then `killed`
     callback.on_multirun_end(config)
     return True
 
