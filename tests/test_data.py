@@ -262,6 +262,18 @@ def test_an_index_column_given_by_name_is_the_one_given_by_number(tmp_path, smal
     assert data.stream_table(path, "y", index_col="index") is not None  # read in pieces, as by number
 
 
+def test_a_target_of_about_a_row_a_value_is_not_taken_as_classes(tmp_path):
+    path = tmp_path / "t.csv"
+    table(60, y=[f"id{i}" for i in range(60)]).to_csv(path, index=False)  # the wrong column, as target
+    with pytest.raises(UserError, match="'y' has 60 distinct values in 60 rows, too many to be classes"):
+        TabularData(path, "y")
+    table(60).to_csv(path, index=False)  # a quantity, asked for as classes
+    with pytest.raises(UserError, match="set data.task=regression for a quantity"):
+        TabularData(path, "y", task="multiclass")
+    table(60, y=np.arange(60) % 12).to_csv(path, index=False)  # 12 classes of 5 rows: classes
+    assert len(TabularData(path, "y", task="multiclass").meta["classes"]) == 12
+
+
 def test_boolean_columns_are_features_of_0_and_1(tmp_path):
     path = tmp_path / "t.csv"
     frame = table(40, flag=np.arange(40) % 3 == 0)

@@ -239,6 +239,11 @@ def encode_target(y: pd.Series, features: list[str], task: str | None = None, cl
         )
     if task == "binary" and len(classes) != 2:
         raise UserError(f"data.task=binary needs 2 classes; '{target}' has {len(classes)}. Use data.task=multiclass.")
+    if len(classes) > max(MAX_CLASSES, len(y) / 2):  # about a row a class: an id or a quantity, not labels
+        raise UserError(
+            f"data.target: '{target}' has {len(classes)} distinct values in {len(y)} rows, too many to be classes "
+            "to learn. Check the target column, or set data.task=regression for a quantity."
+        )
     meta["classes"] = [meta_value(c) for c in classes]
     meta["n_outputs"] = 1 if task == "binary" else len(classes)
     y = codes.astype(np.float32)[:, None] if task == "binary" else codes.astype(np.int64)
