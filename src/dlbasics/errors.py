@@ -4,6 +4,7 @@ import difflib
 import inspect
 import os
 import re
+import sys
 import types
 import typing
 
@@ -61,6 +62,11 @@ def user_mistake(err: BaseException) -> UserError | None:
     if isinstance(err, (ConfigAttributeError, ConfigKeyError)) and "not in struct" in str(err):  # ~model
         return UserError(f"{err.full_key} is needed and not in the config (taken out with ~{err.full_key}?).")
     return None
+
+
+def say_error(message) -> None:
+    """A user's mistake, as one line on stderr."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
 
 
 def config_mistake(err: Exception, command: str) -> str | None:

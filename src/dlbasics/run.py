@@ -29,9 +29,10 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dlbasics.data import TabularData, feature_matrix, header, read_csv, scale
-from dlbasics.errors import UserError, config_mistake, first_line, instantiate, is_number, user_mistake
+from dlbasics.errors import UserError, config_mistake, first_line, instantiate, is_number, say_error, user_mistake
 from dlbasics.losses import METRICS
 from dlbasics.module import Learner
+from dlbasics.sweep import TWICE, end_stopped_sweep, given_twice, status
 
 log = logging.getLogger("dlbasics")
 
@@ -105,8 +106,6 @@ def shell(main) -> None:
             say_error(f"{_JOBS_FAILED} of the sweep's jobs failed (above).")
             sys.exit(1)
     except (KeyboardInterrupt, SystemExit) as err:
-        from dlbasics.sweep import end_stopped_sweep  # the sweep's summary, which imports this module
-
         if end_stopped_sweep(err):
             sys.exit(1)
         raise
@@ -122,8 +121,6 @@ def shell(main) -> None:
                 mistake = first_line(err)
             mistake += f" (`{command} --help` shows the config groups and their options)"
         if mistake is None:
-            from dlbasics.sweep import end_stopped_sweep  # the sweep's summary, which imports this module
-
             if end_stopped_sweep(err):
                 sys.exit(1)
             raise
@@ -180,11 +177,6 @@ def _make_directory(path: str, option: str) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         refuse(f"{option}: cannot make '{path}' ({err.strerror}). Give one you can write to: {option}=...")
-
-
-def say_error(message) -> None:
-    """A user's mistake, as one line on stderr."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
 
 
 def refuse(message: str) -> NoReturn:
@@ -353,8 +345,6 @@ def check_free(run_dir: Path, resuming: bool) -> dict | None:
     if rank_zero_only.rank != 0 or not path.exists():  # under DDP, the process of rank 0 claims for all
         return None
     if not resuming:
-        from dlbasics.sweep import TWICE, given_twice  # the sweep's record, which imports this module
-
         if sweeping() and given_twice(run_dir):
             raise UserError(f"{run_dir.name}: {TWICE}.")
         option, whose = ("hydra.sweep.dir", "the sweep") if sweeping() else ("hydra.run.dir", "this run")
@@ -377,28 +367,6 @@ def _read_json(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return content if isinstance(content, dict) else {}
-
-
-def status(metrics: dict) -> str | None:
-    """A run's status from its metrics.json; `killed` where it still says `running` though its process on this
-    machine is gone (kill -9, out of memory): a run that ends any other way writes how it ended."""
-    here = metrics.get("host") == socket.gethostname()
-    if metrics.get("status") == "running" and here and not _alive(metrics.get("pid")):
-        return "killed"
-    return metrics.get("status")
-
-
-def _alive(pid) -> bool:
-    """Whether another process of this machine with this id is running (another user's counts)."""
-    if not is_number(pid, int) or pid <= 0 or pid == os.getpid():  # ours: an earlier run of this process
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def check_run_options(cfg: DictConfig) -> None:

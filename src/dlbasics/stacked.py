@@ -25,7 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from dlbasics.callbacks import ModelSummary
-from dlbasics.errors import UserError, instantiate, user_mistake
+from dlbasics.errors import UserError, instantiate, say_error, user_mistake
 from dlbasics.module import Learner, trusted
 from dlbasics.run import (
     best_checkpoint,
@@ -38,7 +38,6 @@ from dlbasics.run import (
     outcome,
     report,
     resume_hint,
-    say_error,
     sigterm_interrupts,
     write_json,
 )

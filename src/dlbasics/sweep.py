@@ -9,7 +9,9 @@ sweep run into an earlier one's directory describes its own. With several seeds,
 import json
 import logging
 import math
+import os
 import re
+import socket
 import sys
 import time
 import traceback
@@ -24,8 +26,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from dlbasics.errors import first_line
-from dlbasics.run import say_error, status
+from dlbasics.errors import first_line, is_number, say_error
 
 logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its event reader narrates every file at INFO
 METRIC_ORDER = (
@@ -51,6 +52,28 @@ JOBS = ".jobs"  # the sweep's jobs, each written as it starts (so a job killed l
 REFUSED = ".refused"  # its jobs that found their directory holding a run, and left it as it was
 REFUSAL = "its directory already held a run, left as it was; see its error above"
 TWICE = "the same job as another of this sweep (a value given twice): it did not run"
+
+
+def status(metrics: dict) -> str | None:
+    """A run's status from its metrics.json; `killed` where it still says `running` though its process on this
+    machine is gone (kill -9, out of memory): a run that ends any other way writes how it ended."""
+    here = metrics.get("host") == socket.gethostname()
+    if metrics.get("status") == "running" and here and not _alive(metrics.get("pid")):
+        return "killed"
+    return metrics.get("status")
+
+
+def _alive(pid) -> bool:
+    """Whether another process of this machine with this id is running (another user's counts)."""
+    if not is_number(pid, int) or pid <= 0 or pid == os.getpid():  # ours: an earlier run of this process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _lines(path: Path) -> list[str]:
