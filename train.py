@@ -3,8 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from dlbasics import sweep  # noqa: F401  (registers the resolver that names sweep jobs)
-from dlbasics.run import cli, monitored, shell, train
+from dlbasics.run import cli, monitored, shell, train  # run imports the sweep's resolver that names its jobs
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -82,7 +82,7 @@ def config_mistake(err: Exception, command: str) -> str | None:
         return f"{group}={name}: no such config.{near} Choose one of: {', '.join(err.options)}."
     if isinstance(err, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         key = cause.full_key  # model.widht=10: "Could not override 'model.widht'", not in the config
-        parent, name = key.rpartition(".")[0], key.rpartition(".")[2]
+        parent, _, name = key.rpartition(".")
         keys = [k for k in getattr(cause.parent_node, "keys", list)() if not str(k).startswith("_")]
         near = difflib.get_close_matches(name, keys, 1)
         append = re.search(r"use (\+\S+)", str(err))

@@ -105,14 +105,11 @@ def shell(main) -> None:
         if _JOBS_FAILED:  # a sweep (of eval.py, or without train.py's summary, which says so itself)
             say_error(f"{_JOBS_FAILED} of the sweep's jobs failed (above).")
             sys.exit(1)
-    except (KeyboardInterrupt, SystemExit) as err:
-        if end_stopped_sweep(err):
-            sys.exit(1)
-        raise
-    except Exception as err:
+    except BaseException as err:  # an interrupt, a launcher's error, or a command line Hydra refused
         mistake = config_mistake(err, command) if isinstance(err, HydraException) else None
         frame = traceback.extract_tb(err.__traceback__)[-1].filename
-        if mistake is None and not _JOBS_STARTED and f"{os.sep}hydra{os.sep}" in frame:
+        in_hydra = isinstance(err, Exception) and f"{os.sep}hydra{os.sep}" in frame
+        if mistake is None and not _JOBS_STARTED and in_hydra:
             # Hydra's own refusal of the command line (model=null, a sweep its sweeper cannot run, ...)
             nulls = [a for a in sys.argv[1:] if a.endswith("=null") and "." not in a.split("=")[0]]
             if "Config group override must be a string" in str(err) and nulls:  # logger=null: "Got NoneType"
@@ -120,11 +117,11 @@ def shell(main) -> None:
             else:
                 mistake = first_line(err)
             mistake += f" (`{command} --help` shows the config groups and their options)"
-        if mistake is None:
-            if end_stopped_sweep(err):
-                sys.exit(1)
-            raise
-        refuse(mistake)
+        if mistake is not None:
+            refuse(mistake)
+        if end_stopped_sweep(err):
+            sys.exit(1)
+        raise
 
 
 COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip", ".tar")  # what pandas reads a CSV from, by its suffix

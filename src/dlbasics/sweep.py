@@ -177,7 +177,7 @@ def collect(sweep_dir: Path, jobs=None, refused=()) -> pd.DataFrame:
             rows.append(_with_metrics(row, {"status": "refused", "error": TWICE if jobs[name] > 1 else REFUSAL}))
     table = pd.DataFrame(rows)
     # numbers even where no job has one (JSON's null, a refused job), and epochs whole: an empty cell where none
-    numbers = {k: float for k in (*METRIC_ORDER, "seconds") if k in table}
+    numbers = {k: float for k in (*metric_names(table.columns), "seconds")}
     return table.astype({**numbers, "epochs": "Int64"}) if rows else table
 
 
@@ -373,7 +373,7 @@ class SweepSummary(Callback):
             table = summarize(sweep_dir, config.monitor.metric, config.monitor.mode, jobs, refused, keys)
         except Exception:  # a bug of ours, which Hydra would make a warning, and the sweep would exit 0
             traceback.print_exc()
-            print("error: the sweep's summary failed (above); each job's directory holds its results", file=sys.stderr)
+            say_error("the sweep's summary failed (above); each job's directory holds its results")
             sys.exit(1)
         failed = table[table["status"].isin(["failed", "killed", "refused"])] if "status" in table else table.iloc[:0]
         for _, job in failed.iterrows():
