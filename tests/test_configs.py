@@ -63,6 +63,11 @@ def test_the_accelerator_is_autos_unless_the_environment_pins_it(tmp_path, monke
         (["trainer.gradient_clip_val=1"], "trainer.gradient_clip_val: no such key. trainer has: max_epochs, max_steps"),
         (["optimiser.lr=1"], "optimiser: no such key. Did you mean optimizer? +optimiser.lr=1 adds a new key"),
         (["loss=mae"], "loss=mae: no such config. Did you mean loss=mse? Choose one of: auto, logistic, mse, sse."),
+        (  # the keys every data option shares are csv's (data=csv), not an option of their own
+            ["data=irsi"],
+            "data=irsi: no such config. Did you mean data=iris? "
+            "Choose one of: boston, boston_rm, csv, iris, iris_binary.",
+        ),
         (["optimizer.lr=[1,"], "'optimizer.lr=[1,' is not an override Hydra can read (no viable alternative"),
         (  # the path of a sweep's job, as the sweep prints it
             ["ckpt_path=logs/multiruns/X/optimizer.lr=0.1/checkpoints/best.ckpt"],
@@ -96,7 +101,7 @@ def test_an_interpolation_that_names_nothing_is_a_users_mistake(tmp_path, capsys
     "overrides, message",
     [
         (["~model"], "error: model is needed and not in the config (taken out with ~model?).\n"),
-        (["data=default"], "error: data.path is required: add data.path=... to the command line.\n"),
+        (["data=csv"], "error: data.path is required: add data.path=... to the command line.\n"),
     ],
 )
 def test_a_config_without_what_the_run_needs_is_a_users_mistake(tmp_path, capsys, overrides, message):
