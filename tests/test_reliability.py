@@ -91,15 +91,18 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_and_a_run_refused_meanwhile_changes_
 
 
 def test_a_second_run_in_a_run_directory_is_refused_and_the_first_kept(tmp_path, capsys):
-    train(make_cfg(tmp_path, "trainer.max_epochs=2"))  # with TensorBoard's event files
+    first = train(make_cfg(tmp_path, "trainer.max_epochs=2"))  # with TensorBoard's event files
     kept = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and ".hydra" not in p.parts}
     with pytest.raises(SystemExit) as exit_:
         cli(train, make_cfg(tmp_path, "trainer.max_epochs=4"))
     assert exit_.value.code == 2
     assert f"hydra.run.dir: '{tmp_path}' already holds a run" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and ".hydra" not in p.parts} == kept
-    resumed = train(make_cfg(tmp_path, "trainer.max_epochs=4", "ckpt_path=last"))  # resuming it is the way on
+    cfg, start = make_cfg(tmp_path, "trainer.max_epochs=4", "ckpt_path=last"), time.perf_counter()
+    resumed = train(cfg)  # resuming it is the way on
     assert resumed["status"] == "completed" and resumed["epochs"] == 4
+    # its time is both segments'
+    assert resumed["seconds"] == pytest.approx(first["seconds"] + time.perf_counter() - start, abs=0.1)
 
 
 def test_a_resume_on_other_data_of_the_same_sizes_is_refused(tmp_path, make_csv, capsys):

@@ -450,7 +450,8 @@ def train(cfg: DictConfig) -> dict:
             learner.flush_logs()  # the loggers hold every completed epoch
         raise
     finally:
-        metrics["seconds"] = round(time.perf_counter() - start, 3)
+        # a run resumed in its own directory: its earlier segments' time too
+        metrics["seconds"] = round(time.perf_counter() - start + (held or {}).get("seconds", 0.0), 3)
         if held is not None and not fitting:  # a resume refused before training: the run stays as it ended
             write_json(run_dir / "metrics.json", held)
         elif trainer is None or trainer.is_global_zero:
