@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -74,7 +75,8 @@ def test_chapter1_tensorboard_has_w_and_loss_at_every_step_and_the_landscape(cha
     assert [e.step for e in w] == list(range(1, 11))  # one point per gradient-descent step
     np.testing.assert_allclose([e.value for e in w], path["w"][1:], rtol=1e-6)
     assert len(events.Scalars("train/loss")) == 10
-    assert "landscape" in events.Tags()["images"]
+    assert {"landscape", "data_fit"} <= set(events.Tags()["images"])
+    assert (run_dir / "fit.png").is_file()
 
 
 def test_chapter1_landscape_is_drawn(chapter1):
@@ -85,6 +87,25 @@ def test_chapter1_landscape_is_drawn(chapter1):
     curve, path = fig.axes[0].get_lines()
     assert path.get_xdata().tolist() == [0.0, 1.5] and len(curve.get_xdata()) == 50
     assert [t.get_text() for t in fig.axes[0].texts] == ["$w_{(0)}$", "$w_{(1)}$"]
+
+
+def test_the_data_is_drawn_in_the_csvs_units_with_the_models_prediction(tmp_path, monkeypatch):
+    drawn = {}
+    data_fit = figures.data_fit
+    monkeypatch.setattr(figures, "data_fit", lambda *args: drawn.update(args=args) or data_fit(*args))
+    options = ["data=boston_rm", "data.standardize=true", "model=perceptron", "logger=none", "trainer.max_epochs=3"]
+    train(make_cfg(tmp_path, *options))
+    x, y, grid, predicted, xlabel, ylabel, title = drawn["args"]
+    boston = pd.read_csv(ROOT / "data" / "boston.csv")
+    assert (xlabel, ylabel, title) == ("RM", "PRICE", "PRICE against RM: the model after 3 epochs")
+    assert len(x) == len(y) == 304  # the training rows, in rooms
+    assert np.isclose(x.numpy()[:, None], boston["RM"].to_numpy()[None, :], atol=1e-4).any(1).all()
+    assert float(grid.min()) == pytest.approx(float(x.min())) and float(grid.max()) == pytest.approx(float(x.max()))
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    w, b = (checkpoint["state_dict"][f"model.0.{k}"].item() for k in ("weight", "bias"))
+    mean, std = checkpoint["hyper_parameters"]["data"]["mean"][0], checkpoint["hyper_parameters"]["data"]["std"][0]
+    np.testing.assert_allclose(predicted, w * (grid - mean) / std + b, rtol=1e-4)  # y = w x + b, x standardized
+    assert (tmp_path / "fit.png").is_file()
 
 
 def test_a_resumed_run_draws_its_whole_path(tmp_path):

@@ -53,6 +53,7 @@ def test_iris_learns_and_logs_to_tensorboard(tmp_path):
     assert {"train/loss", "val/loss", "val/acc", "test/acc", "test/loss"} <= set(scalars)
     assert len(events.Scalars("train/loss")) == 30 and len(events.Scalars("val/loss")) == 30
     assert "hp_metric" not in scalars  # no -1 placeholder
+    assert not (tmp_path / "fit.png").exists()  # drawn for regression on one feature only
     assert events.Scalars("test/acc")[-1].value == pytest.approx(metrics["test/acc"])
     train(make_cfg(tmp_path, "trainer.max_epochs=32", "ckpt_path=last"))  # resumed: HPARAMS shows the run as it ended
     summaries = [
@@ -68,6 +69,7 @@ def test_iris_learns_and_logs_to_tensorboard(tmp_path):
     hparams = plugin_data_pb2.HParamsPluginData.FromString(start).session_start_info.hparams
     assert hparams["optimizer.lr"].number_value == pytest.approx(1e-3)
     assert hparams["model.activation"].string_value == "relu"
+    assert hparams["data.standardize"].string_value == "true" and hparams["data.task"].string_value == "null"
     assert hparams["status"].string_value == "completed"
     assert hparams["max_epochs"].number_value == hparams["epochs"].number_value == 32
 

@@ -1,5 +1,5 @@
-"""Callbacks: a keras-like model summary, a one-line progress display, chapter 1's loss landscape, checkpoints;
-and the CSV logger a resumed run keeps its metrics.csv with."""
+"""Callbacks: a keras-like model summary, a one-line progress display, chapter 1's data and loss landscape,
+checkpoints; and the CSV logger a resumed run keeps its metrics.csv with."""
 
 import csv
 import logging
@@ -187,6 +187,39 @@ class LossLandscape(L.Callback):
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_figure("landscape", fig, global_step=trainer.global_step, close=False)
         figures.save(fig, self.dirpath / "landscape.png")
+
+
+class DataFit(L.Callback):
+    """Chapter 1's first picture (1.2.1, PRICE against RM): the training rows of a regression on one feature,
+    with the model's prediction over them as training ends, in fit.png in `dirpath` and TensorBoard's Images
+    tab. Other data is skipped."""
+
+    def __init__(self, dirpath: str, points: int = 200):
+        if not is_number(points, int) or points < 2:
+            raise UserError(f"callbacks.data_fit.points must be an integer >= 2; got {points!r}.")
+        self.dirpath, self.points = Path(dirpath), points
+
+    @rank_zero_only
+    def on_train_end(self, trainer, learner):
+        meta = learner.hparams.data
+        if meta["task"] != "regression" or meta["n_features"] != 1:
+            return
+        from dlbasics import figures
+
+        x, y = trainer.datamodule.splits["train"]
+        grid = torch.linspace(x.min(), x.max(), self.points).reshape(-1, 1)
+        with torch.no_grad():
+            predicted = learner.objective.predict(learner(grid.to(learner.device, learner.dtype))).cpu()
+        mean, std = (meta[k][0] if meta.get(k) else v for k, v in (("mean", 0.0), ("std", 1.0)))
+        x, grid = x * std + mean, grid * std + mean  # in the CSV's units, where the data was standardized
+        title = f"{meta['target']} against {meta['features'][0]}: the model after {trainer.current_epoch} epochs"
+        x, y, grid, predicted = (t.reshape(-1) for t in (x, y, grid, predicted))
+        fig = figures.data_fit(x, y, grid, predicted, meta["features"][0], meta["target"], title)
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_figure("data_fit", fig, global_step=trainer.global_step, close=False)
+        figures.save(fig, self.dirpath / "fit.png")
 
 
 def _check_seconds(option: str, value) -> None:

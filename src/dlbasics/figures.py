@@ -3,7 +3,7 @@
     python -m dlbasics.figures OUTDIR
 
 writes the activation functions (2.3), the squared error (3.1) and the logistic loss (3.2) as PNGs.
-The loss landscape of chapter 1 is drawn by a training run (dlbasics.callbacks.LossLandscape).
+Chapter 1's data and loss landscape are drawn by a training run (dlbasics.callbacks.DataFit, LossLandscape).
 """
 
 import sys
@@ -42,6 +42,16 @@ def landscape_2d(grid_w, grid_b, losses, path_w, path_b, names=("w", "b"), title
     ax.contour(grid_w, grid_b, losses, levels=levels[::3], colors="white", linewidths=0.5, alpha=0.6)
     fig.colorbar(filled, ax=ax, label="loss L (log scale)", format="%.3g")
     _path(ax, path_w, path_b, "$t={t}$", title, xlabel=f"${names[0]}$", ylabel=f"${names[1]}$")
+    return fig
+
+
+def data_fit(x, y, grid, predicted, xlabel: str, ylabel: str, title: str = ""):
+    """A one-feature regression's rows, y against x (1.2.1: PRICE against RM), and the model's prediction."""
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    ax.scatter(x, y, s=10, alpha=0.5, label="training rows")
+    ax.plot(grid, predicted, "r-", lw=2, label="the model's prediction")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend()
     return fig
 
 

@@ -62,7 +62,8 @@ class MLP(nn.Sequential):
 
 
 class Perceptron(MLP):
-    """A single layer of neurons, a = φ(W x + b): one neuron for regression and binary tasks, one per class."""
+    """The course's Perceptron (1.1), a single neuron a = φ(w·x + b), for regression and binary tasks; for k
+    classes, one neuron per class (a single layer, a = softmax(W x + b))."""
 
     def __init__(
         self, n_features: int, n_outputs: int, bias: bool = True, init: str = "default", output_offset: float = 0.0

@@ -196,7 +196,9 @@ def _flat(d: dict, prefix: str = "") -> dict:
         if isinstance(v, dict):
             out.update(_flat(v, f"{prefix}{k}."))
         else:
-            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
+            # as the command line writes them: torch's hparams() would show a bool as 1 or 0
+            yaml = {True: "true", False: "false", None: "null"}
+            out[f"{prefix}{k}"] = yaml[v] if v is None or isinstance(v, bool) else v if is_number(v) else str(v)
     return out
 
 
