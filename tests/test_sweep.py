@@ -15,10 +15,17 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
+import dlbasics.sweep
 from dlbasics.run import train
 from dlbasics.sweep import REFUSAL, REFUSED, SweepSummary, by_seed
 
 from .conftest import CONF, make_cfg, read_metrics, run_script
+
+
+@pytest.fixture(autouse=True)
+def no_sweep_under_way(monkeypatch):
+    """A test that starts a sweep's summary and never ends it leaves no sweep under way in the tests after it."""
+    monkeypatch.setattr(dlbasics.sweep, "_UNDER_WAY", None)
 
 
 @pytest.fixture(scope="module")
