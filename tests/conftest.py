@@ -24,7 +24,7 @@ def _project_root(monkeypatch):
 
 def make_cfg(tmp_path: Path, *overrides: str, config: str = "train"):
     """The config `python train.py OVERRIDES` would run, writing into tmp_path."""
-    defaults = [f"run_dir={tmp_path}", "trainer.max_epochs=3"] if config == "train" else []
+    defaults = [f'run_dir="{tmp_path}"', "trainer.max_epochs=3"] if config == "train" else []  # quoted: a = in it
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         return compose(config, [*defaults, *overrides])
 

@@ -118,18 +118,26 @@ def test_a_resume_on_other_data_of_the_same_sizes_is_refused(tmp_path, make_csv,
 
 
 def test_a_resume_refused_before_training_leaves_the_run_as_it_ended(tmp_path, capsys):
-    train(make_cfg(tmp_path, "logger=none", "trainer.max_epochs=3"))
-    kept = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    last = tmp_path / "checkpoints" / "last.ckpt"
+    run_dir = tmp_path / "optimizer.lr=0.001"  # a sweep job's
+    train(make_cfg(run_dir, "logger=none", "trainer.max_epochs=3"))
+
+    def files():  # and their times, by which a sweep tells a job that found its directory taken and did not run
+        return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in run_dir.rglob("*") if p.is_file()}
+
+    kept, last = files(), run_dir / "checkpoints" / "last.ckpt"
     for overrides, message in [
         (["trainer.max_epochs=2"], f"trainer.max_epochs=2: '{last}' has trained 3 epochs already. Resume with more"),
-        (["trainer.max_epochs=3"], f"trainer.max_epochs=3: '{last}' has trained 3 epochs already. Resume with more"),
+        (  # the path quoted for Hydra and the shell, as pasted
+            ["trainer.max_epochs=3"],
+            f"""has trained 3 epochs already. Resume with more, e.g. trainer.max_epochs=6, or test it with """
+            f"""python eval.py 'ckpt_path="{last}"'.""",
+        ),
         (["model.width=8"], "holds a model trained with other options (model.width=100)"),
     ]:
         with pytest.raises(SystemExit) as exit_:
-            cli(train, make_cfg(tmp_path, "logger=none", *overrides, "ckpt_path=last"))
+            cli(train, make_cfg(run_dir, "logger=none", *overrides, "ckpt_path=last"))
         assert exit_.value.code == 2 and message in capsys.readouterr().err
-        assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == kept  # metrics.json too
+        assert files() == kept  # metrics.json too
 
 
 def test_resuming_where_there_is_no_last_checkpoint_yet_says_so_and_trains_afresh(tmp_path, caplog):

@@ -178,3 +178,30 @@ def test_a_bug_while_a_stack_is_set_up_fails_every_job_of_it_and_keeps_its_trace
         module.train_stacked(cfgs)
     failed = {"status": "failed", "error": "boom", "seconds": 0.0}
     assert [read_metrics(tmp_path / lr) for lr in ("0.01", "0.1")] == [failed, failed]  # none left `running`
+
+
+def test_jobs_refused_or_failed_leave_the_others_training_as_they_would_alone(tmp_path, capsys):
+    """Each member's batch order is its own job's, whichever jobs of the stack were refused or failed."""
+    from dlbasics.stacked import train_stacked
+
+    jobs = [("abc", "abc"), ("s0", 0), ("s1", 1), ("s1", 1)]  # a bad seed; the last job given the third's directory
+    results = train_stacked([make_cfg(tmp_path / name, *COMMON, "logger=none", f"seed={seed}") for name, seed in jobs])
+    err = capsys.readouterr().err
+    assert results[0] is None and "error: seed must be an integer from 0 to 2**32 - 1; got 'abc'." in err
+    assert results[3] is None and f"'{tmp_path / 's1'}' already holds a run" in err
+    assert read_metrics(tmp_path / "abc")["status"] == "failed"
+    for seed, together in [(0, results[1]), (1, results[2])]:
+        alone = train(make_cfg(tmp_path / f"alone{seed}", *COMMON, "logger=none", f"seed={seed}"))
+        assert together["val/loss"] == pytest.approx(alone["val/loss"], rel=1e-4)
+        assert together["epochs"] == alone["epochs"] == 6
+
+
+def test_a_stacked_job_stops_early_once_min_epochs_are_done_as_alone(tmp_path):
+    from dlbasics.stacked import train_stacked
+
+    options = ["data=iris", "callbacks=early_stopping", "callbacks.early_stopping.patience=3", "logger=none"]
+    options += ["+trainer.min_epochs=40", "trainer.max_epochs=100"]
+    together = train_stacked([make_cfg(tmp_path / f"lr{lr}", *options, f"optimizer.lr={lr}") for lr in (0.03, 0.1)])
+    alone = train(make_cfg(tmp_path / "alone", *options, "optimizer.lr=0.1"))
+    assert together[1]["epochs"] == alone["epochs"] >= 40  # patience 3 alone would stop it in 5 epochs
+    assert together[0]["epochs"] >= 40

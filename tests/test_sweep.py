@@ -241,6 +241,21 @@ def test_the_summary_of_chapter_1s_sweep_draws_its_learning_rates_and_training_l
     assert [len(line.get_ydata()) for line in curves.lines] == [10, 10, 10] and curves.get_ylabel() == "train/loss"
 
 
+def test_a_swept_null_is_a_value_of_its_own_in_the_summary_and_its_figure(tmp_path, capsys):
+    """data.batch_size=null,16: plain gradient descent against minibatches; null once became a missing number,
+    a blank cell beside 16.0, and the figure's labels could not be made."""
+    from dlbasics.sweep import summarize
+
+    for name, loss in [("data.batch_size=null", 0.4), ("data.batch_size=16", 0.2)]:
+        _job_dir(tmp_path, name, {"status": "completed", "epochs": 3, "val/loss": loss, "val/loss_best": loss})
+    table = summarize(tmp_path, "val/loss", "min")
+    assert table["data.batch_size"].tolist() == [16, "null"]
+    written = pd.read_csv(tmp_path / "summary.csv", keep_default_na=False)  # null is pandas' NaN by default
+    assert written["data.batch_size"].tolist() == ["16", "null"]
+    out, err = capsys.readouterr()
+    assert "summary.png" in out and "not drawn" not in err and (tmp_path / "summary.png").is_file()
+
+
 def test_the_loss_panel_says_so_when_no_job_logged_its_curve(tmp_path):
     """With logger=none the jobs leave no TensorBoard or CSV log: the panel says so, rather than draw empty axes."""
     from dlbasics.sweep import plot

@@ -313,9 +313,18 @@ def resume_hint(run_dir: Path) -> str:
     saved = run_dir / ".hydra" / "overrides.yaml"  # as Hydra saved them for this run
     overrides = OmegaConf.to_container(OmegaConf.load(saved), resolve=False) if saved.is_file() else []  # as typed
     kept = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
-    directory = f'"{run_dir}"' if re.search(r"[=,:\s'\"\[\](){}]", str(run_dir)) else str(run_dir)  # Hydra's quotes
-    args = [*kept, f"hydra.run.dir={directory}", "ckpt_path=last"]
-    return "Resume: python train.py " + " ".join(shlex.quote(a) for a in args)  # and the shell's
+    return "Resume: " + python_command("train.py", *kept, f"hydra.run.dir={as_typed(run_dir)}", "ckpt_path=last")
+
+
+def as_typed(value) -> str:
+    """A value as the command line gives it to Hydra: quoted where its grammar would read it otherwise (a path
+    with `=` in it, a sweep job's)."""
+    return f'"{value}"' if re.search(r"[=,:\s'\"\[\](){}]", str(value)) else str(value)
+
+
+def python_command(script: str, *overrides: str) -> str:
+    """`python SCRIPT OVERRIDES`, quoted for the shell."""
+    return f"python {script} " + " ".join(shlex.quote(o) for o in overrides)
 
 
 def claim(run_dir: Path, resuming: bool) -> dict | None:
@@ -399,9 +408,10 @@ def resume_from(ckpt_path: str, trainer, learner: Learner) -> str | None:
         )
     done = ckpt.get("epoch", -1) + 1  # the epochs its run had completed
     if 0 <= trainer.max_epochs <= done:  # nothing to train: eval.py tests a checkpoint as it is
+        test = python_command("eval.py", f"ckpt_path={as_typed(path)}")
         raise UserError(
             f"trainer.max_epochs={trainer.max_epochs}: '{path}' has trained {done} epochs already. Resume with more, "
-            f"e.g. trainer.max_epochs={2 * done}, or test it with python eval.py ckpt_path={path}."
+            f"e.g. trainer.max_epochs={2 * done}, or test it with {test}."
         )
     return str(path)
 
@@ -421,7 +431,8 @@ def train(cfg: DictConfig) -> dict:
 
     metrics.json is written however the run ends: `completed`, `diverged`, `interrupted` or `failed`.
     """
-    run_dir = Path(cfg.run_dir)
+    run_dir, found = Path(cfg.run_dir), Path(cfg.run_dir, "metrics.json")
+    found_at = found.stat().st_mtime_ns if found.is_file() else None
     held = claim(run_dir, resuming=bool(cfg.ckpt_path))
     hint = resume_hint(run_dir)  # now: a run refused later may write its own .hydra/ record here
     start, trainer, learner, metrics, fitting = time.perf_counter(), None, None, {}, False
@@ -455,7 +466,8 @@ def train(cfg: DictConfig) -> dict:
         # a run resumed in its own directory: its earlier segments' time too
         metrics["seconds"] = round(time.perf_counter() - start + (held or {}).get("seconds", 0.0), 3)
         if held is not None and not fitting:  # a resume refused before training: the run stays as it ended
-            write_json(run_dir / "metrics.json", held)
+            write_json(found, held)
+            os.utime(found, ns=(found_at, found_at))  # its time too, by which a sweep tells a job that did not run
         elif trainer is None or trainer.is_global_zero:
             write_json(run_dir / "metrics.json", metrics)
     if trainer.is_global_zero:

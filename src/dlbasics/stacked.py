@@ -272,7 +272,8 @@ class _MonitoringCallbacks(_ForMembers, Checkpoint):
     def on_train_epoch_end(self, trainer, stacked):
         self._forward("on_train_epoch_end")
         for view in self.views:
-            if view.should_stop and not view.stopped_at:
+            # as Lightning's fit loop: a stop asked for (early stopping, divergence) waits for min_epochs, min_steps
+            if view.should_stop and not view.stopped_at and trainer.fit_loop._can_stop_early:
                 view.stop()
         trainer.should_stop = all(v.stopped_at for v in self.views)
 
@@ -324,16 +325,16 @@ def _fit_and_test(trainer: L.Trainer, stacked: "Stacked", data) -> list[dict]:
     return outcomes
 
 
-def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict | None]:
+def train_stacked(cfgs: list[DictConfig], log_name: str | None = "train") -> list[dict | None]:
     """Trains the jobs of `cfgs` (equal but for learning rate and seed) as one stacked model.
 
     Returns what train() returns for each job (None for a job whose config is refused, as cli() does),
-    and writes each job's outputs in its own run_dir.
+    and writes each job's outputs in its own run_dir, with its log in LOG_NAME.log (None: no log file).
     """
     start, root = time.perf_counter(), logging.getLogger()
     dirs = [Path(c.run_dir) for c in cfgs]
     results: list[dict | None] = [None] * len(cfgs)
-    jobs, members, outputs, claimed = [], [], [], []
+    jobs, members, outputs, claimed, ready = [], [], [], [], []
     sigterm_interrupts()
 
     def failed(indices: list[int], err: Exception) -> None:
@@ -350,19 +351,25 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
     for i, run_dir in enumerate(dirs):
         try:
             claim(run_dir, resuming=False)
-            claimed.append(i)
         except UserError as err:  # another run's directory: left as it is
             say_error(err)
-    try:
-        seeds = [c.seed for c in cfgs]
-        data = instantiate(cfgs[0].data, shuffle_seed=seeds if len(set(seeds)) > 1 else seeds[0])
-    except Exception as err:  # the same data for every job
-        failed(claimed, err)
+            continue
+        claimed.append(i)
+        try:
+            check_run_options(cfgs[i])  # its seed among them, before the batch orders are drawn from the seeds
+            ready.append(i)
+        except UserError as err:
+            failed([i], err)
+    if not ready:
         return results
-    for i in claimed:
+    try:
+        data = instantiate(cfgs[ready[0]].data, shuffle_seed=cfgs[ready[0]].seed)  # the same data for every job
+    except Exception as err:
+        failed(ready, err)
+        return results
+    for i in ready:
         cfg = cfgs[i]
         try:
-            check_run_options(cfg)
             L.seed_everything(cfg.seed, verbose=False)  # the weights a run of this job alone starts from
             learner, output = build_learner(cfg, data), build_outputs(cfg, data)
             members.append(learner)
@@ -372,6 +379,8 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
             failed([i], err)
     if not members:
         return results
+    seeds = [cfgs[i].seed for i in jobs]  # each member's batch order: that of its job run alone
+    data.shuffle_seed = seeds if len(set(seeds)) > 1 else seeds[0]
     hints = {i: resume_hint(dirs[i]) for i in jobs}  # now: a run refused later may write its own .hydra/ there
     try:
         stacked, trainer = _stack(cfgs[jobs[0]], members, outputs)
@@ -380,7 +389,7 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
         return results
     differ = [k for k in STACKED_KEYS if len({str(OmegaConf.select(cfgs[i], k)) for i in jobs}) > 1]
     log.info(f"{len(jobs)} jobs trained side by side as one stacked model ({', '.join(differ) or 'nothing'} differ)")
-    logs = {i: _log_file(dirs[i], log_name) for i in jobs}
+    logs = {i: _log_file(dirs[i], log_name) for i in jobs} if log_name else {}
     for handler in logs.values():
         root.addHandler(handler)
     outcomes: list[dict] = []
@@ -403,7 +412,8 @@ def train_stacked(cfgs: list[DictConfig], log_name: str = "train") -> list[dict 
             results[i] = metrics | {"seconds": seconds}
             write_json(dirs[i] / "metrics.json", results[i])
     for i, view in zip(jobs, stacked.views, strict=True):
-        root.addHandler(logs[i])
+        handler = logs.get(i, logging.NullHandler())
+        root.addHandler(handler)
         report(results[i], view, view.lightning_module, cfgs[i], dirs[i])
-        root.removeHandler(logs[i])
+        root.removeHandler(handler)
     return results

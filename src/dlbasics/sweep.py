@@ -138,7 +138,14 @@ def _value(text: str):
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if value is None:  # data.batch_size=null: a value of its own, not a number missing
+        return "null"
     return float(value) if isinstance(value, str) and NUMBER.fullmatch(value) else value
+
+
+def _text(column: pd.Series) -> pd.Series:
+    """A column's values as text, a job without the key an empty string (pandas' astype(str) keeps it missing)."""
+    return column.map(lambda v: "" if isinstance(v, float) and math.isnan(v) else str(v))
 
 
 def _with_metrics(row: dict, metrics: dict) -> dict:
@@ -184,14 +191,14 @@ def collect(sweep_dir: Path, jobs=None, refused=()) -> pd.DataFrame:
 def swept(table: pd.DataFrame) -> list[str]:
     """The override keys whose value differs between jobs."""
     fixed = {"job", "status", "epochs", "seconds", "error", *metric_names(table.columns)}
-    return [c for c in table.columns if c not in fixed and table[c].astype(str).nunique() > 1]
+    return [c for c in table.columns if c not in fixed and _text(table[c]).nunique() > 1]
 
 
 def by_seed(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Mean and standard deviation over seeds of each otherwise equal configuration."""
     others = [k for k in keys if k != "seed"]
     metrics = metric_names(table.columns)
-    grouped = table.groupby([table[k].astype(str) for k in others] if others else [0] * len(table), sort=False)
+    grouped = table.groupby([_text(table[k]) for k in others] if others else [0] * len(table), sort=False)
     out = grouped[metrics].agg(["mean", "std"])
     out.columns = [f"{m} {stat}" for m, stat in out.columns]
     out.insert(0, "seeds", grouped.size())
@@ -230,7 +237,7 @@ def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str):
         ax.set(xlabel=key, ylabel=monitor, title=f"{monitor} against {key}")
         ax.grid(alpha=0.3)
     curves, loss = axes[-1], monitor.split("/", 1)[0] + "/loss"  # train/loss for jobs without a val split
-    labels = table[keys].astype(str).radd([f"{k}=" for k in keys]).agg(", ".join, axis=1) if keys else table["job"]
+    labels = table[keys].apply(_text).radd([f"{k}=" for k in keys]).agg(", ".join, axis=1) if keys else table["job"]
     for job, label, job_status in zip(table["job"], labels, table["status"], strict=True):
         values = _curves(sweep_dir / job, loss) if job_status != "refused" else []  # a refused job's are not its own
         if values:

@@ -142,7 +142,9 @@ class StackedLauncher(Launcher):
                 callbacks.on_job_start(config=config, task_function=self.task_function)
             _console_log(configs[0])
             try:
-                results = train_stacked(tasks, log_name=configs[0].hydra.job.name)
+                handlers = (configs[0].hydra.job_logging.get("handlers") or {}).values()
+                to_file = any("FileHandler" in str(h.get("class")) for h in handlers)  # hydra/job_logging=console: no
+                results = train_stacked(tasks, log_name=configs[0].hydra.job.name if to_file else None)
                 for ret, task, metrics in zip(returns, tasks, results, strict=True):
                     ret.return_value, ret.status = monitored(metrics, task), JobStatus.COMPLETED
             except Exception:  # a bug, not a user's mistake: every job of the stack failed (their metrics.json
