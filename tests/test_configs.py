@@ -75,6 +75,11 @@ def test_the_accelerator_is_autos_unless_the_environment_pins_it(tmp_path, monke
             """'ckpt_path="logs/multiruns/X/optimizer.lr=0.1/checkpoints/best.ckpt"' (quotes as shown).""",
         ),
         (["+data.path=x"], "Could not append to config. An item is already at 'data.path'. Either remove + prefix"),
+        (
+            ["+experiment=ex2_iris_mlp"],
+            "+experiment=ex2_iris_mlp: experiment is in the config already; choose it without the +: "
+            "experiment=ex2_iris_mlp.",
+        ),
     ],
 )
 def test_what_hydra_cannot_compose_is_one_line_naming_the_fix(tmp_path, overrides, message):

@@ -263,6 +263,32 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         (["trainer.max_epochs=-2"], "trainer: `max_epochs` must be a non-negative integer or -1"),
         (["+trainer.epochs=5"], "trainer: unknown option 'epochs' for lightning.pytorch.Trainer"),
         (["optimizer=sgd", "optimizer.momentum=-1"], "optimizer: Invalid momentum value: -1"),
+        (["trainer.accelerator=tpu"], "trainer: Requirement 'torch_xla"),  # ...: an option given needs a package
+        # Lightning's options that have nothing to act on, or that the run sets from options of its own
+        (["+trainer.fast_dev_run=true"], "trainer.fast_dev_run=True is not supported: a quick run is trainer.max_ep"),
+        (["+trainer.overfit_batches=1"], "trainer.overfit_batches=1 is not supported: each epoch trains on every"),
+        (["trainer.log_every_n_steps=50"], "trainer.log_every_n_steps=50 is not supported: an epoch's metrics are"),
+        (["+trainer.enable_checkpointing=false"], "trainer.enable_checkpointing is the run's to set: checkpoints are"),
+        (["+trainer.logger=false"], "trainer.logger is the run's to set: the loggers are logger's: logger=none"),
+        (["+trainer.default_root_dir=/x"], "trainer.default_root_dir is the run's to set: a run's directory is Hydra"),
+        (["+trainer.strategy=ddp_spawn"], "trainer.strategy=ddp_spawn is not supported: its processes keep the run's"),
+        # a class misnamed, or not named, or not of its kind: was a traceback from Hydra or, later, Lightning
+        (["optimizer._target_=torch.optim.Adamm"], "optimizer._target_: there is no torch.optim.Adamm. Did you mean "),
+        (
+            ["+callbacks.lr={_target_:lightning.pytorch.callbacks.LearningRateMonitr}"],
+            "callbacks.lr._target_: there is no lightning.pytorch.callbacks.LearningRateMonitr. Did you mean "
+            "lightning.pytorch.callbacks.LearningRateMonitor?",
+        ),
+        (["+callbacks.lr={logging_interval:step}"], "callbacks.lr names no class: give it one, e.g. +callbacks.lr="),
+        (["+callbacks.relu={_target_:torch.nn.ReLU}"], "callbacks.relu._target_=torch.nn.ReLU is not a Lightning"),
+        (
+            ["callbacks=early_stopping", "callbacks.early_stopping.monitor=val_loss"],
+            "callbacks.early_stopping.monitor=val_loss is not measured every epoch; use one of train/loss, val/loss",
+        ),
+        (
+            ["optimizer=sgd", "optimizer._target_=torch.optim.LBFGS", "~optimizer.momentum", "~optimizer.weight_decay"],
+            "optimizer._target_: LBFGS is not supported: its step evaluates the loss again",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys, overrides, message):
@@ -332,6 +358,10 @@ def test_command_line_errors_end_without_traceback(tmp_path):
     empty = run_script(str(ROOT / "train.py"), "hydra.run.dir=''", cwd=tmp_path / "here")
     assert empty.returncode == 2 and not list((tmp_path / "here").iterdir())
     assert empty.stderr == "error: hydra.run.dir is empty. Give the run a directory of its own: hydra.run.dir=...\n"
+    elsewhere = run_script(str(ROOT / "train.py"), f"run_dir={tmp_path / 'elsewhere'}", cwd=tmp_path / "here")
+    assert elsewhere.returncode == 2 and not list((tmp_path / "here").iterdir())  # no run split in two directories
+    assert elsewhere.stderr == "error: run_dir is Hydra's directory for the run, its record and log too: give " \
+        "hydra.run.dir=... instead.\n"  # fmt: skip
     # what Hydra cannot compose: its few lines (exit status 1) become one with the nearest choice or key
     unknown = run_script("train.py", "model=mlpp", f"hydra.run.dir={tmp_path}")
     assert unknown.returncode == 2
@@ -464,3 +494,23 @@ def test_a_sweep_of_eval_jobs_that_fail_exits_non_zero(tmp_path):
     run = run_script(str(ROOT / "eval.py"), "-m", "ckpt_path=a.ckpt,b.ckpt", cwd=tmp_path)
     assert run.returncode == 1 and run.stderr.count("error: ckpt_path: no file") == 2
     assert run.stderr.endswith("error: 2 of the sweep's jobs failed (above).\n")
+
+
+def test_save_top_k_keeps_the_k_best_checkpoints_and_tests_the_best(tmp_path):
+    """With one file name for all of them, Lightning kept one, took every epoch for a new best, and tested the last."""
+    options = ["callbacks.model_checkpoint.save_top_k=3", "trainer.max_epochs=40", "optimizer.lr=0.3", "logger=csv"]
+    metrics = train(make_cfg(tmp_path, *options))
+    logged = pd.read_csv(tmp_path / "metrics.csv").dropna(subset="val/loss").astype({"epoch": int})
+    best3 = logged.nsmallest(3, "val/loss")["epoch"].tolist()
+    assert best3[0] != 39  # lr 0.3 overshoots: the best epoch is not the last
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("best*.ckpt")) == sorted(
+        f"best-epoch{e}.ckpt" for e in best3
+    )
+    assert metrics["checkpoint"] == str(tmp_path / "checkpoints" / f"best-epoch{best3[0]}.ckpt")
+    assert metrics["val/loss_best"] == pytest.approx(logged["val/loss"].min())
+
+
+def test_a_run_without_max_epochs_trains_to_lightnings_default_or_max_steps(tmp_path):
+    """~trainer.max_epochs: Lightning's 1000 epochs, here cut by max_steps (it failed at the end, having trained)."""
+    metrics = train(make_cfg(tmp_path, "~trainer.max_epochs", "trainer.max_steps=12"))  # 6 minibatches an epoch
+    assert metrics["status"] == "completed" and metrics["epochs"] == 2

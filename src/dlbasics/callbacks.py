@@ -247,6 +247,9 @@ class Checkpoints(ModelCheckpoint):
                 "at the end of each epoch, after its validation pass. Leave it out."
             )
         _check_seconds("callbacks.model_checkpoint.write_seconds", write_seconds)
+        filename = kwargs.get("filename")
+        if kwargs.get("save_top_k", 1) not in (0, 1) and filename and "{" not in filename:
+            kwargs["filename"] = filename + "-epoch{epoch}"  # save_top_k=3: best-epoch7.ckpt, ..., not one best.ckpt
         super().__init__(**kwargs)
         self.write_seconds = write_seconds
         self._pending: dict[str, dict] = {}

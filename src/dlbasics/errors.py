@@ -1,6 +1,7 @@
 """A user's mistake, and the one line it is shown as."""
 
 import difflib
+import importlib
 import inspect
 import os
 import re
@@ -56,6 +57,8 @@ def user_mistake(err: BaseException) -> UserError | None:
         return UserError(f"{err.full_key} is required: add {err.full_key}=... to the command line.")
     if isinstance(err, MisconfigurationException):
         return UserError(first_line(err))
+    if isinstance(err, ModuleNotFoundError):  # an option's package (trainer.accelerator=tpu: torch_xla)
+        return UserError(f"{first_line(err)}: an option given needs a package that is not installed.")
     if isinstance(err, InterpolationResolutionError):  # data.batch_size='${nope}'
         where = f"{err.full_key}: " if err.full_key else ""  # instantiate() names the config entry where it has none
         return UserError(f"{where}{first_line(err)}: a ${{...}} names a key of the config, or an environment variable.")
@@ -102,6 +105,10 @@ def config_mistake(err: Exception, command: str) -> str | None:
             f" The grammar: {grammar.group(0)}" if grammar else ""
         )
     if isinstance(err, ConfigCompositionException):  # +key=... for a key there already is, ~key for one there is not
+        group = re.search(r"Multiple values for (\S+)\. To override a value use 'override \S+: (.+)'", str(err))
+        if group:  # +experiment=ex2_iris_mlp: the group is in the defaults list already
+            choice = f"{group[1]}={group[2]}"
+            return f"+{choice}: {group[1]} is in the config already; choose it without the +: {choice}."
         return " ".join(str(err).split())
     return None
 
@@ -138,7 +145,7 @@ def _library_hints(target: str) -> dict:
     """The annotations of the parameters a library's class or function takes, also those our subclass of a
     library's class passes on to it (ours check their own parameters, sklearn-style)."""
     try:
-        obj = hydra.utils.get_object(target)
+        obj = _locate(target)
         classes = reversed(obj.__mro__) if inspect.isclass(obj) else []
         hints = {}
         for f in [vars(c)["__init__"] for c in classes if "__init__" in vars(c) and c is not object] or [obj]:
@@ -147,6 +154,23 @@ def _library_hints(target: str) -> dict:
         return hints
     except Exception:  # an unknown target is instantiate's to report; unreadable hints are not checked
         return {}
+
+
+def _locate(target: str):
+    """The class or function a _target_ names (hydra.utils.get_object, which logs an error where there is none)."""
+    module, _, name = target.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _no_target(key: str, target: str) -> UserError:
+    """A _target_ that names nothing, with the nearest name its module has."""
+    module, _, name = target.rpartition(".")
+    try:
+        near = difflib.get_close_matches(name, dir(importlib.import_module(module)), 1)
+    except ImportError:
+        near = []
+    fix = f"Did you mean {module}.{near[0]}?" if near else "Check its spelling, and that its package is installed."
+    return UserError(f"{key}._target_: there is no {target}. {fix}")
 
 
 def check_types(cfg, key: str, target: str) -> None:
@@ -183,6 +207,8 @@ def instantiate(cfg, key: str | None = None, **kwargs):
         cause = err.__cause__
         if isinstance(cause, UserError):
             raise cause from None  # ours: it names its option
+        if str(err).startswith("Error locating target"):  # optimizer._target_=torch.optim.Adamm
+            raise _no_target(key, target) from None
         if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
             name = str(cause).rsplit("argument", 1)[1].strip(" '\"")
             raise UserError(f"{key}: unknown option '{name}' for {target}: check its spelling.") from None

@@ -6,6 +6,7 @@ epoch: a step of gradient descent per minibatch (a forward, a backward and an op
 more), then the validation pass. Metrics are accumulated as sums on the device and logged once an epoch.
 """
 
+import inspect
 import math
 import time
 from functools import partial
@@ -75,6 +76,17 @@ def trusted(kind: str, cfg: dict, **kwargs):
     return instantiate(cfg, key=kind, **kwargs)
 
 
+def stepping(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """The optimizer, if it steps without a closure: each minibatch takes one step (LBFGS evaluates the loss again)."""
+    closure = inspect.signature(optimizer.step).parameters.get("closure")
+    if closure is not None and closure.default is inspect.Parameter.empty:
+        raise UserError(
+            f"optimizer._target_: {type(optimizer).__name__} is not supported: its step evaluates the loss again, "
+            "where each minibatch takes one step here. Use optimizer=sgd or optimizer=adam."
+        )
+    return optimizer
+
+
 class Learner(L.LightningModule):
     def __init__(self, data: dict, model: dict, optimizer: dict, loss: str = "auto"):
         super().__init__()
@@ -111,7 +123,7 @@ class Learner(L.LightningModule):
         return self.model(x)
 
     def configure_optimizers(self):
-        return trusted("optimizer", self.hparams.optimizer, params=self.parameters())
+        return stepping(trusted("optimizer", self.hparams.optimizer, params=self.parameters()))
 
     def _step(self, batch, split: str) -> torch.Tensor:
         x, y = batch

@@ -25,6 +25,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from hydra.utils import to_absolute_path
 from lightning.pytorch.callbacks import Checkpoint, ProgressBar
+from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -145,7 +146,7 @@ class OutputDirectory(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)  # not yet set: the default run dir reads ${hydra:runtime...}
-        _keeps_record(config)
+        _keeps_record(config, "hydra.run.dir")
         _make_directory(config.hydra.run.dir, "hydra.run.dir")
         try:  # before Hydra writes its .hydra/ record there: another run's stays as that run left it
             check_free(Path(config.hydra.run.dir), resuming=bool(config.get("ckpt_path")))
@@ -154,17 +155,20 @@ class OutputDirectory(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)
-        _keeps_record(config)
+        _keeps_record(config, "hydra.sweep.dir")
         _make_directory(config.hydra.sweep.dir, "hydra.sweep.dir")
 
 
-def _keeps_record(config: DictConfig) -> None:
+def _keeps_record(config: DictConfig, option: str) -> None:
     # Hydra writes no .hydra/ record of the run's config and overrides; Lightning's DDP processes ask for that
     if config.hydra.output_subdir is None and os.environ.get("LOCAL_RANK", "0") == "0":
         refuse(
             "hydra.output_subdir=null is not supported by train.py: a run's resume line and a sweep's summary "
             "read its .hydra/ record. Leave it out."
         )
+    # run_dir is where Hydra puts the run (its .hydra/ record, train.log): another would split the run in two
+    if any(o.lstrip("+~").partition("=")[0] == "run_dir" for o in config.hydra.overrides.task):
+        refuse(f"run_dir is Hydra's directory for the run, its record and log too: give {option}=... instead.")
 
 
 def _make_directory(path: str, option: str) -> None:
@@ -219,7 +223,7 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict) -> None:
     from torch.utils.tensorboard.writer import FileWriter
 
     options = {k: plain(cfg[k]) for k in ("data", "model", "loss", "optimizer")}
-    params = _flat({**options, "seed": cfg.seed, "max_epochs": cfg.trainer.max_epochs})
+    params = _flat({**options, "seed": cfg.seed, "max_epochs": trainer.max_epochs})  # ~trainer.max_epochs: 1000
     params.update(status=metrics["status"], epochs=metrics["epochs"], params=metrics["params"])
     _, start, end = hparams(params, {})
     for logger in writers:
@@ -270,8 +274,20 @@ BATCH_LOOP_OPTIONS = {
     "limit_val_batches": (1.0, EPOCH),
     "val_check_interval": (1.0, EPOCH),
     "check_val_every_n_epoch": (1, EPOCH),
+    "overfit_batches": (0.0, EPOCH),
+    "fast_dev_run": (False, "a quick run is trainer.max_epochs=1, with logger=none for no logs"),
     "accumulate_grad_batches": (1, STEP),
     "gradient_clip_val": (0, STEP),
+    "log_every_n_steps": (1, "an epoch's metrics are logged once, at its last step"),
+    "barebones": (False, "the run is made of the checkpoints, loggers and callbacks that it switches off"),
+}
+# Trainer arguments the run gives from options of its own, which a value in trainer would not outweigh.
+RUN_OPTIONS = {
+    "enable_checkpointing": "checkpoints are callbacks.model_checkpoint's: callbacks.model_checkpoint=null for none",
+    "logger": "the loggers are logger's: logger=none, logger=csv, logger=tensorboard",
+    "enable_progress_bar": "the progress line is callbacks.progress's: callbacks.progress=null for none",
+    "callbacks": "callbacks are callbacks': +callbacks.NAME={_target_: ...} adds one",
+    "default_root_dir": "a run's directory is Hydra's: hydra.run.dir=... (hydra.sweep.dir=... with -m)",
 }
 
 
@@ -281,6 +297,14 @@ def fit_options(trainer: DictConfig) -> dict:
         value = trainer.get(key)
         if value is not None and value != default:
             raise UserError(f"trainer.{key}={value} is not supported: {why}.")
+    for key, why in RUN_OPTIONS.items():
+        if key in trainer:
+            raise UserError(f"trainer.{key} is the run's to set: {why}.")
+    if any(way in str(trainer.get("strategy")) for way in ("spawn", "fork", "notebook")):
+        raise UserError(
+            f"trainer.strategy={trainer.strategy} is not supported: its processes keep the run's results to "
+            "themselves. Use trainer=ddp_cpu, or trainer=ddp on GPUs (strategy ddp)."
+        )
     return {"limit_val_batches": 0}
 
 
@@ -289,23 +313,41 @@ def build_outputs(cfg: DictConfig, data: TabularData) -> tuple[list, list]:
     callback that monitors it (also where its config was resolved before, as a stacked job's is)."""
     check_monitor(cfg.monitor, data)
     given, follows = cfg.monitor.metric, {}
+    for name, c in (cfg.callbacks or {}).items():  # one a user added or changed: monitor=val_loss
+        if isinstance(c, DictConfig) and c.get("monitor") not in (None, given):
+            check_measured(c.monitor, data, f"callbacks.{name}.monitor")
     if not data.has("val"):
         cfg.monitor.metric = follows["monitor"] = "train/" + given.split("/", 1)[1]
-    callbacks = [instantiate(c, **(follows if c.get("monitor") == given else {})) for c in cfg.callbacks.values() if c]
-    loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c]
+    callbacks = [_made(c, f"callbacks.{k}", L.Callback, **(follows if c.get("monitor") == given else {})) for k, c in
+                 (cfg.callbacks or {}).items() if c]  # fmt: skip
+    loggers = [_made(c, f"logger.{k}", Logger) for k, c in (cfg.logger or {}).items() if c]
     return callbacks, loggers
+
+
+def _made(cfg: DictConfig, key: str, kind: type, **kwargs):
+    """A callback or logger from its config entry, which must name a class of that kind."""
+    example = "lightning.pytorch." + ("callbacks.LearningRateMonitor" if kind is L.Callback else "loggers.CSVLogger")
+    if not isinstance(cfg, DictConfig) or "_target_" not in cfg:
+        raise UserError(f"{key} names no class: give it one, e.g. +{key}={{_target_: {example}}}.")
+    made = instantiate(cfg, key=key, **kwargs)
+    if not isinstance(made, kind):
+        raise UserError(f"{key}._target_={cfg._target_} is not a Lightning {kind.__name__}.")
+    return made
 
 
 def check_monitor(monitor: DictConfig, data: TabularData) -> None:
     """The monitored metric must be one the run measures every epoch, in a direction that exists."""
-    measured = ["train/loss", *(f"val/{m}" for m in METRICS[data.meta["task"]] if data.has("val"))]
-    if monitor.metric not in measured and not (monitor.metric == "val/loss" and not data.has("val")):
-        without = "" if data.has("val") else " (there is no val split: data.val_fraction=0)"
-        raise UserError(
-            f"monitor.metric={monitor.metric} is not measured every epoch{without}; use one of {', '.join(measured)}."
-        )
+    if not (monitor.metric == "val/loss" and not data.has("val")):  # train/loss then
+        check_measured(monitor.metric, data, "monitor.metric")
     if monitor.mode not in ("min", "max"):
         raise UserError(f"monitor.mode must be min or max; got {monitor.mode!r}.")
+
+
+def check_measured(metric: str, data: TabularData, option: str) -> None:
+    measured = ["train/loss", *(f"val/{m}" for m in METRICS[data.meta["task"]] if data.has("val"))]
+    if metric not in measured:
+        without = "" if data.has("val") else " (there is no val split: data.val_fraction=0)"
+        raise UserError(f"{option}={metric} is not measured every epoch{without}; use one of {', '.join(measured)}.")
 
 
 def resume_hint(run_dir: Path) -> str:

@@ -26,7 +26,7 @@ from torch import nn
 
 from dlbasics.callbacks import ModelSummary
 from dlbasics.errors import UserError, instantiate, say_error, user_mistake
-from dlbasics.module import Learner, trusted
+from dlbasics.module import Learner, stepping, trusted
 from dlbasics.run import (
     best_checkpoint,
     build_learner,
@@ -200,7 +200,7 @@ class Stacked(Learner):
 
     def configure_optimizers(self):
         groups = [{"params": list(m.parameters()), "lr": m.hparams.optimizer["lr"]} for m in self.members]
-        return trusted("optimizer", self.members[0].hparams.optimizer, _partial_=True)(groups)
+        return stepping(trusted("optimizer", self.members[0].hparams.optimizer, _partial_=True)(groups))
 
     def training_members(self) -> list[tuple[int, Learner]]:
         fitting = self.trainer.state.fn == TrainerFn.FITTING
