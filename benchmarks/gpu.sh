@@ -31,6 +31,7 @@ run() {  # one check: the command, then its last lines
 }
 run train.py "trainer.accelerator=$ACCEL" "hydra.run.dir=$out/main"
 run train.py "trainer.accelerator=$ACCEL" data=boston trainer.precision=bf16-mixed "hydra.run.dir=$out/bf16"
+run train.py "trainer.accelerator=$ACCEL" experiment=ch1_gradient_descent "hydra.run.dir=$out/ch1"  # its figures
 run train.py "trainer.accelerator=$ACCEL" trainer.max_epochs=20 "hydra.run.dir=$out/resumed"
 run train.py "trainer.accelerator=$ACCEL" trainer.max_epochs=40 ckpt_path=last "hydra.run.dir=$out/resumed"
 run train.py -m "trainer.accelerator=$ACCEL" hydra/launcher=stacked optimizer.lr=1e-3,1e-2,1e-1 "hydra.sweep.dir=$out/sweep"

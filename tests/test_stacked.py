@@ -205,3 +205,13 @@ def test_a_stacked_job_stops_early_once_min_epochs_are_done_as_alone(tmp_path):
     alone = train(make_cfg(tmp_path / "alone", *options, "optimizer.lr=0.1"))
     assert together[1]["epochs"] == alone["epochs"] >= 40  # patience 3 alone would stop it in 5 epochs
     assert together[0]["epochs"] >= 40
+
+
+def test_stacked_jobs_log_to_a_file_only_where_the_job_logging_does(tmp_path):
+    result = run_script(
+        "train.py", "-m", "optimizer.lr=0.01,0.1", "trainer.max_epochs=2", "logger=none", "hydra/launcher=stacked",
+        "hydra/job_logging=console", f"hydra.sweep.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "2 jobs trained side by side" in result.stdout and len(list(tmp_path.glob("*/metrics.json"))) == 2
+    assert not list(tmp_path.glob("*/*.log"))  # as Hydra's console job logging writes none for a run alone

@@ -274,6 +274,11 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         (["+trainer.strategy=ddp_spawn"], "trainer.strategy=ddp_spawn is not supported: its processes keep the run's"),
         # a class misnamed, or not named, or not of its kind: was a traceback from Hydra or, later, Lightning
         (["optimizer._target_=torch.optim.Adamm"], "optimizer._target_: there is no torch.optim.Adamm. Did you mean "),
+        (  # one inside another entry
+            ["+trainer.strategy={_target_:lightning.pytorch.strategies.DDPStrategyy}"],
+            "trainer.strategy._target_: there is no lightning.pytorch.strategies.DDPStrategyy. Did you mean "
+            "lightning.pytorch.strategies.DDPStrategy?",
+        ),
         (
             ["+callbacks.lr={_target_:lightning.pytorch.callbacks.LearningRateMonitr}"],
             "callbacks.lr._target_: there is no lightning.pytorch.callbacks.LearningRateMonitr. Did you mean "
@@ -508,6 +513,11 @@ def test_save_top_k_keeps_the_k_best_checkpoints_and_tests_the_best(tmp_path):
     )
     assert metrics["checkpoint"] == str(tmp_path / "checkpoints" / f"best-epoch{best3[0]}.ckpt")
     assert metrics["val/loss_best"] == pytest.approx(logged["val/loss"].min())
+
+
+def test_max_time_as_lightning_documents_it(tmp_path):
+    """A dict, as Lightning checks for one: the config's was a DictConfig (ConfigAttributeError: total_seconds)."""
+    assert train(make_cfg(tmp_path, "+trainer.max_time={minutes:5}", "logger=none"))["status"] == "completed"
 
 
 def test_a_run_without_max_epochs_trains_to_lightnings_default_or_max_steps(tmp_path):

@@ -206,12 +206,12 @@ class DataFit(L.Callback):
             return
         from dlbasics import figures
 
-        x, y = trainer.datamodule.splits["train"]
+        x, y = (t.cpu() for t in trainer.datamodule.splits["train"])  # on the GPU after training there
         grid = torch.linspace(x.min(), x.max(), self.points).reshape(-1, 1)
         with torch.no_grad():
             predicted = learner.objective.predict(learner(grid.to(learner.device, learner.dtype))).cpu()
-        mean, std = (meta[k][0] if meta.get(k) else v for k, v in (("mean", 0.0), ("std", 1.0)))
-        x, grid = x * std + mean, grid * std + mean  # in the CSV's units, where the data was standardized
+        if meta.get("mean") is not None:  # in the CSV's units, where the features were standardized
+            x, grid = x * meta["std"][0] + meta["mean"][0], grid * meta["std"][0] + meta["mean"][0]
         title = f"{meta['target']} against {meta['features'][0]}: the model after {trainer.current_epoch} epochs"
         x, y, grid, predicted = (t.reshape(-1) for t in (x, y, grid, predicted))
         fig = figures.data_fit(x, y, grid, predicted, meta["features"][0], meta["target"], title)
@@ -233,6 +233,9 @@ def _copy(value):
 
 class Checkpoints(ModelCheckpoint):
     """Lightning's ModelCheckpoint (the best by the monitored metric, and the last), written lazily and atomically.
+
+    Its one file name (best.ckpt) gets the epoch with save_top_k=3 (best-epoch7.ckpt, ...), which would otherwise
+    be three checkpoints under one name, of which Lightning would keep the last.
 
     A checkpoint is taken in memory whenever ModelCheckpoint would save one, and written to disk at most
     every `write_seconds`, when training ends and when it is interrupted: a small model does not pay a

@@ -544,7 +544,7 @@ class TabularData(L.LightningDataModule):
         split_seed: int = 0,
         standardize: bool = True,
         batch_size: int | None = None,
-        shuffle_seed: int | list[int] = 0,  # a list: one batch order per stacked model
+        shuffle_seed: int = 0,  # the batch order's; a stacked run sets a list, one order per member
         stats: dict | None = None,
         classes: list | None = None,
     ):
@@ -556,7 +556,7 @@ class TabularData(L.LightningDataModule):
                 f"data.batch_size must be a positive integer, or null for the whole split; got {batch_size!r}."
             )
         self.path, self.batch_size = str(path), batch_size
-        self.shuffle_seed = shuffle_seed if isinstance(shuffle_seed, int) else [int(s) for s in shuffle_seed]
+        self.shuffle_seed: int | list[int] = int(shuffle_seed)
         target = str(target)  # a CSV's column names are strings: data.target=3 names the column '3'
         table = stream_table(path, target, features, task, index_col, classes)
         if table is None:  # not a clean table: read whole, to say what is wrong with it over the whole file

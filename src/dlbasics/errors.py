@@ -57,8 +57,6 @@ def user_mistake(err: BaseException) -> UserError | None:
         return UserError(f"{err.full_key} is required: add {err.full_key}=... to the command line.")
     if isinstance(err, MisconfigurationException):
         return UserError(first_line(err))
-    if isinstance(err, ModuleNotFoundError):  # an option's package (trainer.accelerator=tpu: torch_xla)
-        return UserError(f"{first_line(err)}: an option given needs a package that is not installed.")
     if isinstance(err, InterpolationResolutionError):  # data.batch_size='${nope}'
         where = f"{err.full_key}: " if err.full_key else ""  # instantiate() names the config entry where it has none
         return UserError(f"{where}{first_line(err)}: a ${{...}} names a key of the config, or an environment variable.")
@@ -162,8 +160,11 @@ def _locate(target: str):
     return getattr(importlib.import_module(module), name)
 
 
-def _no_target(key: str, target: str) -> UserError:
-    """A _target_ that names nothing, with the nearest name its module has."""
+def _no_target(err: InstantiationException, key: str, target: str) -> UserError:
+    """A _target_ that names nothing, with the nearest name its module has: the entry's own, or one inside it
+    (+trainer.strategy={_target_: ...}), which Hydra's message names."""
+    named, where = re.match(r"Error locating target '([^']+)'", str(err)), re.search(r"full_key: (\S+)", str(err))
+    target, key = named[1] if named else target, where[1] if where else key
     module, _, name = target.rpartition(".")
     try:
         near = difflib.get_close_matches(name, dir(importlib.import_module(module)), 1)
@@ -192,7 +193,7 @@ def instantiate(cfg, key: str | None = None, **kwargs):
     (`key`, by default the config's own place in the composed config).
 
     The checks that torch's optimizers and Lightning's classes make of their arguments (ValueError,
-    TypeError, MisconfigurationException) are about the options the user gave them.
+    TypeError, MisconfigurationException, a package an option needs) are about the options the user gave them.
     """
     target = str(cfg.get("_target_", ""))
     key = key or (cfg._get_full_key(None) if hasattr(cfg, "_get_full_key") else None) or target
@@ -208,12 +209,14 @@ def instantiate(cfg, key: str | None = None, **kwargs):
         if isinstance(cause, UserError):
             raise cause from None  # ours: it names its option
         if str(err).startswith("Error locating target"):  # optimizer._target_=torch.optim.Adamm
-            raise _no_target(key, target) from None
+            raise _no_target(err, key, target) from None
         if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
             name = str(cause).rsplit("argument", 1)[1].strip(" '\"")
             raise UserError(f"{key}: unknown option '{name}' for {target}: check its spelling.") from None
         library_check = isinstance(cause, (ValueError, TypeError)) and not target.startswith("dlbasics.")
         mistake = user_mistake(cause) if cause is not None else None
+        if isinstance(cause, ModuleNotFoundError) and not target.startswith("dlbasics."):  # trainer.accelerator=tpu
+            mistake = f"{first_line(cause)}: an option given needs a package that is not installed."
         if library_check or mistake is not None:
             raise UserError(f"{key}: {mistake or first_line(cause)}") from None
         raise

@@ -76,15 +76,17 @@ def trusted(kind: str, cfg: dict, **kwargs):
     return instantiate(cfg, key=kind, **kwargs)
 
 
-def stepping(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    """The optimizer, if it steps without a closure: each minibatch takes one step (LBFGS evaluates the loss again)."""
+def check_optimizer(cfg: dict, params) -> None:
+    """Makes the optimizer once, as the run is built, so that torch checks its options (optimizer.momentum=-1)
+    before any training, also a resume's; one whose step needs a closure (LBFGS evaluates the loss again) is
+    refused, where each minibatch takes one step."""
+    optimizer = trusted("optimizer", cfg, params=params)
     closure = inspect.signature(optimizer.step).parameters.get("closure")
     if closure is not None and closure.default is inspect.Parameter.empty:
         raise UserError(
             f"optimizer._target_: {type(optimizer).__name__} is not supported: its step evaluates the loss again, "
             "where each minibatch takes one step here. Use optimizer=sgd or optimizer=adam."
         )
-    return optimizer
 
 
 class Learner(L.LightningModule):
@@ -102,6 +104,7 @@ class Learner(L.LightningModule):
         lr = optimizer.get("lr")
         if not is_number(lr) or not 0 < lr < math.inf:
             raise UserError(f"optimizer.lr must be a positive number; got {lr!r}.")
+        check_optimizer(optimizer, self.model.parameters())
         self._sums: dict[str, dict[str, torch.Tensor]] = {}
         self._rows: dict[str, int] = {}
         self._unlogged: dict[str, torch.Tensor] = {}
@@ -123,7 +126,7 @@ class Learner(L.LightningModule):
         return self.model(x)
 
     def configure_optimizers(self):
-        return stepping(trusted("optimizer", self.hparams.optimizer, params=self.parameters()))
+        return trusted("optimizer", self.hparams.optimizer, params=self.parameters())
 
     def _step(self, batch, split: str) -> torch.Tensor:
         x, y = batch

@@ -146,7 +146,7 @@ class OutputDirectory(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)  # not yet set: the default run dir reads ${hydra:runtime...}
-        _keeps_record(config, "hydra.run.dir")
+        _check_hydra_options(config, "hydra.run.dir")
         _make_directory(config.hydra.run.dir, "hydra.run.dir")
         try:  # before Hydra writes its .hydra/ record there: another run's stays as that run left it
             check_free(Path(config.hydra.run.dir), resuming=bool(config.get("ckpt_path")))
@@ -155,11 +155,11 @@ class OutputDirectory(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)
-        _keeps_record(config, "hydra.sweep.dir")
+        _check_hydra_options(config, "hydra.sweep.dir")
         _make_directory(config.hydra.sweep.dir, "hydra.sweep.dir")
 
 
-def _keeps_record(config: DictConfig, option: str) -> None:
+def _check_hydra_options(config: DictConfig, option: str) -> None:
     # Hydra writes no .hydra/ record of the run's config and overrides; Lightning's DDP processes ask for that
     if config.hydra.output_subdir is None and os.environ.get("LOCAL_RANK", "0") == "0":
         refuse(
@@ -194,15 +194,16 @@ def write_json(path: Path, content: dict) -> None:
     tmp.replace(path)
 
 
+YAML = {True: "true", False: "false", None: "null"}  # as the command line writes them; hparams() shows a bool as 1
+
+
 def _flat(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
         if isinstance(v, dict):
             out.update(_flat(v, f"{prefix}{k}."))
         else:
-            # as the command line writes them: torch's hparams() would show a bool as 1 or 0
-            yaml = {True: "true", False: "false", None: "null"}
-            out[f"{prefix}{k}"] = yaml[v] if v is None or isinstance(v, bool) else v if is_number(v) else str(v)
+            out[f"{prefix}{k}"] = YAML[v] if v is None or isinstance(v, bool) else v if is_number(v) else str(v)
     return out
 
 
@@ -223,7 +224,7 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict) -> None:
     from torch.utils.tensorboard.writer import FileWriter
 
     options = {k: plain(cfg[k]) for k in ("data", "model", "loss", "optimizer")}
-    params = _flat({**options, "seed": cfg.seed, "max_epochs": trainer.max_epochs})  # ~trainer.max_epochs: 1000
+    params = _flat({**options, "seed": cfg.seed, "max_epochs": trainer.max_epochs})  # Lightning's, if not given
     params.update(status=metrics["status"], epochs=metrics["epochs"], params=metrics["params"])
     _, start, end = hparams(params, {})
     for logger in writers:
@@ -312,14 +313,15 @@ def build_outputs(cfg: DictConfig, data: TabularData) -> tuple[list, list]:
     """A run's callbacks and loggers; without a val split, the monitored val/X follows train/X, in every
     callback that monitors it (also where its config was resolved before, as a stacked job's is)."""
     check_monitor(cfg.monitor, data)
-    given, follows = cfg.monitor.metric, {}
-    for name, c in (cfg.callbacks or {}).items():  # one a user added or changed: monitor=val_loss
-        if isinstance(c, DictConfig) and c.get("monitor") not in (None, given):
-            check_measured(c.monitor, data, f"callbacks.{name}.monitor")
+    given, follows, callbacks = cfg.monitor.metric, {}, []
     if not data.has("val"):
         cfg.monitor.metric = follows["monitor"] = "train/" + given.split("/", 1)[1]
-    callbacks = [_made(c, f"callbacks.{k}", L.Callback, **(follows if c.get("monitor") == given else {})) for k, c in
-                 (cfg.callbacks or {}).items() if c]  # fmt: skip
+    for name, c in (cfg.callbacks or {}).items():
+        monitor = c.get("monitor") if isinstance(c, DictConfig) else None
+        if monitor not in (None, given):  # one a user added or changed: monitor=val_loss
+            check_measured(monitor, data, f"callbacks.{name}.monitor")
+        if c:
+            callbacks.append(_made(c, f"callbacks.{name}", L.Callback, **(follows if monitor == given else {})))
     loggers = [_made(c, f"logger.{k}", Logger) for k, c in (cfg.logger or {}).items() if c]
     return callbacks, loggers
 
@@ -473,8 +475,8 @@ def train(cfg: DictConfig) -> dict:
 
     metrics.json is written however the run ends: `completed`, `diverged`, `interrupted` or `failed`.
     """
-    run_dir, found = Path(cfg.run_dir), Path(cfg.run_dir, "metrics.json")
-    found_at = found.stat().st_mtime_ns if found.is_file() else None
+    run_dir, record = Path(cfg.run_dir), Path(cfg.run_dir, "metrics.json")
+    found_at = record.stat().st_mtime_ns if record.is_file() else None
     held = claim(run_dir, resuming=bool(cfg.ckpt_path))
     hint = resume_hint(run_dir)  # now: a run refused later may write its own .hydra/ record here
     start, trainer, learner, metrics, fitting = time.perf_counter(), None, None, {}, False
@@ -508,10 +510,10 @@ def train(cfg: DictConfig) -> dict:
         # a run resumed in its own directory: its earlier segments' time too
         metrics["seconds"] = round(time.perf_counter() - start + (held or {}).get("seconds", 0.0), 3)
         if held is not None and not fitting:  # a resume refused before training: the run stays as it ended
-            write_json(found, held)
-            os.utime(found, ns=(found_at, found_at))  # its time too, by which a sweep tells a job that did not run
+            write_json(record, held)
+            os.utime(record, ns=(found_at, found_at))  # its time too, by which a sweep tells a job that did not run
         elif trainer is None or trainer.is_global_zero:
-            write_json(run_dir / "metrics.json", metrics)
+            write_json(record, metrics)
     if trainer.is_global_zero:
         report(metrics, trainer, learner, cfg, run_dir)
     return metrics

@@ -26,7 +26,7 @@ from torch import nn
 
 from dlbasics.callbacks import ModelSummary
 from dlbasics.errors import UserError, instantiate, say_error, user_mistake
-from dlbasics.module import Learner, stepping, trusted
+from dlbasics.module import Learner, trusted
 from dlbasics.run import (
     best_checkpoint,
     build_learner,
@@ -200,7 +200,7 @@ class Stacked(Learner):
 
     def configure_optimizers(self):
         groups = [{"params": list(m.parameters()), "lr": m.hparams.optimizer["lr"]} for m in self.members]
-        return stepping(trusted("optimizer", self.members[0].hparams.optimizer, _partial_=True)(groups))
+        return trusted("optimizer", self.members[0].hparams.optimizer, _partial_=True)(groups)
 
     def training_members(self) -> list[tuple[int, Learner]]:
         fitting = self.trainer.state.fn == TrainerFn.FITTING
@@ -380,7 +380,7 @@ def train_stacked(cfgs: list[DictConfig], log_name: str | None = "train") -> lis
     if not members:
         return results
     seeds = [cfgs[i].seed for i in jobs]  # each member's batch order: that of its job run alone
-    data.shuffle_seed = seeds if len(set(seeds)) > 1 else seeds[0]
+    data.shuffle_seed = seeds if len(set(seeds)) > 1 else seeds[0]  # known now that the members are
     hints = {i: resume_hint(dirs[i]) for i in jobs}  # now: a run refused later may write its own .hydra/ there
     try:
         stacked, trainer = _stack(cfgs[jobs[0]], members, outputs)
@@ -412,8 +412,9 @@ def train_stacked(cfgs: list[DictConfig], log_name: str | None = "train") -> lis
             results[i] = metrics | {"seconds": seconds}
             write_json(dirs[i] / "metrics.json", results[i])
     for i, view in zip(jobs, stacked.views, strict=True):
-        handler = logs.get(i, logging.NullHandler())
-        root.addHandler(handler)
+        if i in logs:
+            root.addHandler(logs[i])
         report(results[i], view, view.lightning_module, cfgs[i], dirs[i])
-        root.removeHandler(handler)
+        if i in logs:
+            root.removeHandler(logs[i])
     return results

@@ -140,10 +140,8 @@ class StackedLauncher(Launcher):
                 tasks.append(task)
                 returns.append(ret)
                 callbacks.on_job_start(config=config, task_function=self.task_function)
-            _console_log(configs[0])
+            to_file = _console_log(configs[0])
             try:
-                handlers = (configs[0].hydra.job_logging.get("handlers") or {}).values()
-                to_file = any("FileHandler" in str(h.get("class")) for h in handlers)  # hydra/job_logging=console: no
                 results = train_stacked(tasks, log_name=configs[0].hydra.job.name if to_file else None)
                 for ret, task, metrics in zip(returns, tasks, results, strict=True):
                     ret.return_value, ret.status = monitored(metrics, task), JobStatus.COMPLETED
@@ -173,8 +171,9 @@ class _Deriving:
         return getattr(self.loader, name)
 
 
-def _console_log(config) -> None:
-    """The job logging the config asks for, without its log file: each stacked job writes its own."""
+def _console_log(config) -> bool:
+    """The job logging the config asks for, without its log file: each stacked job writes its own. Whether it
+    asks for a log file (hydra/job_logging=console does not)."""
     logging_cfg = OmegaConf.to_container(config.hydra.job_logging, resolve=False)
     files = [k for k, h in logging_cfg.get("handlers", {}).items() if h.get("class", "").endswith("FileHandler")]
     for name in files:
@@ -182,3 +181,4 @@ def _console_log(config) -> None:
     for logger in [logging_cfg.get("root", {}), *logging_cfg.get("loggers", {}).values()]:
         logger["handlers"] = [h for h in logger.get("handlers", []) if h not in files]
     configure_log(OmegaConf.create(logging_cfg), config.hydra.verbose)
+    return bool(files)
