@@ -7,11 +7,14 @@ Chapter 1's data and loss landscape are drawn by a training run (dlbasics.callba
 """
 
 import sys
+import warnings
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no window
+# a column name in a script the font lacks shows as boxes in a figure's labels, not as a console warning per glyph
+warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
