@@ -524,3 +524,13 @@ def test_a_run_without_max_epochs_trains_to_lightnings_default_or_max_steps(tmp_
     """~trainer.max_epochs: Lightning's 1000 epochs, here cut by max_steps (it failed at the end, having trained)."""
     metrics = train(make_cfg(tmp_path, "~trainer.max_epochs", "trainer.max_steps=12"))  # 6 minibatches an epoch
     assert metrics["status"] == "completed" and metrics["epochs"] == 2
+
+
+def test_what_lightning_logs_is_at_the_steps_ours_are(tmp_path):
+    """A Lightning callback logs at Lightning's count of batches, one an epoch here: it is kept at the step count."""
+    lr_monitor = "+callbacks.lr_monitor={_target_:lightning.pytorch.callbacks.LearningRateMonitor}"
+    train(make_cfg(tmp_path, lr_monitor))  # iris: 6 minibatches an epoch, 3 epochs
+    events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [6, 12, 18]
+    assert {e.step for e in events.Scalars("lr-Adam")} == {0, 6, 12}  # as each epoch's steps start

@@ -157,6 +157,9 @@ class Learner(L.LightningModule):
                 for i, batch in enumerate(val):
                     self.validation_step(batch, i)
             self.train()
+        # What Lightning logs (self.log, LearningRateMonitor) goes at its count of the batches that stepped, one
+        # an epoch here: counted as the steps are, as our own metrics are logged (Lightning adds this batch's 1).
+        self.trainer.fit_loop.epoch_loop._batches_that_stepped = self.global_step - 1
 
     def on_train_start(self):
         self._direct = direct_steps(self.trainer)
