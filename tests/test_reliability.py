@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dlbasics.callbacks import Checkpoints
-from dlbasics.run import cli, evaluate, train
+from dlbasics.run import claim, cli, evaluate, train
 
 from .conftest import ROOT, make_cfg, read_metrics, run_script
 
@@ -104,6 +104,8 @@ def test_a_second_run_in_a_run_directory_is_refused_and_the_first_kept(tmp_path,
     resumed = train(cfg)  # resuming it is the way on
     assert resumed["status"] == "completed" and resumed["epochs"] == 4
     assert 100 < resumed["seconds"] <= 100 + time.perf_counter() - start  # its time is both segments'
+    claim(tmp_path, resuming=True)  # a third segment, killed before it could write a word
+    assert read_metrics(tmp_path)["status"] == "running" and read_metrics(tmp_path)["seconds"] == resumed["seconds"]
 
 
 def test_a_resume_on_other_data_of_the_same_sizes_is_refused(tmp_path, make_csv, capsys):

@@ -386,7 +386,8 @@ def claim(run_dir: Path, resuming: bool) -> dict | None:
         return None
     except FileExistsError:
         held = check_free(run_dir, resuming)
-        write_json(path, running)
+        # the time of its segments so far: a segment killed without a word (kill -9) loses its own only
+        write_json(path, running | ({"seconds": held["seconds"]} if held and "seconds" in held else {}))
         return held
 
 
