@@ -74,6 +74,10 @@ def test_the_accelerator_is_autos_unless_the_environment_pins_it(tmp_path, monke
             "ckpt_path: a value with '=' in it is quoted for Hydra: "
             """'ckpt_path="logs/multiruns/X/optimizer.lr=0.1/checkpoints/best.ckpt"' (quotes as shown).""",
         ),
+        (
+            ["data.target=価格"],  # a column name in another script
+            """data.target: a value with letters beyond ASCII is quoted for Hydra: 'data.target="価格"'""",
+        ),
         (["+data.path=x"], "Could not append to config. An item is already at 'data.path'. Either remove + prefix"),
         (
             ["+experiment=ex2_iris_mlp"],

@@ -96,8 +96,11 @@ def config_mistake(err: Exception, command: str) -> str | None:
         )
     if isinstance(err, OverrideParseException):
         key, _, value = err.override.partition("=")
-        if "=" in value and not value.startswith(("'", '"')):  # a sweep job's path: .../optimizer.lr=0.1/...
-            return f"{key}: a value with '=' in it is quoted for Hydra: '{key}=\"{value}\"' (quotes as shown)."
+        # a sweep job's path (.../optimizer.lr=0.1/...), a column name in another script (data.target=価格)
+        quoted = value.startswith(("'", '"'))
+        if not quoted and ("=" in value or not value.isascii()):
+            what = "'=' in it" if "=" in value else "letters beyond ASCII"
+            return f"{key}: a value with {what} is quoted for Hydra: '{key}=\"{value}\"' (quotes as shown)."
         grammar = re.search(r"https://\S+", str(err))
         return f"{err.override!r} is not an override Hydra can read ({first_line(err)})." + (
             f" The grammar: {grammar.group(0)}" if grammar else ""
