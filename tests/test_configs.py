@@ -119,3 +119,15 @@ def test_a_config_without_what_the_run_needs_is_a_users_mistake(tmp_path, capsys
     with pytest.raises(SystemExit) as exit:
         cli(train, make_cfg(tmp_path, *overrides, "logger=none"))
     assert exit.value.code == 2 and capsys.readouterr().err == message
+
+
+def test_a_package_not_installed_is_a_users_mistake_unless_it_is_ours():
+    """DeviceStatsMonitor on the CPU without psutil, trainer.accelerator=tpu without torch_xla: one line; a module
+    of ours that is not there is a bug, and keeps its traceback."""
+    from dlbasics.errors import user_mistake
+
+    missing = ModuleNotFoundError("No module named 'psutil'", name="psutil")
+    assert str(user_mistake(missing)) == (
+        "No module named 'psutil': an option given needs a package that is not installed."
+    )
+    assert user_mistake(ModuleNotFoundError("No module named 'dlbasics.figuers'", name="dlbasics.figuers")) is None

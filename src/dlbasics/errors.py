@@ -48,8 +48,9 @@ def user_mistake(err: BaseException) -> UserError | None:
     """The error as a user's mistake, or None for anything else (a bug keeps its traceback).
 
     Besides our own checks: a required option left out (`???` in a config), Lightning's word for a
-    misconfigured Trainer (e.g. trainer.accelerator=gpu on a machine without one), an interpolation
-    that names nothing, and a key the run needs taken out of the config.
+    misconfigured Trainer (e.g. trainer.accelerator=gpu on a machine without one), a package an option
+    needs (trainer.accelerator=tpu, DeviceStatsMonitor on the CPU), an interpolation that names nothing,
+    and a key the run needs taken out of the config.
     """
     if isinstance(err, UserError):
         return err
@@ -57,6 +58,8 @@ def user_mistake(err: BaseException) -> UserError | None:
         return UserError(f"{err.full_key} is required: add {err.full_key}=... to the command line.")
     if isinstance(err, MisconfigurationException):
         return UserError(first_line(err))
+    if isinstance(err, ModuleNotFoundError) and not (err.name or "").startswith("dlbasics"):  # ours: a bug
+        return UserError(f"{first_line(err)}: an option given needs a package that is not installed.")
     if isinstance(err, InterpolationResolutionError):  # data.batch_size='${nope}'
         where = f"{err.full_key}: " if err.full_key else ""  # instantiate() names the config entry where it has none
         return UserError(f"{where}{first_line(err)}: a ${{...}} names a key of the config, or an environment variable.")
@@ -218,8 +221,6 @@ def instantiate(cfg, key: str | None = None, **kwargs):
             raise UserError(f"{key}: unknown option '{name}' for {target}: check its spelling.") from None
         library_check = isinstance(cause, (ValueError, TypeError)) and not target.startswith("dlbasics.")
         mistake = user_mistake(cause) if cause is not None else None
-        if isinstance(cause, ModuleNotFoundError) and not target.startswith("dlbasics."):  # trainer.accelerator=tpu
-            mistake = f"{first_line(cause)}: an option given needs a package that is not installed."
         if library_check or mistake is not None:
             raise UserError(f"{key}: {mistake or first_line(cause)}") from None
         raise
