@@ -287,6 +287,10 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         (["+callbacks.lr={logging_interval:step}"], "callbacks.lr names no class: give it one, e.g. +callbacks.lr="),
         (["+callbacks.relu={_target_:torch.nn.ReLU}"], "callbacks.relu._target_=torch.nn.ReLU is not a Lightning"),
         (
+            ["+callbacks.gas={_target_:lightning.pytorch.callbacks.GradientAccumulationScheduler,scheduling:{0:2}}"],
+            "callbacks.gas is not supported: each minibatch takes its own optimizer step",
+        ),
+        (
             ["callbacks=early_stopping", "callbacks.early_stopping.monitor=val_loss"],
             "callbacks.early_stopping.monitor=val_loss is not measured every epoch; use one of train/loss, val/loss",
         ),

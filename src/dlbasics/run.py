@@ -24,7 +24,7 @@ from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from hydra.utils import to_absolute_path
-from lightning.pytorch.callbacks import Checkpoint, ProgressBar
+from lightning.pytorch.callbacks import Checkpoint, GradientAccumulationScheduler, ProgressBar
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -322,6 +322,8 @@ def build_outputs(cfg: DictConfig, data: TabularData) -> tuple[list, list]:
             check_measured(monitor, data, f"callbacks.{name}.monitor")
         if c:
             callbacks.append(_made(c, f"callbacks.{name}", L.Callback, **(follows if monitor == given else {})))
+            if isinstance(callbacks[-1], GradientAccumulationScheduler):  # accumulate_grad_batches by epoch
+                raise UserError(f"callbacks.{name} is not supported: {STEP}.")
     loggers = [_made(c, f"logger.{k}", Logger) for k, c in (cfg.logger or {}).items() if c]
     return callbacks, loggers
 
