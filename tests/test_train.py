@@ -538,3 +538,11 @@ def test_what_lightning_logs_is_at_the_steps_ours_are(tmp_path):
     events.Reload()
     assert [e.step for e in events.Scalars("train/loss")] == [6, 12, 18]
     assert {e.step for e in events.Scalars("lr-Adam")} == {0, 6, 12}  # as each epoch's steps start
+
+
+def test_tensorboard_draws_the_models_graph_when_asked(tmp_path):
+    """logger.tensorboard.log_graph=true: Lightning traces the model on its example input (without one it warned)."""
+    train(make_cfg(tmp_path, "+logger.tensorboard.log_graph=true", "trainer.max_epochs=1"))
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert events.Tags()["graph"] and any("Linear" in node.name for node in events.Graph().node)
