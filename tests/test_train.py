@@ -545,4 +545,7 @@ def test_tensorboard_draws_the_models_graph_when_asked(tmp_path):
     train(make_cfg(tmp_path, "+logger.tensorboard.log_graph=true", "trainer.max_epochs=1"))
     events = EventAccumulator(str(tmp_path))
     events.Reload()
-    assert events.Tags()["graph"] and any("Linear" in node.name for node in events.Graph().node)
+    nodes = events.Graph().node
+    assert any("Linear" in node.name for node in nodes)
+    inputs = [[d.size for d in n.attr["_output_shapes"].list.shape[0].dim] for n in nodes if n.name.startswith("input")]
+    assert inputs == [[1, 4]]  # a row of iris' 4 features

@@ -105,7 +105,9 @@ class Learner(L.LightningModule):
         if not is_number(lr) or not 0 < lr < math.inf:
             raise UserError(f"optimizer.lr must be a positive number; got {lr!r}.")
         check_optimizer(optimizer, self.model.parameters())
-        self.example_input_array = torch.zeros(1, data["n_features"])  # for TensorBoard's graph (log_graph=true)
+        # forward()'s arguments, for TensorBoard's graph (log_graph=true): a tuple, which the data module moves to
+        # the device as it moves a batch's tensors
+        self.example_input_array = (torch.zeros(1, data["n_features"]),)
         self._sums: dict[str, dict[str, torch.Tensor]] = {}
         self._rows: dict[str, int] = {}
         self._unlogged: dict[str, torch.Tensor] = {}
