@@ -108,6 +108,18 @@ def test_the_data_is_drawn_in_the_csvs_units_with_the_models_prediction(tmp_path
     assert (tmp_path / "fit.png").is_file()
 
 
+def test_a_diverged_models_data_figure_says_so_and_keeps_to_the_data(tmp_path, monkeypatch):
+    drawn = {}
+    data_fit = figures.data_fit
+    monkeypatch.setattr(figures, "data_fit", lambda *args: drawn.update(fig=data_fit(*args), args=args) or drawn["fig"])
+    ch1 = ["experiment=ch1_gradient_descent", "trainer.max_epochs=10", "logger=none"]
+    train(make_cfg(tmp_path, *ch1, "optimizer.lr=1"))  # diverged in its 5th step
+    _, y, _, predicted, _, _, title = drawn["args"]
+    assert title.endswith("(diverged)") and float(predicted.abs().max()) > 1e20
+    low, high = drawn["fig"].axes[0].get_ylim()
+    assert low < float(y.min()) and float(y.max()) < high < 2 * float(y.max())  # the houses, not the line's 1e24
+
+
 def test_a_resumed_run_draws_its_whole_path(tmp_path):
     ch1 = ["experiment=ch1_gradient_descent", "logger=none"]
     train(make_cfg(tmp_path / "resumed", *ch1, "trainer.max_epochs=4"))

@@ -213,6 +213,7 @@ class DataFit(L.Callback):
         if meta.get("mean") is not None:  # in the CSV's units, where the features were standardized
             x, grid = x * meta["std"][0] + meta["mean"][0], grid * meta["std"][0] + meta["mean"][0]
         title = f"{meta['target']} against {meta['features'][0]}: the model after {trainer.current_epoch} epochs"
+        title += " (diverged)" if learner.diverged_epoch is not None else ""
         x, y, grid, predicted = (t.reshape(-1) for t in (x, y, grid, predicted))
         fig = figures.data_fit(x, y, grid, predicted, meta["features"][0], meta["target"], title)
         self.dirpath.mkdir(parents=True, exist_ok=True)

@@ -53,7 +53,8 @@ def data_fit(x, y, grid, predicted, xlabel: str, ylabel: str, title: str = ""):
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     ax.scatter(x, y, s=10, alpha=0.5, label="training rows")
     ax.plot(grid, predicted, "r-", lw=2, label="the model's prediction")
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    pad = 0.1 * (float(y.max() - y.min()) or 1.0)  # the data's range: a diverged model's line leaves it
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, ylim=(float(y.min()) - pad, float(y.max()) + pad))
     ax.legend()
     return fig
 
