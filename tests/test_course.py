@@ -95,9 +95,10 @@ def test_the_data_is_drawn_in_the_csvs_units_with_the_models_prediction(tmp_path
     monkeypatch.setattr(figures, "data_fit", lambda *args: drawn.update(args=args) or data_fit(*args))
     options = ["data=boston_rm", "data.standardize=true", "model=perceptron", "logger=none", "trainer.max_epochs=3"]
     train(make_cfg(tmp_path, *options))
-    x, y, grid, predicted, xlabel, ylabel, title = drawn["args"]
+    x, y, grid, predicted, xlabel, ylabel, title, rows = drawn["args"]
     boston = pd.read_csv(ROOT / "data" / "boston.csv")
-    assert (xlabel, ylabel, title) == ("RM", "PRICE", "PRICE against RM: the model after 3 epochs")
+    assert (xlabel, ylabel, rows) == ("RM", "PRICE", "training rows")
+    assert title == "PRICE against RM: the model after 3 epochs"
     assert len(x) == len(y) == 304  # the training rows, in rooms
     assert np.isclose(x.numpy()[:, None], boston["RM"].to_numpy()[None, :], atol=1e-4).any(1).all()
     assert float(grid.min()) == pytest.approx(float(x.min())) and float(grid.max()) == pytest.approx(float(x.max()))
@@ -113,9 +114,10 @@ def test_a_diverged_models_data_figure_says_so_and_keeps_to_the_data(tmp_path, m
     data_fit = figures.data_fit
     monkeypatch.setattr(figures, "data_fit", lambda *args: drawn.update(fig=data_fit(*args), args=args) or drawn["fig"])
     ch1 = ["experiment=ch1_gradient_descent", "trainer.max_epochs=10", "logger=none"]
-    train(make_cfg(tmp_path, *ch1, "optimizer.lr=1"))  # diverged in its 5th step
-    _, y, _, predicted, _, _, title = drawn["args"]
+    train(make_cfg(tmp_path, *ch1, "optimizer.lr=1", "+callbacks.data_fit.rows=100"))  # diverged in its 5th step
+    _, y, _, predicted, _, _, title, rows = drawn["args"]
     assert title.endswith("(diverged)") and float(predicted.abs().max()) > 1e20
+    assert len(y) == 100 and rows == "100 of the 506 training rows"  # at most `rows` of them drawn
     low, high = drawn["fig"].axes[0].get_ylim()
     assert low < float(y.min()) and float(y.max()) < high < 2 * float(y.max())  # the houses, not the line's 1e24
 

@@ -192,12 +192,14 @@ class LossLandscape(L.Callback):
 class DataFit(L.Callback):
     """Chapter 1's first picture (1.2.1, PRICE against RM): the training rows of a regression on one feature,
     with the model's prediction over them as training ends, in fit.png in `dirpath` and TensorBoard's Images
-    tab. Other data is skipped."""
+    tab; at most `rows` of them, drawn at random (a million take seconds to draw, and show no more). Other
+    data is skipped."""
 
-    def __init__(self, dirpath: str, points: int = 200):
-        if not is_number(points, int) or points < 2:
-            raise UserError(f"callbacks.data_fit.points must be an integer >= 2; got {points!r}.")
-        self.dirpath, self.points = Path(dirpath), points
+    def __init__(self, dirpath: str, points: int = 200, rows: int = 10_000):
+        for option, value in (("points", points), ("rows", rows)):
+            if not is_number(value, int) or value < 2:
+                raise UserError(f"callbacks.data_fit.{option} must be an integer >= 2; got {value!r}.")
+        self.dirpath, self.points, self.rows = Path(dirpath), points, rows
 
     @rank_zero_only
     def on_train_end(self, trainer, learner):
@@ -215,7 +217,12 @@ class DataFit(L.Callback):
         title = f"{meta['target']} against {meta['features'][0]}: the model after {trainer.current_epoch} epochs"
         title += " (diverged)" if learner.diverged_epoch is not None else ""
         x, y, grid, predicted = (t.reshape(-1) for t in (x, y, grid, predicted))
-        fig = figures.data_fit(x, y, grid, predicted, meta["features"][0], meta["target"], title)
+        rows = "training rows"
+        if len(x) > self.rows:
+            rows = f"{self.rows:,} of the {len(x):,} training rows"
+            drawn = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: self.rows]
+            x, y = x[drawn], y[drawn]
+        fig = figures.data_fit(x, y, grid, predicted, meta["features"][0], meta["target"], title, rows)
         self.dirpath.mkdir(parents=True, exist_ok=True)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):

@@ -48,10 +48,10 @@ def landscape_2d(grid_w, grid_b, losses, path_w, path_b, names=("w", "b"), title
     return fig
 
 
-def data_fit(x, y, grid, predicted, xlabel: str, ylabel: str, title: str = ""):
+def data_fit(x, y, grid, predicted, xlabel: str, ylabel: str, title: str = "", rows: str = "training rows"):
     """A one-feature regression's rows, y against x (1.2.1: PRICE against RM), and the model's prediction."""
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-    ax.scatter(x, y, s=10, alpha=0.5, label="training rows")
+    ax.scatter(x, y, s=10, alpha=0.5, label=rows)
     ax.plot(grid, predicted, "r-", lw=2, label="the model's prediction")
     pad = 0.1 * (float(y.max() - y.min()) or 1.0)  # the data's range: a diverged model's line leaves it
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title, ylim=(float(y.min()) - pad, float(y.max()) + pad))
