@@ -78,6 +78,10 @@ def test_the_accelerator_is_autos_unless_the_environment_pins_it(tmp_path, monke
             ["data.target=価格"],  # a column name in another script
             """data.target: a value with letters beyond ASCII is quoted for Hydra: 'data.target="価格"'""",
         ),
+        (
+            ["data.features=[面積,RM]"],
+            """data.features: a value with letters beyond ASCII is quoted for Hydra: 'data.features=["面積","RM"]'""",
+        ),
         (["+data.path=x"], "Could not append to config. An item is already at 'data.path'. Either remove + prefix"),
         (
             ["+experiment=ex2_iris_mlp"],

@@ -122,6 +122,28 @@ def test_a_diverged_models_data_figure_says_so_and_keeps_to_the_data(tmp_path, m
     assert low < float(y.min()) and float(y.max()) < high < 2 * float(y.max())  # the houses, not the line's 1e24
 
 
+def test_the_data_figures_range_takes_in_a_line_off_the_data():
+    """The 5e-5 run's line y = -0.95 x lies below every house: the figure's range takes it in (a diverged one's
+    1e24 would squash the houses, and is left out)."""
+    x, y = np.linspace(4, 9, 50), np.linspace(5, 50, 50)
+    fig = figures.data_fit(x, y, x, -0.95 * x, "RM", "PRICE")
+    low, high = fig.axes[0].get_ylim()
+    assert low < -0.95 * 9 and 50 < high < 60
+    low, high = figures.data_fit(x, y, x, 1e24 * x, "RM", "PRICE").axes[0].get_ylim()
+    assert 0 < low < 5 and 50 < high < 60
+
+
+def test_a_constant_feature_has_its_prediction_drawn_about_it(tmp_path, make_csv, monkeypatch):
+    frame = pd.read_csv(make_csv(kind="regression", features=1)).assign(f0=3.0)
+    frame.to_csv(tmp_path / "constant.csv", index=False)
+    drawn = {}
+    data_fit = figures.data_fit
+    monkeypatch.setattr(figures, "data_fit", lambda *args: drawn.update(args=args) or data_fit(*args))
+    train(make_cfg(tmp_path, "data=csv", f"data.path={tmp_path / 'constant.csv'}", "data.target=y", "logger=none"))
+    grid = drawn["args"][2]
+    assert float(grid.min()) < 3.0 < float(grid.max())  # a line about x = 3, not one point
+
+
 def test_a_resumed_run_draws_its_whole_path(tmp_path):
     ch1 = ["experiment=ch1_gradient_descent", "logger=none"]
     train(make_cfg(tmp_path / "resumed", *ch1, "trainer.max_epochs=4"))

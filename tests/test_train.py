@@ -265,7 +265,7 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         (["optimizer=sgd", "optimizer.momentum=-1"], "optimizer: Invalid momentum value: -1"),
         (["trainer.accelerator=tpu"], "trainer: Requirement 'torch_xla"),  # ...: an option given needs a package
         # Lightning's options that have nothing to act on, or that the run sets from options of its own
-        (["+trainer.fast_dev_run=true"], "trainer.fast_dev_run=True is not supported: a quick run is trainer.max_ep"),
+        (["+trainer.fast_dev_run=true"], "trainer.fast_dev_run=true is not supported: a quick run is trainer.max_ep"),
         (["+trainer.overfit_batches=1"], "trainer.overfit_batches=1 is not supported: each epoch trains on every"),
         (["trainer.log_every_n_steps=50"], "trainer.log_every_n_steps=50 is not supported: an epoch's metrics are"),
         (["+trainer.enable_checkpointing=false"], "trainer.enable_checkpointing is the run's to set: checkpoints come"),
@@ -540,9 +540,14 @@ def test_what_lightning_logs_is_at_the_steps_ours_are(tmp_path):
     assert {e.step for e in events.Scalars("lr-Adam")} == {0, 6, 12}  # as each epoch's steps start
 
 
-def test_tensorboard_draws_the_models_graph_when_asked(tmp_path):
+@pytest.mark.parametrize("precision", ["32-true", "64-true"])  # the example input of the model's dtype
+def test_tensorboard_draws_the_models_graph_when_asked(tmp_path, precision):
     """logger.tensorboard.log_graph=true: Lightning traces the model on its example input (without one it warned)."""
-    train(make_cfg(tmp_path, "+logger.tensorboard.log_graph=true", "trainer.max_epochs=1"))
+    train(
+        make_cfg(
+            tmp_path, "+logger.tensorboard.log_graph=true", "trainer.max_epochs=1", f"trainer.precision={precision}"
+        )
+    )
     events = EventAccumulator(str(tmp_path))
     events.Reload()
     nodes = events.Graph().node

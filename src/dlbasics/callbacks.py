@@ -209,12 +209,14 @@ class DataFit(L.Callback):
         from dlbasics import figures
 
         x, y = (t.cpu() for t in trainer.datamodule.splits["train"])  # on the GPU after training there
-        grid = torch.linspace(x.min(), x.max(), self.points).reshape(-1, 1)
+        low, high = float(x.min()), float(x.max())
+        grid = torch.linspace(low - (low == high), high + (low == high), self.points).reshape(-1, 1)  # x constant
         with torch.no_grad():
             predicted = learner.objective.predict(learner(grid.to(learner.device, learner.dtype))).cpu()
         if meta.get("mean") is not None:  # in the CSV's units, where the features were standardized
             x, grid = x * meta["std"][0] + meta["mean"][0], grid * meta["std"][0] + meta["mean"][0]
-        title = f"{meta['target']} against {meta['features'][0]}: the model after {trainer.current_epoch} epochs"
+        epochs = f"{trainer.current_epoch} epoch{'s' * (trainer.current_epoch != 1)}"
+        title = f"{meta['target']} against {meta['features'][0]}: the model after {epochs}"
         title += " (diverged)" if learner.diverged_epoch is not None else ""
         x, y, grid, predicted = (t.reshape(-1) for t in (x, y, grid, predicted))
         rows = "training rows"

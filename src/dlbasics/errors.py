@@ -103,7 +103,9 @@ def config_mistake(err: Exception, command: str) -> str | None:
         quoted = value.startswith(("'", '"'))
         if not quoted and ("=" in value or not value.isascii()):
             what = "'=' in it" if "=" in value else "letters beyond ASCII"
-            return f"{key}: a value with {what} is quoted for Hydra: '{key}=\"{value}\"' (quotes as shown)."
+            items = value.startswith("[") and value.endswith("]")  # data.features=[面積]: each item is quoted
+            typed = "[" + ",".join(f'"{v.strip()}"' for v in value[1:-1].split(",")) + "]" if items else f'"{value}"'
+            return f"{key}: a value with {what} is quoted for Hydra: '{key}={typed}' (quotes as shown)."
         grammar = re.search(r"https://\S+", str(err))
         return f"{err.override!r} is not an override Hydra can read ({first_line(err)})." + (
             f" The grammar: {grammar.group(0)}" if grammar else ""

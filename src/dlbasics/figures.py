@@ -7,14 +7,11 @@ Chapter 1's data and loss landscape are drawn by a training run (dlbasics.callba
 """
 
 import sys
-import warnings
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no window
-# a column name in a script the font lacks shows as boxes in a figure's labels, not as a console warning per glyph
-warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -53,8 +50,13 @@ def data_fit(x, y, grid, predicted, xlabel: str, ylabel: str, title: str = "", r
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     ax.scatter(x, y, s=10, alpha=0.5, label=rows)
     ax.plot(grid, predicted, "r-", lw=2, label="the model's prediction")
-    pad = 0.1 * (float(y.max() - y.min()) or 1.0)  # the data's range: a diverged model's line leaves it
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, ylim=(float(y.min()) - pad, float(y.max()) + pad))
+    y, predicted = np.asarray(y), np.asarray(predicted)
+    low, high = float(y.min()), float(y.max())
+    span, line = (high - low) or 1.0, predicted[np.isfinite(predicted)]
+    if line.size and low - 10 * span < line.min() and line.max() < high + 10 * span:  # else: the data's range,
+        low, high = min(low, float(line.min())), max(high, float(line.max()))  # which a diverged line leaves
+    pad = 0.1 * ((high - low) or 1.0)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, ylim=(low - pad, high + pad))
     ax.legend()
     return fig
 

@@ -105,9 +105,6 @@ class Learner(L.LightningModule):
         if not is_number(lr) or not 0 < lr < math.inf:
             raise UserError(f"optimizer.lr must be a positive number; got {lr!r}.")
         check_optimizer(optimizer, self.model.parameters())
-        # forward()'s arguments, for TensorBoard's graph (log_graph=true): a tuple, which the data module moves to
-        # the device as it moves a batch's tensors
-        self.example_input_array = (torch.zeros(1, data["n_features"]),)
         self._sums: dict[str, dict[str, torch.Tensor]] = {}
         self._rows: dict[str, int] = {}
         self._unlogged: dict[str, torch.Tensor] = {}
@@ -127,6 +124,13 @@ class Learner(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Output-layer pre-activations o, shape (rows, outputs)."""
         return self.model(x)
+
+    @property
+    def example_input_array(self) -> tuple[torch.Tensor] | None:
+        """forward()'s arguments, for TensorBoard's graph (logger.tensorboard.log_graph=true): a row of zeros of
+        the model's dtype (trainer.precision=64-true), in a tuple, which the data module moves as a batch."""
+        data = self.hparams.get("data")
+        return (torch.zeros(1, data["n_features"], dtype=self.dtype),) if data else None
 
     def configure_optimizers(self):
         return trusted("optimizer", self.hparams.optimizer, params=self.parameters())

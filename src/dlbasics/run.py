@@ -41,6 +41,8 @@ log = logging.getLogger("dlbasics")
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 # The CSV logger writes into the run directory, which Hydra has already given its .hydra/ folder.
 warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
+# A column name in a script the font lacks is drawn as boxes in a figure's labels, without a warning per glyph.
+warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
 # Lightning announces devices, seeds, tips and signals at INFO on every Trainer, and Optuna's alembic its
 # plugins: our console keeps its own lines.
 for name in (
@@ -297,7 +299,8 @@ def fit_options(trainer: DictConfig) -> dict:
     for key, (default, why) in BATCH_LOOP_OPTIONS.items():
         value = trainer.get(key)
         if value is not None and value != default:
-            raise UserError(f"trainer.{key}={value} is not supported: {why}.")
+            given = YAML[value] if isinstance(value, bool) else value  # as typed: true, not True
+            raise UserError(f"trainer.{key}={given} is not supported: {why}.")
     for key, why in RUN_OPTIONS.items():
         if key in trainer:
             raise UserError(f"trainer.{key} is the run's to set: {why}.")
