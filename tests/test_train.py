@@ -269,7 +269,7 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         (["+trainer.overfit_batches=1"], "trainer.overfit_batches=1 is not supported: each epoch trains on every"),
         (["trainer.log_every_n_steps=50"], "trainer.log_every_n_steps=50 is not supported: an epoch's metrics are"),
         (["+trainer.enable_checkpointing=false"], "trainer.enable_checkpointing is the run's to set: checkpoints come"),
-        (["+trainer.logger=false"], "trainer.logger is the run's to set: the loggers come from logger=: logger=none"),
+        (["+trainer.logger=false"], "trainer.logger is the run's to set: the loggers come from logger= (none, csv or"),
         (["+trainer.default_root_dir=/x"], "trainer.default_root_dir is the run's to set: a run's directory is Hydra"),
         (["+trainer.strategy=ddp_spawn"], "trainer.strategy=ddp_spawn is not supported: its processes keep the run's"),
         # a class misnamed, or not named, or not of its kind: was a traceback from Hydra or, later, Lightning

@@ -286,10 +286,10 @@ BATCH_LOOP_OPTIONS = {
 }
 # Trainer arguments the run gives from options of its own, which a value in trainer would not outweigh.
 RUN_OPTIONS = {
-    "enable_checkpointing": "checkpoints come from callbacks.model_checkpoint: callbacks.model_checkpoint=null: none",
-    "logger": "the loggers come from logger=: logger=none, logger=csv, logger=tensorboard",
-    "enable_progress_bar": "the progress line comes from callbacks.progress: callbacks.progress=null for none",
-    "callbacks": "the callbacks come from callbacks.*: +callbacks.NAME={_target_: ...} adds one",
+    "enable_checkpointing": "checkpoints come from callbacks.model_checkpoint (=null for none)",
+    "logger": "the loggers come from logger= (none, csv or tensorboard)",
+    "enable_progress_bar": "the progress line comes from callbacks.progress (=null for none)",
+    "callbacks": "the callbacks come from callbacks.* (+callbacks.NAME={_target_: ...} adds one)",
     "default_root_dir": "a run's directory is Hydra's: hydra.run.dir=... (hydra.sweep.dir=... with -m)",
 }
 
