@@ -135,3 +135,13 @@ def test_a_package_not_installed_is_a_users_mistake_unless_it_is_ours():
         "No module named 'psutil': an option given needs a package that is not installed."
     )
     assert user_mistake(ModuleNotFoundError("No module named 'dlbasics.figuers'", name="dlbasics.figuers")) is None
+
+
+def test_a_value_is_written_as_hydra_reads_it():
+    """The resume line's and eval.py hint's paths: quoted where Hydra's grammar would read them otherwise, a sweep
+    job's (=) as a directory named in another script."""
+    from dlbasics.errors import as_typed
+
+    assert as_typed("logs/multiruns/X/optimizer.lr=0.1") == '"logs/multiruns/X/optimizer.lr=0.1"'
+    assert as_typed("logs/価格") == '"logs/価格"'
+    assert as_typed("logs/iris-mlp/2026-12-01_18-00-00") == "logs/iris-mlp/2026-12-01_18-00-00"

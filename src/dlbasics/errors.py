@@ -68,6 +68,13 @@ def user_mistake(err: BaseException) -> UserError | None:
     return None
 
 
+def as_typed(value) -> str:
+    """A value as the command line gives it to Hydra: quoted where its grammar would read it otherwise (a path
+    with `=` in it, a sweep job's; a name in another script, data.target=価格)."""
+    text = str(value)
+    return f'"{text}"' if re.search(r"[=,:\s'\"\[\](){}]", text) or not text.isascii() else text
+
+
 def say_error(message) -> None:
     """A user's mistake, as one line on stderr."""
     print(f"error: {message}", file=sys.stderr, flush=True)
@@ -104,7 +111,7 @@ def config_mistake(err: Exception, command: str) -> str | None:
         if not quoted and ("=" in value or not value.isascii()):
             what = "'=' in it" if "=" in value else "letters beyond ASCII"
             items = value.startswith("[") and value.endswith("]")  # data.features=[面積]: each item is quoted
-            typed = "[" + ",".join(f'"{v.strip()}"' for v in value[1:-1].split(",")) + "]" if items else f'"{value}"'
+            typed = "[" + ",".join(f'"{v.strip()}"' for v in value[1:-1].split(",")) + "]" if items else as_typed(value)
             return f"{key}: a value with {what} is quoted for Hydra: '{key}={typed}' (quotes as shown)."
         grammar = re.search(r"https://\S+", str(err))
         return f"{err.override!r} is not an override Hydra can read ({first_line(err)})." + (

@@ -4,7 +4,6 @@ import json
 import logging
 import math
 import os
-import re
 import shlex
 import signal
 import socket
@@ -30,7 +29,16 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dlbasics.data import TabularData, feature_matrix, header, read_csv, scale
-from dlbasics.errors import UserError, config_mistake, first_line, instantiate, is_number, say_error, user_mistake
+from dlbasics.errors import (
+    UserError,
+    as_typed,
+    config_mistake,
+    first_line,
+    instantiate,
+    is_number,
+    say_error,
+    user_mistake,
+)
 from dlbasics.losses import METRICS
 from dlbasics.module import Learner
 from dlbasics.sweep import TWICE, end_stopped_sweep, given_twice, status
@@ -363,12 +371,6 @@ def resume_hint(run_dir: Path) -> str:
     overrides = OmegaConf.to_container(OmegaConf.load(saved), resolve=False) if saved.is_file() else []  # as typed
     kept = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
     return "Resume: " + python_command("train.py", *kept, f"hydra.run.dir={as_typed(run_dir)}", "ckpt_path=last")
-
-
-def as_typed(value) -> str:
-    """A value as the command line gives it to Hydra: quoted where its grammar would read it otherwise (a path
-    with `=` in it, a sweep job's)."""
-    return f'"{value}"' if re.search(r"[=,:\s'\"\[\](){}]", str(value)) else str(value)
 
 
 def python_command(script: str, *overrides: str) -> str:
