@@ -79,6 +79,19 @@ def test_chapter1_tensorboard_has_w_and_loss_at_every_step_and_the_landscape(cha
     assert (run_dir / "fit.png").is_file()
 
 
+@pytest.fixture
+def drawn(monkeypatch):
+    """What the data figure of a run is drawn from (its arguments) and the figure itself."""
+    drawn, data_fit = {}, figures.data_fit
+
+    def draw(*args):
+        drawn.update(args=args, fig=data_fit(*args))
+        return drawn["fig"]
+
+    monkeypatch.setattr(figures, "data_fit", draw)
+    return drawn
+
+
 def test_chapter1_landscape_is_drawn(chapter1):
     run_dir = chapter1[1e-5][0]
     with Image.open(run_dir / "landscape.png") as image:
@@ -89,10 +102,7 @@ def test_chapter1_landscape_is_drawn(chapter1):
     assert [t.get_text() for t in fig.axes[0].texts] == ["$w_{(0)}$", "$w_{(1)}$"]
 
 
-def test_the_data_is_drawn_in_the_csvs_units_with_the_models_prediction(tmp_path, monkeypatch):
-    drawn = {}
-    data_fit = figures.data_fit
-    monkeypatch.setattr(figures, "data_fit", lambda *args: drawn.update(args=args) or data_fit(*args))
+def test_the_data_is_drawn_in_the_csvs_units_with_the_models_prediction(tmp_path, drawn):
     options = ["data=boston_rm", "data.standardize=true", "model=perceptron", "logger=none", "trainer.max_epochs=3"]
     train(make_cfg(tmp_path, *options))
     x, y, grid, predicted, xlabel, ylabel, title, rows = drawn["args"]
@@ -109,10 +119,7 @@ def test_the_data_is_drawn_in_the_csvs_units_with_the_models_prediction(tmp_path
     assert (tmp_path / "fit.png").is_file()
 
 
-def test_a_diverged_models_data_figure_says_so_and_keeps_to_the_data(tmp_path, monkeypatch):
-    drawn = {}
-    data_fit = figures.data_fit
-    monkeypatch.setattr(figures, "data_fit", lambda *args: drawn.update(fig=data_fit(*args), args=args) or drawn["fig"])
+def test_a_diverged_models_data_figure_says_so_and_keeps_to_the_data(tmp_path, drawn):
     ch1 = ["experiment=ch1_gradient_descent", "trainer.max_epochs=10", "logger=none"]
     train(make_cfg(tmp_path, *ch1, "optimizer.lr=1", "+callbacks.data_fit.rows=100"))  # diverged in its 5th step
     _, y, _, predicted, _, _, title, rows = drawn["args"]
@@ -133,12 +140,9 @@ def test_the_data_figures_range_takes_in_a_line_off_the_data():
     assert 0 < low < 5 and 50 < high < 60
 
 
-def test_a_constant_feature_has_its_prediction_drawn_about_it(tmp_path, make_csv, monkeypatch):
+def test_a_constant_feature_has_its_prediction_drawn_about_it(tmp_path, make_csv, drawn):
     frame = pd.read_csv(make_csv(kind="regression", features=1)).assign(f0=3.0)
     frame.to_csv(tmp_path / "constant.csv", index=False)
-    drawn = {}
-    data_fit = figures.data_fit
-    monkeypatch.setattr(figures, "data_fit", lambda *args: drawn.update(args=args) or data_fit(*args))
     train(make_cfg(tmp_path, "data=csv", f"data.path={tmp_path / 'constant.csv'}", "data.target=y", "logger=none"))
     grid = drawn["args"][2]
     assert float(grid.min()) < 3.0 < float(grid.max())  # a line about x = 3, not one point
