@@ -214,7 +214,8 @@ class DataFit(L.Callback):
         with torch.no_grad():
             predicted = learner.objective.predict(learner(grid.to(learner.device, learner.dtype))).cpu()
         if meta.get("mean") is not None:  # in the CSV's units, where the features were standardized
-            x, grid = x * meta["std"][0] + meta["mean"][0], grid * meta["std"][0] + meta["mean"][0]
+            mean, std = meta["mean"][0], meta["std"][0]
+            x, grid = x * std + mean, grid * std + mean
         epochs = f"{trainer.current_epoch} epoch{'s' * (trainer.current_epoch != 1)}"
         title = f"{meta['target']} against {meta['features'][0]}: the model after {epochs}"
         title += " (diverged)" if learner.diverged_epoch is not None else ""
