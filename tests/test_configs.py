@@ -2,13 +2,15 @@
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from hydra.utils import instantiate
 
-from dlbasics.errors import config_mistake
-from dlbasics.run import build
+from dlbasics.errors import UserError, config_mistake
+from dlbasics.run import build, check_added
 
-from .conftest import ROOT, make_cfg
+from .conftest import CONF, ROOT, make_cfg
 
 OPTIONS = {
     group: sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml") if p.stem != "default" or group != "data")
@@ -61,7 +63,13 @@ def test_the_accelerator_is_autos_unless_the_environment_pins_it(tmp_path, monke
     "overrides, message",
     [
         (["trainer.gradient_clip_val=1"], "trainer.gradient_clip_val: no such key. trainer has: max_epochs, max_steps"),
-        (["optimiser.lr=1"], "optimiser: no such key. Did you mean optimizer? +optimiser.lr=1 adds a new key"),
+        (["optimiser.lr=1"], "optimiser: no such key. Did you mean optimizer? `python train.py --cfg job` shows"),
+        (  # the course's words, and keys of another group
+            ["optimizer.learning_rate=0.1"],
+            "optimizer.learning_rate: no such key. Did you mean optimizer.lr? +optimizer.learning_rate=0.1 adds",
+        ),
+        (["epochs=100"], "epochs: no such key. Did you mean trainer.max_epochs? `python train.py --cfg job` shows"),
+        (["batch_size=8"], "batch_size: no such key. Did you mean data.batch_size? `python train.py --cfg job`"),
         (["loss=mae"], "loss=mae: no such config. Did you mean loss=mse? Choose one of: auto, logistic, mse, sse."),
         (  # the keys every data option shares are csv's (data=csv), not an option of their own
             ["data=irsi"],
@@ -95,6 +103,47 @@ def test_what_hydra_cannot_compose_is_one_line_naming_the_fix(tmp_path, override
         make_cfg(tmp_path, *overrides)
     mistake = config_mistake(caught.value, "python train.py")
     assert mistake.startswith(message) and "\n" not in mistake
+
+
+@pytest.mark.parametrize(
+    "script, overrides, message",
+    [
+        (
+            "train",
+            ["+epochs=100"],
+            "+epochs=100: nothing reads epochs, so it would change nothing. Did you mean trainer.max_epochs=100? "
+            "`python train.py --cfg job` shows every key.",
+        ),
+        ("train", ["+loss.reduction=sum"], "+loss.reduction=sum: nothing reads loss.reduction, so it would change"),
+        (
+            "eval",
+            ["ckpt_path=x.ckpt", "+data.path=new.csv"],
+            "+data.path=new.csv: nothing reads data.path, so it would change nothing. Did you mean "
+            "data_path=new.csv? `python eval.py --cfg job` shows every key.",
+        ),
+        ("predict", ["ckpt_path=x.ckpt", "input=a.csv", "+out=b.csv"], "+out=b.csv: nothing reads out, so it would"),
+    ],
+)
+def test_a_key_added_that_nothing_reads_is_refused(monkeypatch, script, overrides, message):
+    """Hydra's +key=... adds any key; where no code reads it (and where "no such key" pointed), it did nothing."""
+    monkeypatch.setattr("sys.argv", [f"{script}.py"])
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(script, overrides, return_hydra_config=True)
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)
+    HydraConfig.instance().set_config(cfg)
+    with pytest.raises(UserError) as caught:
+        check_added(cfg)
+    assert str(caught.value).startswith(message)
+
+
+def test_a_key_added_to_what_a_class_takes_is_its_to_check(monkeypatch):
+    added = ["+optimizer.amsgrad=true", "+callbacks.data_fit.rows=100", "+trainer.min_epochs=2", "++seed=3"]
+    lr_monitor = "+callbacks.lr={_target_:lightning.pytorch.callbacks.LearningRateMonitor}"
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("train", [*added, lr_monitor, "+logger.tensorboard.flush_secs=5"], return_hydra_config=True)
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)
+    HydraConfig.instance().set_config(cfg)
+    check_added(cfg)  # each is read: by Adam, DataFit, the Trainer, the run, the callback, SummaryWriter
 
 
 @pytest.mark.parametrize("override, where", [("data.batch_size", "data"), ("model.width", "model.width")])

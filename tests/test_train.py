@@ -259,6 +259,10 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
             "logger.tensorboard.name must be a string or null; got 1",
         ),
         (["+optimizer.eps=abc"], "optimizer.eps must be a number; got 'abc'"),
+        (  # what TensorBoardLogger does not take goes to the SummaryWriter it makes at the first log: a traceback
+            ["+logger.tensorboard.flush_sec=5"],
+            "logger.tensorboard: unknown option 'flush_sec' for lightning.pytorch.loggers.TensorBoardLogger",
+        ),
         # the checks of the libraries we configure, named by the config entry that reached them
         (["trainer.max_epochs=-2"], "trainer: `max_epochs` must be a non-negative integer or -1"),
         (["+trainer.epochs=5"], "trainer: unknown option 'epochs' for lightning.pytorch.Trainer"),

@@ -17,6 +17,7 @@ from hydra.errors import (
     OverrideParseException,
 )
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from omegaconf import DictConfig
 from omegaconf.errors import (
     ConfigAttributeError,
     ConfigKeyError,
@@ -94,15 +95,18 @@ def config_mistake(err: Exception, command: str) -> str | None:
     if isinstance(err, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         key = cause.full_key  # model.widht=10: "Could not override 'model.widht'", not in the config
         parent, _, name = key.rpartition(".")
-        keys = [k for k in getattr(cause.parent_node, "keys", list)() if not str(k).startswith("_")]
-        near = difflib.get_close_matches(name, keys, 1)
+        node = cause.parent_node
+        keys = [k for k in getattr(node, "keys", list)() if not str(k).startswith("_")]
+        near = [f"{parent + '.' if parent else ''}{k}" for k in difflib.get_close_matches(name, keys, 1)]
+        if not near and node is not None:  # epochs=100: trainer.max_epochs, elsewhere in the config
+            near = nearest_keys(node._get_root(), name)
         append = re.search(r"use (\+\S+)", str(err))
         return (
             f"{key}: no such key."
-            + (f" Did you mean {parent + '.' if parent else ''}{near[0]}?" if near else "")
+            + (f" Did you mean {' or '.join(near)}?" if near else "")
             + (f" {parent or 'The config'} has: {', '.join(map(str, keys))}." if keys and not near else "")
-            + f" {append.group(1) if append else '+' + key + '=...'} adds a new key;"
-            f" `{command} --cfg job` shows every key."
+            + (f" {append.group(1) if append else '+' + key + '=...'} adds a new key;" if read(node) else "")
+            + f" `{command} --cfg job` shows every key."
         )
     if isinstance(err, OverrideParseException):
         key, _, value = err.override.partition("=")
@@ -124,6 +128,39 @@ def config_mistake(err: Exception, command: str) -> str | None:
             return f"+{choice}: {group[1]} is in the config already; choose it without the +: {choice}."
         return " ".join(str(err).split())
     return None
+
+
+# the course's words for options that torch and Lightning name otherwise
+COURSE_WORDS = {"learning_rate": "lr", "epochs": "max_epochs", "layers": "depth", "neurons": "width"}
+
+
+def nearest_keys(root, name: str, besides: str = "") -> list[str]:
+    """The full keys anywhere in a config (Hydra's own and `besides` aside) whose last part is nearest to name:
+    optimizer.lr for lr or learning_rate, trainer.max_epochs for epochs."""
+    leaves = {}
+
+    def walk(node, prefix: str) -> None:
+        for k in node:
+            value = node._get_node(k)
+            if isinstance(value, DictConfig):
+                walk(value, f"{prefix}{k}.")
+            elif not str(k).startswith("_"):
+                leaves[f"{prefix}{k}"] = str(k)
+
+    walk(root, "")
+    leaves = {full: last for full, last in leaves.items() if not full.startswith("hydra.") and full != besides}
+    near = difflib.get_close_matches(COURSE_WORDS.get(name, name), set(leaves.values()), 1)
+    return sorted(full for full, last in leaves.items() if near and last == near[0])
+
+
+def read(node) -> bool:
+    """Whether a key added to this node of the config (+key=...) is read: by the class the node or an entry
+    above it makes (_target_), or as a callback or logger entry; the others hold fixed options (seed, loss.name)."""
+    while node is not None:
+        if isinstance(node, DictConfig) and ("_target_" in node or node._key() in ("callbacks", "logger")):
+            return True
+        node = node._get_parent()
+    return False
 
 
 PLAIN = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}

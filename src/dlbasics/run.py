@@ -1,5 +1,6 @@
 """From a composed config to objects, and running them: the one place train, eval and predict share."""
 
+import inspect
 import json
 import logging
 import math
@@ -24,6 +25,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from hydra.utils import to_absolute_path
 from lightning.pytorch.callbacks import Checkpoint, GradientAccumulationScheduler, ProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -36,6 +38,8 @@ from dlbasics.errors import (
     first_line,
     instantiate,
     is_number,
+    nearest_keys,
+    read,
     say_error,
     user_mistake,
 )
@@ -87,6 +91,7 @@ def cli(fn, cfg: DictConfig):
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     try:
         from_launch_directory(cfg)
+        check_added(cfg)
         return fn(cfg)
     except Exception as err:
         mistake = user_mistake(err)
@@ -149,6 +154,24 @@ def from_launch_directory(cfg: DictConfig) -> None:
             value = OmegaConf.select(cfg, key)
             if isinstance(value, str) and value != "last":
                 OmegaConf.update(cfg, key, to_absolute_path(value))
+
+
+def check_added(cfg: DictConfig) -> None:
+    """A key added on the command line (+key=...) where no code reads it (a top-level one, one of loss or
+    monitor, any of eval.py's) would change nothing, without a word: it is refused, with the nearest key."""
+    if not HydraConfig.initialized():
+        return
+    for override in HydraConfig.get().overrides.task:
+        key, _, value = override.removeprefix("+").partition("=")
+        parent = key.rpartition(".")[0]
+        if override[:1] != "+" or key.startswith(("+", "hydra.")) or read(OmegaConf.select(cfg, parent) or cfg):
+            continue
+        near = nearest_keys(cfg, key.rpartition(".")[2], besides=key)
+        raise UserError(
+            f"{override}: nothing reads {key}, so it would change nothing."
+            + (f" Did you mean {' or '.join(f'{k}={value}' for k in near)}?" if near else "")
+            + f" `python {Path(sys.argv[0]).name} --cfg job` shows every key."
+        )
 
 
 class OutputDirectory(Callback):
@@ -347,6 +370,13 @@ def _made(cfg: DictConfig, key: str, kind: type, **kwargs):
     made = instantiate(cfg, key=key, **kwargs)
     if not isinstance(made, kind):
         raise UserError(f"{key}._target_={cfg._target_} is not a Lightning {kind.__name__}.")
+    if isinstance(made, TensorBoardLogger):  # what it does not take goes to the SummaryWriter of its first log
+        from torch.utils.tensorboard import SummaryWriter
+
+        takes = {*inspect.signature(type(made)).parameters, *inspect.signature(SummaryWriter).parameters}
+        unknown = [str(k) for k in cfg if not str(k).startswith("_") and k not in takes]
+        if unknown:
+            raise UserError(f"{key}: unknown option '{unknown[0]}' for {cfg._target_}: check its spelling.")
     return made
 
 
