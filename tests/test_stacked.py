@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from dlbasics.run import load_learner, train
 from dlbasics.stacked import stack_key
 
-from .conftest import make_cfg, read_metrics, run_script
+from .conftest import make_cfg, read_hparams, read_metrics, run_script
 
 SWEEP = ["optimizer.lr=0.003,0.03", "seed=0,1", "model.width=8,16"]
 COMMON = ["data=iris", "data.batch_size=16", "trainer.max_epochs=6", "callbacks.model_checkpoint.write_seconds=0"]
@@ -64,6 +64,9 @@ def test_each_stacked_job_has_the_outputs_of_a_run(stacked):
         "optimizer.lr=0.03", "seed=1", "model.width=16", *COMMON, ]  # fmt: skip
     events = sorted(p.suffix for p in job.glob("events.out.tfevents.*"))
     assert len(events) == 2 and events[-1] == ".hparams"  # a TensorBoard run of its own: its scalars and options
+    hparams = read_hparams(job)  # what the command line gave, beside the groups' options: the table tells jobs apart
+    assert hparams["optimizer.lr"] == pytest.approx(0.03) and hparams["seed"] == 1 and hparams["data"] == "iris"
+    assert hparams["trainer.max_epochs"] == 6 and hparams["callbacks.model_checkpoint.write_seconds"] == 0
     log = (job / "train.log").read_text()
     assert f"Run directory: {job}" in log and log.count("Run directory:") == 1
     learner = load_learner(job / "checkpoints" / "best.ckpt")  # a checkpoint of one model, as eval.py reads it

@@ -71,7 +71,7 @@ def test_iris_learns_and_logs_to_tensorboard(tmp_path):
     assert hparams["model.activation"].string_value == "relu"
     assert hparams["data.standardize"].string_value == "true" and hparams["data.task"].string_value == "null"
     assert hparams["status"].string_value == "completed"
-    assert hparams["max_epochs"].number_value == hparams["epochs"].number_value == 32
+    assert hparams["trainer.max_epochs"].number_value == hparams["epochs"].number_value == 32
 
 
 def test_regression_metrics_agree_with_each_other(tmp_path):

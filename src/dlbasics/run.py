@@ -240,6 +240,25 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+GROUPS = ("data", "model", "loss", "optimizer")  # every option of these is in the HPARAMS tab
+
+
+def _given(cfg: DictConfig) -> dict:
+    """The options of the command line the groups' do not hold (a sweep's trainer.precision=32-true,64-true), and
+    the config chosen in each group it names (data=boston, callbacks=early_stopping)."""
+    if not HydraConfig.initialized():
+        return {}
+    choices, given = HydraConfig.get().runtime.choices, {}
+    for override in HydraConfig.get().overrides.task:
+        key = override.lstrip("+").partition("=")[0]
+        if key in choices:
+            given[key] = choices[key]
+        elif not key.startswith(("~", "hydra.", *(f"{g}." for g in GROUPS))):
+            value = OmegaConf.select(cfg, key, default=None)
+            given.update(_flat({key: plain(value) if OmegaConf.is_config(value) else value}))
+    return given
+
+
 def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict) -> None:
     """Writes the run's options, as it ended, to TensorBoard's HPARAMS tab, beside the scalars it logged.
 
@@ -256,9 +275,9 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict) -> None:
     from torch.utils.tensorboard.summary import hparams
     from torch.utils.tensorboard.writer import FileWriter
 
-    options = {k: plain(cfg[k]) for k in ("data", "model", "loss", "optimizer")}
-    params = _flat({**options, "seed": cfg.seed, "max_epochs": trainer.max_epochs})  # Lightning's, if not given
-    params.update(status=metrics["status"], epochs=metrics["epochs"], params=metrics["params"])
+    options = {k: plain(cfg[k]) for k in GROUPS}
+    params = _flat({**options, "seed": cfg.seed, "trainer.max_epochs": trainer.max_epochs})  # Lightning's if not given
+    params.update(_given(cfg), status=metrics["status"], epochs=metrics["epochs"], params=metrics["params"])
     _, start, end = hparams(params, {})
     for logger in writers:
         earlier = list(Path(logger.log_dir).glob("events.out.tfevents.*.hparams"))
