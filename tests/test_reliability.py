@@ -239,3 +239,39 @@ def test_a_resumed_run_adds_its_epochs_to_the_csv_log_it_had(tmp_path):
     log = pd.read_csv(tmp_path / "metrics.csv")
     assert log["epoch"].dropna().astype(int).tolist() == [0, 1, 2, 2, 3, 4]  # a test row after each run
     assert log["val/loss"].notna().sum() == 4 and log["test/loss"].notna().sum() == 2
+
+
+def _val_losses(run_dir) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars("val/loss")]
+
+
+def _logged_after_the_checkpoint(run_dir, steps: list[int]) -> None:
+    """What a run killed with -9 leaves: epochs logged after the last checkpoint it wrote."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(run_dir))
+    for step in steps:
+        writer.add_scalar("val/loss", 99.0, step)
+    writer.close()
+
+
+def test_tensorboard_shows_a_resumed_run_once_from_the_step_it_resumes(tmp_path):
+    """A resume, or a run that trains afresh in a killed run's directory, hides what was logged from that step on:
+    TensorBoard showed the epochs after the last checkpoint twice, or the dead attempt's curve under the new."""
+    train(make_cfg(tmp_path, "trainer.max_epochs=2"))
+    (last,) = {step for step, _ in _val_losses(tmp_path)} - {6}  # 6 steps an epoch
+    _logged_after_the_checkpoint(tmp_path, [last + 6, last + 12])
+    time.sleep(1.1)  # event files are named to the second: the resumed one is read after them
+    train(make_cfg(tmp_path, "trainer.max_epochs=4", "ckpt_path=last"))
+    steps, values = zip(*_val_losses(tmp_path), strict=True)
+    assert steps == (6, 12, 18, 24) and 99.0 not in values
+    afresh = tmp_path / "afresh"
+    _logged_after_the_checkpoint(afresh, [6, 12, 18, 24, 30])
+    time.sleep(1.1)
+    train(make_cfg(afresh, "ckpt_path=last"))  # no last.ckpt: the run starts afresh, its curve from step 0
+    steps, values = zip(*_val_losses(afresh), strict=True)
+    assert steps == (6, 12, 18) and 99.0 not in values

@@ -486,16 +486,17 @@ def check_run_options(cfg: DictConfig) -> None:
         raise UserError(f"threads must be a positive integer (0 or null: torch's default); got {cfg.threads!r}.")
 
 
-def resume_from(ckpt_path: str, trainer, learner: Learner) -> str | None:
-    """The checkpoint to resume from, refused before training if it is not one of ours, holds a model of other
-    options or has trained max_epochs already. None for ckpt_path=last where there is none yet."""
+def resume_from(ckpt_path: str, trainer, learner: Learner) -> tuple[str | None, int]:
+    """The checkpoint to resume from and its global step, refused before training if it is not one of ours,
+    holds a model of other options or has trained max_epochs already. None, 0 for ckpt_path=last where there is
+    none yet."""
     path = Path(ckpt_path)
     if ckpt_path == "last":
         callback = trainer.checkpoint_callback
         if callback is None or not Path(callback.dirpath or "", "last.ckpt").is_file():
             where = f"'{callback.dirpath}'" if callback else "this run (callbacks.model_checkpoint=null)"
             log.info(f"ckpt_path=last: no last.ckpt in {where} yet; training starts afresh.")
-            return None
+            return None, 0
         path = Path(callback.dirpath, "last.ckpt")
     ckpt = read_checkpoint(path)
     saved, ours = ckpt["hyper_parameters"], learner.hparams
@@ -514,7 +515,16 @@ def resume_from(ckpt_path: str, trainer, learner: Learner) -> str | None:
             f"trainer.max_epochs={trainer.max_epochs}: '{path}' has trained {done} epochs already. Resume with more, "
             f"e.g. trainer.max_epochs={2 * done}, or test it with {test}."
         )
-    return str(path)
+    return str(path), ckpt["global_step"]
+
+
+def purge_from(trainer: L.Trainer, step: int) -> None:
+    """TensorBoard hides what an earlier segment of the run logged after `step`, the step it resumes from: the
+    epochs after its last checkpoint (kill -9), or all of it where it trains afresh, from step 0 (SummaryWriter's
+    purge_step, written as its first event)."""
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger) and logger._experiment is None:  # its writer is made at first use
+            logger._kwargs.setdefault("purge_step", step + 1 if step else 0)
 
 
 def sigterm_interrupts() -> None:
@@ -544,7 +554,9 @@ def train(cfg: DictConfig) -> dict:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         data, learner, trainer = build(cfg, run_dir)
-        ckpt_path = resume_from(cfg.ckpt_path, trainer, learner) if cfg.ckpt_path else None
+        ckpt_path, step = resume_from(cfg.ckpt_path, trainer, learner) if cfg.ckpt_path else (None, 0)
+        if cfg.ckpt_path:
+            purge_from(trainer, step)
         with warnings.catch_warnings():
             if cfg.ckpt_path:  # resuming in the run's own directory: its checkpoints are expected there
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
