@@ -482,8 +482,15 @@ class Batches:
 
     batch_sampler = None  # read by Lightning, as on a DataLoader
 
-    def __init__(self, table: Table, rows: torch.Tensor | None, batch_size: int | None, sampler: EpochShuffle | None):
-        self.table, self.sampler = table, sampler
+    def __init__(
+        self,
+        table: Table,
+        rows: torch.Tensor | None,
+        batch_size: int | None,
+        sampler: EpochShuffle | None,
+        split: str = "train",
+    ):
+        self.table, self.sampler, self.split = table, sampler, split
         self.rows = torch.arange(len(table.x)) if rows is None else rows
         self.batch_size = batch_size or len(self.rows)
 
@@ -506,7 +513,9 @@ class Batches:
 
 
 class Epochs:
-    """The training loader: one item per epoch, the pair (training minibatches, validation batches or None).
+    """The training loader: one item per epoch, the pair (training minibatches, the batches measured after the
+    epoch's steps): the val split's, or without one the training rows', so that the metric a checkpoint is
+    chosen by is of the weights it holds (a training loss measured during the steps is of the weights before).
 
     The Learner's training_step takes a whole epoch: Lightning's loop costs about 0.2 ms for each item it
     hands over, more than a small model's step of gradient descent.
@@ -514,14 +523,14 @@ class Epochs:
 
     batch_sampler = None  # read by Lightning, as on a DataLoader
 
-    def __init__(self, train: Batches, val: Batches | None):
-        self.train, self.val, self.sampler = train, val, train.sampler
+    def __init__(self, train: Batches, measured: Batches):
+        self.train, self.measured, self.sampler = train, measured, train.sampler
 
     def __len__(self) -> int:
         return 1
 
     def __iter__(self):
-        yield self.train, self.val
+        yield self.train, self.measured
 
 
 class TabularData(L.LightningDataModule):
@@ -584,7 +593,11 @@ class TabularData(L.LightningDataModule):
             if standardize:
                 stats = standardization(x, self.rows["train"])
             if self.meta["task"] == "regression":
-                stats["y_mean"] = float(y[self.rows["train"]].mean())
+                train = y[self.rows["train"]].astype(np.float64)
+                stats["y_mean"] = float(train.mean())
+                if standardize:  # the target too: a model learns prices in dollars as in units (Learner)
+                    std = float(train.std())
+                    stats["y_std"] = std if std >= np.finfo(np.float32).tiny else 1.0
         self.meta.update(stats)
         # One table; each split is its rows, in the split's order (no copy of the table per split).
         self.table = Table(torch.from_numpy(scale(x, self.meta)), torch.from_numpy(y))
@@ -599,7 +612,7 @@ class TabularData(L.LightningDataModule):
         """The data a checkpoint was trained on (or the same table at `path`), prepared with the checkpoint's
         own scaling. A relative path in the checkpoint is read from the current directory, as train.py read it.
         """
-        stats = {k: meta[k] for k in ("mean", "std", "y_mean") if k in meta}
+        stats = {k: meta[k] for k in ("mean", "std", "y_mean", "y_std") if k in meta}
         source = {**meta["source"], "path": path or meta["source"]["path"]}
         if not Path(source["path"]).is_file():
             raise UserError(
@@ -636,7 +649,7 @@ class TabularData(L.LightningDataModule):
         if self.trainer is not None and self.trainer.world_size > 1:
             rank, world = self.trainer.global_rank, self.trainer.world_size
             sampler = EpochShuffle(n, self.shuffle_seed, rank, world, even=shuffle)  # training: even steps
-        return Batches(self.table, self._split_rows(split), self.batch_size, sampler)
+        return Batches(self.table, self._split_rows(split), self.batch_size, sampler, split)
 
     def _split_rows(self, split: str) -> torch.Tensor:
         """The split's row numbers, where the table is: after training moved it, the test split's batches are
@@ -645,10 +658,10 @@ class TabularData(L.LightningDataModule):
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         # a pair of tensors, or of Batches (an epoch's): nothing to search
-        return tuple(None if b is None else b.to(device) for b in batch)
+        return tuple(b.to(device) for b in batch)
 
     def train_dataloader(self):
-        return Epochs(self._batches("train", shuffle=True), self._batches("val") if self.has("val") else None)
+        return Epochs(self._batches("train", shuffle=True), self._batches("val" if self.has("val") else "train"))
 
     def val_dataloader(self):
         return self._batches("val")

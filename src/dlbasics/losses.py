@@ -28,10 +28,19 @@ class Objective:
     `output_activation="auto"` is identity, sigmoid or softmax. The logistic loss is computed from
     the logits (log-sum-exp), never from rounded probabilities. `y_center` (the training target's mean) is
     taken from a regression target before its sums are kept for r2: a target of years or prices far from
-    zero would leave float32 sums of y and y² with no digits of its variance.
+    zero would leave float32 sums of y and y² with no digits of its variance. With `y_scale` (a standardized
+    target's std) o stands for (y - y_center) / y_scale: φ_out(o y_scale + y_center) is the prediction, and the
+    loss gradient descent takes is divided by y_scale², so that its steps do not depend on the target's units.
     """
 
-    def __init__(self, task: str, loss: str = "auto", output_activation: str = "auto", y_center: float = 0.0):
+    def __init__(
+        self,
+        task: str,
+        loss: str = "auto",
+        output_activation: str = "auto",
+        y_center: float = 0.0,
+        y_scale: float | None = None,
+    ):
         if loss not in ALL_LOSSES:
             raise UserError(f"loss must be one of {', '.join(ALL_LOSSES)}; got {loss!r}.")
         if output_activation not in ALL_OUTPUTS:
@@ -51,10 +60,12 @@ class Objective:
                 f"use one of {fits} (or auto)."
             )
         self.summed = self.loss == "sse"  # chapter 1's sum of squared errors; the others are means
-        self.y_center = y_center
+        self.y_center, self.y_scale = y_center, y_scale
 
     def predict(self, o: torch.Tensor) -> torch.Tensor:
-        """φ_out(o): values for regression, probabilities for classification."""
+        """φ_out(o): values (in the target's units) for regression, probabilities for classification."""
+        if self.y_scale is not None:
+            o = o.mul(self.y_scale).add_(self.y_center)
         if self.output_activation == "softmax":
             return o.softmax(-1)
         if self.output_activation == "identity":
@@ -73,6 +84,11 @@ class Objective:
 
     def reduce(self, per_row: torch.Tensor) -> torch.Tensor:
         return per_row.sum(-1) if self.summed else per_row.mean(-1)
+
+    def descended(self, per_row: torch.Tensor) -> torch.Tensor:
+        """The loss that gradient descent takes: the same, in a standardized target's units."""
+        loss = self.reduce(per_row)
+        return loss if self.y_scale is None else loss.mul(self.y_scale**-2)
 
     def sums(self, o: torch.Tensor, y: torch.Tensor, per_row: torch.Tensor) -> dict[str, torch.Tensor]:
         """Sums over the rows of a batch (one per member, if any), from which `metrics` computes the epoch's values."""

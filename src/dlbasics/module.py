@@ -97,9 +97,12 @@ class Learner(L.LightningModule):
         # cheaper than the automatic closure; Trainer-level gradient clipping and accumulation do not apply.
         self.automatic_optimization = False
         model = dict(model)
-        y_mean = data.get("y_mean", 0.0)
-        self.objective = Objective(data["task"], loss, model.pop("output_activation", "auto"), y_center=y_mean)
-        sizes = dict(n_features=data["n_features"], n_outputs=data["n_outputs"], output_offset=y_mean)
+        # A standardized target: the model's output o stands for (y - mean) / std, which the objective takes back
+        # to the CSV's units; otherwise o is y itself, from an output bias that starts at the mean.
+        y_mean, y_std = data.get("y_mean", 0.0), data.get("y_std")
+        self.objective = Objective(data["task"], loss, model.pop("output_activation", "auto"), y_mean, y_std)
+        offset = 0.0 if y_std else y_mean
+        sizes = dict(n_features=data["n_features"], n_outputs=data["n_outputs"], output_offset=offset)
         self.model = trusted("model", model, **sizes)
         lr = optimizer.get("lr")
         if not is_number(lr) or not 0 < lr < math.inf:
@@ -144,26 +147,29 @@ class Learner(L.LightningModule):
         for k, v in sums.items():
             acc[k] = acc[k] + v if k in acc else v
         self._rows[split] = self._rows.get(split, 0) + per_row.shape[-1]
-        return self.objective.reduce(per_row)
+        return self.objective.descended(per_row)
 
     def training_step(self, epoch, epoch_idx):
-        """One epoch: a step of gradient descent per minibatch, then the validation pass.
+        """One epoch: a step of gradient descent per minibatch, then the validation pass (without a val split, a
+        pass over the training rows, whose metrics are the epoch's train/...: of the weights after its steps).
 
         The training loader hands over a whole epoch as one item (`data.Epochs`): Lightning's loop costs
         about 0.2 ms for each item it hands over and 0.8 ms for its validation loop, more than a small
         model's step.
         """
-        train, val = epoch
+        train, measured = epoch
         optimizer, max_steps = self.optimizers(), self.trainer.max_steps
         steps_left = None if max_steps < 0 else max(max_steps - self.global_step, 0)  # max_steps=-1: no limit
         for batch in islice(train, steps_left):
             self.descend(batch, optimizer)
-        if val is not None:
-            self.eval()
-            with torch.inference_mode():
-                for i, batch in enumerate(val):
-                    self.validation_step(batch, i)
-            self.train()
+        if measured.split == "train":  # measured again below, after the steps
+            self._sums.pop("train", None)
+            self._rows.pop("train", None)
+        self.eval()
+        with torch.inference_mode():
+            for batch in measured:
+                self._step(batch, measured.split)
+        self.train()
         # What Lightning logs (self.log, LearningRateMonitor) goes at its count of the batches that stepped, one
         # an epoch here: counted as the steps are, as our own metrics are logged (Lightning adds this batch's 1).
         self.trainer.fit_loop.epoch_loop._batches_that_stepped = self.global_step - 1
