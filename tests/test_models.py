@@ -55,6 +55,12 @@ def test_zeros_init_starts_at_zero():
     assert all(torch.all(p == 0) for p in Perceptron(1, 1, bias=False, init="zeros").parameters())
 
 
+def test_zeros_init_of_hidden_layers_is_refused():
+    """Its neurons would stay alike: `model.init=zeros` on the default MLP ended at chance (test/acc 0.33) silently."""
+    with pytest.raises(UserError, match="model.init=zeros leaves a hidden layer's neurons alike"):
+        MLP(4, 3, init="zeros")
+
+
 def test_mse_and_sse_are_the_course_formulas():
     o, y = torch.tensor([[[1.0], [2.0], [4.0]]]), torch.tensor([[1.5], [2.0], [1.0]])
     squared = [0.25, 0.0, 9.0]

@@ -48,6 +48,11 @@ class MLP(nn.Sequential):
             raise UserError(f"model.activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}.")
         if init not in INITS:
             raise UserError(f"model.init must be one of {', '.join(INITS)}; got {init!r}.")
+        if init == "zeros" and hidden:  # every neuron of a layer would get the same gradient, and stay the same
+            raise UserError(
+                "model.init=zeros leaves a hidden layer's neurons alike for good (the same gradient each), so an "
+                "MLP learns nothing: it is for a single layer (model=perceptron). Use model.init=default."
+            )
         layers, inputs = [], n_features
         for w in hidden:
             layers += [nn.Linear(inputs, w, bias=bias), ACTIVATIONS[activation]()]
