@@ -165,11 +165,16 @@ def test_landscape_over_weight_and_bias(tmp_path):
     assert (tmp_path / "landscape.png").stat().st_size > 10_000
 
 
-def test_landscape_over_two_weights(tmp_path, make_csv):
+def test_landscape_over_two_weights(tmp_path, make_csv, monkeypatch):
+    drawn = {}
+    landscape_2d = figures.landscape_2d
+    monkeypatch.setattr(figures, "landscape_2d", lambda *a, **kw: drawn.update(kw) or landscape_2d(*a, **kw))
     path = make_csv(n=40, features=2, kind="regression")
     cfg = make_cfg(tmp_path, "data=csv", f"data.path={path}", "data.target=y", "model=perceptron", "model.bias=false")
     assert train(cfg)["params"] == 2
-    assert list(pd.read_csv(tmp_path / "trajectory.csv").columns) == ["step", "w1", "w2", "loss"]
+    # a point an epoch of minibatches, by Adam (the default): not "steps of gradient descent", as chapter 1's are
+    assert list(pd.read_csv(tmp_path / "trajectory.csv").columns) == ["epoch", "w1", "w2", "loss"]
+    assert drawn["method"] == "Adam" and drawn["title"] == "3 epochs of Adam, learning rate 0.001"
     assert (tmp_path / "landscape.png").is_file()
 
 

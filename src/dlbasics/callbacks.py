@@ -165,22 +165,26 @@ class LossLandscape(L.Callback):
         if len(path) < 2:
             return
         steps = "steps" if trainer.global_step == len(self.path) - 1 else "epochs"  # minibatches: steps an epoch
-        title = f"{len(path) - 1} {steps} of gradient descent, learning rate {learner.hparams.optimizer['lr']:g}"
+        method = learner.hparams.optimizer["_target_"].rsplit(".", 1)[-1]  # SGD on the whole split each step:
+        method = "gradient descent" if method == "SGD" and steps == "steps" else method  # chapter 1's
+        title = f"{len(path) - 1} {steps} of {method}, learning rate {learner.hparams.optimizer['lr']:g}"
         w_lo, w_hi = min(self.w_range[0], path[:, 0].min()), max(self.w_range[1], path[:, 0].max())
         grid_w = np.linspace(w_lo, w_hi, self.points)
         with torch.no_grad():
             if len(self.names) == 1:
                 curve = [self._loss(learner, x, y, [w]) for w in grid_w]
-                fig = figures.landscape_1d(grid_w, curve, path[:, 0], losses, title=title)
+                fig = figures.landscape_1d(grid_w, curve, path[:, 0], losses, title=title, method=method)
             else:
                 # b gets as wide a window as w, centred on its path, so that the valley shows, and a margin for
                 # the labels of the path's ends
                 pad = max(w_hi - w_lo - np.ptp(path[:, 1]), 0) / 2 + 0.05 * np.ptp(path[:, 1])
                 grid_b = np.linspace(path[:, 1].min() - pad, path[:, 1].max() + pad, self.points)
                 surface = np.array([[self._loss(learner, x, y, [w, b]) for w in grid_w] for b in grid_b])
-                fig = figures.landscape_2d(grid_w, grid_b, surface, path[:, 0], path[:, 1], self.names, title=title)
+                fig = figures.landscape_2d(
+                    grid_w, grid_b, surface, path[:, 0], path[:, 1], self.names, title=title, method=method
+                )
         self.dirpath.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(path, columns=self.names).assign(loss=losses).rename_axis("step").to_csv(
+        pd.DataFrame(path, columns=self.names).assign(loss=losses).rename_axis(steps[:-1]).to_csv(
             self.dirpath / "trajectory.csv"
         )
         for logger in trainer.loggers:

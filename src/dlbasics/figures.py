@@ -16,32 +16,35 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _path(ax, xs, ys, label: str, title: str, **axes) -> None:
-    """The gradient-descent path as points, its first and last labelled (1.2.1)."""
-    ax.plot(xs, ys, "ko-", markersize=4, label="gradient descent")
+def _path(ax, xs, ys, label: str, title: str, method: str, **axes) -> None:
+    """The path the optimizer took (`method`: gradient descent, Adam, ...) as points, its first and last labelled
+    (1.2.1)."""
+    ax.plot(xs, ys, "ko-", markersize=4, label=method)
     last = len(xs) - 1
     for t in (0, last):
         ax.annotate(label.format(t=t), (xs[t], ys[t]), textcoords="offset points", xytext=(6, 6))
-    ax.set(title=title or f"Loss landscape and {last} steps of gradient descent", **axes)
+    ax.set(title=title or f"Loss landscape and {last} steps of {method}", **axes)
     ax.legend()
 
 
-def landscape_1d(grid, losses, path_w, path_loss, title: str = ""):
-    """The loss as a function of one weight, with the path gradient descent took on it."""
+def landscape_1d(grid, losses, path_w, path_loss, title: str = "", method: str = "gradient descent"):
+    """The loss as a function of one weight, with the path the optimizer took on it."""
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     ax.plot(grid, losses, "r-", alpha=0.5, label="loss")
-    _path(ax, path_w, path_loss, "$w_{{({t})}}$", title, xlabel="$w$", ylabel="loss L")
+    _path(ax, path_w, path_loss, "$w_{{({t})}}$", title, method, xlabel="$w$", ylabel="loss L")
     return fig
 
 
-def landscape_2d(grid_w, grid_b, losses, path_w, path_b, names=("w", "b"), title: str = ""):
-    """The loss over two parameters, (w, b) or (w1, w2), as contours, with the path gradient descent took on it."""
+def landscape_2d(
+    grid_w, grid_b, losses, path_w, path_b, names=("w", "b"), title: str = "", method: str = "gradient descent"
+):
+    """The loss over two parameters, (w, b) or (w1, w2), as contours, with the path the optimizer took on it."""
     fig, ax = plt.subplots(figsize=(6, 5), layout="constrained")
     levels = np.geomspace(max(losses.min(), 1e-12), losses.max(), 25)
     filled = ax.contourf(grid_w, grid_b, losses, levels=levels, cmap="viridis", norm="log")
     ax.contour(grid_w, grid_b, losses, levels=levels[::3], colors="white", linewidths=0.5, alpha=0.6)
     fig.colorbar(filled, ax=ax, label="loss L (log scale)", format="%.3g")
-    _path(ax, path_w, path_b, "$t={t}$", title, xlabel=f"${names[0]}$", ylabel=f"${names[1]}$")
+    _path(ax, path_w, path_b, "$t={t}$", title, method, xlabel=f"${names[0]}$", ylabel=f"${names[1]}$")
     return fig
 
 
