@@ -89,6 +89,18 @@ def test_a_diverging_job_stops_and_the_sweep_goes_on(sweep):
     assert (sweep_dir / "optimizer.lr=10,seed=0" / "metrics.csv").is_file()  # its logs are kept
 
 
+def test_a_diverged_job_is_drawn_as_such(sweep):
+    """It has no value to draw: it was missing from the panel against the learning rate, without a word."""
+    from dlbasics.sweep import plot
+
+    sweep_dir, _, summary = sweep
+    against_lr, curves = plot(summary, ["optimizer.lr", "seed"], sweep_dir, "val/loss").axes  # no panel for seed
+    (crosses,) = [line for line in against_lr.lines if line.get_label() == "diverged"]
+    assert sorted(crosses.get_xdata()) == [10, 10]
+    labels = [line.get_label() for line in curves.lines]
+    assert all(label.endswith("(diverged)") == ("optimizer.lr=10" in label) for label in labels)
+
+
 def test_a_failing_job_is_recorded_and_the_exit_status_says_so(sweep):
     _, result, summary = sweep
     failed = summary[summary.status == "failed"]

@@ -229,6 +229,10 @@ def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str):
     for ax, key in zip(axes, numeric, strict=False):
         points = table.dropna(subset=[monitor]) if monitor in table else table.assign(**{monitor: math.nan})[:0]
         ax.plot(points[key], points[monitor], "o")
+        diverged = table[table["status"] == "diverged"]
+        if len(diverged):  # no value to draw: a cross along the top, where it would be off the scale
+            ax.plot(diverged[key], [0.95] * len(diverged), "rx", transform=ax.get_xaxis_transform(), label="diverged")
+            ax.legend(fontsize="small")
         values = table[key][table[key] > 0]
         if len(values) == len(table) and values.max() / values.min() >= 10:  # learning rates and the like
             ax.set_xscale("log")
@@ -241,7 +245,7 @@ def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str):
     for job, label, job_status in zip(table["job"], labels, table["status"], strict=True):
         values = _curves(sweep_dir / job, loss) if job_status != "refused" else []  # a refused job's are not its own
         if values:
-            curves.plot(range(1, len(values) + 1), values, label=label)
+            curves.plot(range(1, len(values) + 1), values, label=label + " (diverged)" * (job_status == "diverged"))
     split = "Validation" if loss.startswith("val/") else "Training"
     curves.set(xlabel="epoch", ylabel=loss, title=f"{split} loss of each job", yscale="log")
     if curves.lines:
