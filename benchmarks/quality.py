@@ -11,11 +11,13 @@ import argparse
 import logging
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 from hydra import compose, initialize_config_dir
 from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from dlbasics.run import train
@@ -38,6 +40,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     logging.getLogger("dlbasics").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)  # its MLP stops at max_iter: as it is compared
     rows = []
     for data, (metric, mlp, boost, score) in TASKS.items():
         ours, theirs, boosted, seconds = [], [], [], []
