@@ -48,6 +48,19 @@ def test_task_inference():
     assert infer_task(pd.Series(range(50))) == "regression"  # many distinct integers are a quantity
 
 
+def test_integer_labels_taken_as_classes_are_said_so(tmp_path, caplog):
+    """A count of 0 to 9 is taken as 10 classes, one of 0 to 15 as a quantity: the run says which, and the fix."""
+    path = tmp_path / "counts.csv"
+    pd.DataFrame({"x": np.arange(200.0), "count": np.arange(200) % 10}).to_csv(path, index=False)
+    with caplog.at_level("INFO", logger="dlbasics"):
+        assert TabularData(path, "count").meta["task"] == "multiclass"
+        assert TabularData(path, "count", task="regression").meta["task"] == "regression"
+    assert caplog.messages == [
+        "data.task: multiclass, as the target 'count' holds 10 distinct integers (at most 10 are classes); "
+        "data.task=regression takes them as a quantity"
+    ]
+
+
 def test_string_labels_are_encoded_and_their_names_kept(make_csv):
     data = TabularData(make_csv(kind="binary"), "y")
     assert data.meta["task"] == "binary" and data.meta["classes"] == ["no", "yes"]

@@ -108,6 +108,19 @@ def test_a_second_run_in_a_run_directory_is_refused_and_the_first_kept(tmp_path,
     assert read_metrics(tmp_path)["status"] == "running" and read_metrics(tmp_path)["seconds"] == resumed["seconds"]
 
 
+def test_a_run_that_failed_before_it_trained_leaves_its_directory_to_the_command_put_right(tmp_path, capsys):
+    """A student's command with a mistake, run again put right in the same hydra.run.dir, was refused as if that
+    directory held a run to resume; one that failed after it had trained keeps its checkpoints."""
+    with pytest.raises(SystemExit):
+        cli(train, make_cfg(tmp_path, "logger=none", "data.batch_size=0"))
+    assert read_metrics(tmp_path)["status"] == "failed" and "data.batch_size" in capsys.readouterr().err
+    assert train(make_cfg(tmp_path, "logger=none"))["status"] == "completed"
+    (tmp_path / "metrics.json").write_text(json.dumps({"status": "failed", "epochs": 2, "error": "a bug"}))
+    with pytest.raises(SystemExit):
+        cli(train, make_cfg(tmp_path, "logger=none"))
+    assert f"'{tmp_path}' already holds a run" in capsys.readouterr().err
+
+
 def test_a_resume_on_other_data_of_the_same_sizes_is_refused(tmp_path, make_csv, capsys):
     data = ["data=csv", f"data.path={make_csv(kind='regression')}", "logger=none"]
     train(make_cfg(tmp_path, *data, "data.target=y"))

@@ -171,6 +171,12 @@ def test_predict_writes_classes_and_probabilities_beside_the_input(tmp_path, mak
     assert set(result["predicted_y"]) <= {"yes", "no"}
     assert (result["p(no)"] + result["p(yes)"]).round(5).eq(1).all()
     assert ((result["p(yes)"] > 0.5) == (result["predicted_y"] == "yes")).all()
+    ids = pd.read_csv(path).drop(columns="y").head(5).set_axis(range(1000, 1005))  # a saved index: the rows' ids
+    ids.to_csv(new)
+    with_ids = predict(make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", f"input={new}", config="predict"))
+    assert with_ids.read_text().splitlines()[0] == ",f0,f1,f2,predicted_y,p(no),p(yes)"  # kept, to join on
+    assert pd.read_csv(with_ids, index_col=0).index.tolist() == list(range(1000, 1005))
+    assert pd.read_csv(with_ids, index_col=0).reset_index(drop=True).equals(result)
 
 
 def test_predict_names_missing_feature_columns(tmp_path, make_csv, capsys):

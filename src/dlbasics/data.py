@@ -35,8 +35,11 @@ THREADS = min(4, os.cpu_count() or 1)  # more would hold more pieces in memory a
 PIECE_BYTES = (24 << 20) // THREADS
 
 
-def read_csv(path: str | Path, index_col: int | str | None = None, option: str = "data.path") -> pd.DataFrame:
-    """The CSV at `path` (given as `option`, which the messages name), without its saved index columns."""
+def read_csv(
+    path: str | Path, index_col: int | str | None = None, option: str = "data.path", whole: bool = False
+) -> pd.DataFrame:
+    """The CSV at `path` (given as `option`, which the messages name), without its saved index columns unless
+    `whole`."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{option}: '{path}' is a directory. Give the path of a CSV file: {option}=path/to/file.csv")
@@ -52,7 +55,7 @@ def read_csv(path: str | Path, index_col: int | str | None = None, option: str =
             _check_index_col(path, index_col)
         fix = ": save it as UTF-8 text" if isinstance(err, UnicodeDecodeError) else ""
         raise UserError(f"{option}: '{path}' could not be read as CSV ({first_line(err)}){fix}.") from None
-    return _data_columns(frame)
+    return frame if whole else _data_columns(frame)
 
 
 def header(path: str | Path) -> list[str]:
@@ -571,6 +574,13 @@ class TabularData(L.LightningDataModule):
         if table is None:  # not a clean table: read whole, to say what is wrong with it over the whole file
             table = tabulate(read_csv(path, index_col), target, features, task, classes)
         x, y, self.meta = table
+        classes = self.meta["classes"]
+        if task is None and classes is not None and len(classes) > 2 and all(is_number(c, int) for c in classes):
+            # a count, or labels? (0 and 1 are labels)
+            log.info(
+                f"data.task: {self.meta['task']}, as the target '{target}' holds {len(classes)} distinct integers "
+                f"(at most {MAX_CLASSES} are classes); data.task=regression takes them as a quantity"
+            )
         if features is None:  # every numeric column: say which are not
             columns = _data_columns(pd.DataFrame(columns=header(path)), index_col).columns
             left_out = ", ".join(str(c) for c in columns if c not in (target, *self.meta["features"]))

@@ -453,6 +453,9 @@ def check_free(run_dir: Path, resuming: bool) -> dict | None:
     path = run_dir / "metrics.json"
     if rank_zero_only.rank != 0 or not path.exists():  # under DDP, the process of rank 0 claims for all
         return None
+    held = _read_json(path)
+    if status(held) == "failed" and not held.get("epochs") and not any(run_dir.glob("checkpoints/*.ckpt")):
+        return None  # it failed before it trained (a mistake in its options): nothing here to keep
     if not resuming:
         if sweeping() and given_twice(run_dir):
             raise UserError(f"{run_dir.name}: {TWICE}.")
@@ -461,7 +464,6 @@ def check_free(run_dir: Path, resuming: bool) -> dict | None:
             f"{option}: '{run_dir}' already holds a run (its metrics.json). Resume it with "
             f"ckpt_path=last, or give {whose} a directory of its own: {option}=..."
         )
-    held = _read_json(path)
     if status(held) == "running" and held.get("host") == socket.gethostname():
         raise UserError(
             f"ckpt_path: the run in '{run_dir}' is still running (process {held['pid']}). Let it end, or stop "
@@ -716,14 +718,14 @@ def predict(cfg: DictConfig) -> Path:
             f"output: '{path}' exists and is not predictions of this model's; it is left as it is. "
             "Give the predictions a file of their own: output=..."
         )
-    frame = read_csv(cfg.input, option="input")
+    frame = read_csv(cfg.input, option="input", whole=True)  # a saved index too: the rows' ids, to join on
     if frame.empty:
         raise UserError(f"input: '{cfg.input}' has a header but no data rows: add the rows to predict.")
     x = torch.from_numpy(scale(feature_matrix(frame, meta["features"], option="input"), meta))
     with torch.no_grad():
         out = learner.objective.predict(learner(x)).numpy()
     target, classes = meta["target"], meta["classes"]
-    result = frame.copy()
+    result = frame.rename(columns=lambda c: "" if str(c).startswith("Unnamed: ") else c)  # as the header has it
     if classes is None:
         result[f"predicted_{target}"] = out[:, 0]
     else:
