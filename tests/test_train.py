@@ -69,7 +69,7 @@ def test_iris_learns_and_logs_to_tensorboard(tmp_path):
     hparams = plugin_data_pb2.HParamsPluginData.FromString(start).session_start_info.hparams
     assert hparams["optimizer.lr"].number_value == pytest.approx(1e-3)
     assert hparams["model.activation"].string_value == "relu"
-    assert hparams["data.standardize"].string_value == "true" and hparams["data.task"].string_value == "null"
+    assert hparams["data.standardize"].string_value == "true" and hparams["data.features"].string_value == "null"
     assert hparams["status"].string_value == "completed"
     assert hparams["trainer.max_epochs"].number_value == hparams["epochs"].number_value == 32
 
@@ -137,6 +137,10 @@ def test_eval_finds_moved_data_with_data_path_and_refuses_other_data(tmp_path, m
     with pytest.raises(SystemExit):
         cli(evaluate, make_cfg(tmp_path, ckpt, f"data_path={tmp_path / 'fewer.csv'}", config="eval"))
     assert "has 70 rows, the CSV this checkpoint was trained on had 80: not the same data" in capsys.readouterr().err
+    pd.read_csv(moved).sort_values("y").to_csv(tmp_path / "sorted.csv", index=False)  # its test split: other rows
+    with pytest.raises(SystemExit):
+        cli(evaluate, make_cfg(tmp_path, ckpt, f"data_path={tmp_path / 'sorted.csv'}", config="eval"))
+    assert "sorted.csv' has other test rows than the CSV this checkpoint was trained on" in capsys.readouterr().err
     pd.read_csv(moved).drop(columns="y").to_csv(tmp_path / "no_target.csv", index=False)
     with pytest.raises(SystemExit):
         cli(evaluate, make_cfg(tmp_path, ckpt, f"data_path={tmp_path / 'no_target.csv'}", config="eval"))

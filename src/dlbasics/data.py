@@ -5,6 +5,7 @@ feature and class names and the scaling statistics. It is made of plain values, 
 holding it can rebuild the data preparation on its own.
 """
 
+import hashlib
 import io
 import logging
 import math
@@ -598,6 +599,8 @@ class TabularData(L.LightningDataModule):
         self.meta["rows"] = len(x)  # so that a checkpoint can tell its data from another file
         labels = None if self.meta["task"] == "regression" else y.reshape(len(y), -1)[:, 0]
         self.rows = split_rows(len(x), labels, val_fraction, test_fraction, split_seed)
+        # and its test rows from the same rows in another order, whose test split holds training rows
+        self.meta["test_digest"] = hashlib.blake2b(y[self.rows["test"]].tobytes(), digest_size=8).hexdigest()
         if stats is None:
             stats = {"mean": None, "std": None}
             if standardize:
@@ -645,6 +648,12 @@ class TabularData(L.LightningDataModule):
             raise UserError(
                 f"data_path: '{source['path']}' has {data.meta['rows']} rows, the CSV this checkpoint was trained "
                 f"on had {meta['rows']}: not the same data. Give that CSV: data_path=..."
+            )
+        if meta.get("test_digest", data.meta["test_digest"]) != data.meta["test_digest"]:  # none: an older one
+            raise UserError(
+                f"data_path: '{source['path']}' has other test rows than the CSV this checkpoint was trained on "
+                "(its rows in another order, or other values), which would test it on rows it trained on. Give "
+                "that CSV: data_path=..., or predict on new rows with predict.py."
             )
         return data
 
