@@ -125,12 +125,17 @@ def plain_fit(data, seed: int, epochs: int, width: int) -> float:
     (x, y), (xv, yv) = (tuple(t.to(DEVICE) for t in data.splits[s]) for s in ("train", "val"))
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(meta["n_features"], width), nn.ReLU(), nn.Linear(width, meta["n_outputs"]))
-    # dlbasics' MLP starts its output bias at the mean target for regression, at 0 otherwise.
-    nn.init.constant_(model[-1].bias, meta.get("y_mean", 0.0))
+    # A standardized target (data.standardize): the output stands for (y - mean) / std, taken back to the CSV's
+    # units, and the loss is descended over its variance; an unstandardized one's output bias starts at the mean.
+    mean, std = meta.get("y_mean", 0.0), meta.get("y_std")
+    nn.init.constant_(model[-1].bias, 0.0 if std else mean)
     model.to(DEVICE)
 
+    def predict(o):
+        return o.mul(std).add_(mean) if std else o
+
     def per_row(o, t):
-        return (o - t).square().sum(-1) if regression else F.cross_entropy(o, t, reduction="none")
+        return (predict(o) - t).square().sum(-1) if regression else F.cross_entropy(o, t, reduction="none")
 
     optimizer = torch.optim.Adam(model.parameters(), lr=LR, fused=True)  # as conf/optimizer/adam.yaml
     n, batch = len(x), data.batch_size or len(x)
@@ -151,7 +156,7 @@ def plain_fit(data, seed: int, epochs: int, width: int) -> float:
             losses = per_row(model(xb), yb)
             train_sum += losses.detach().sum()
             optimizer.zero_grad(set_to_none=True)
-            losses.mean().backward()
+            (losses.mean() / std**2 if std else losses.mean()).backward()
             optimizer.step()
         model.eval()
         with torch.inference_mode():
@@ -161,7 +166,7 @@ def plain_fit(data, seed: int, epochs: int, width: int) -> float:
                 xb, yb = xv[start : start + batch], yv[start : start + batch]
                 o = model(xb)
                 val_sum += per_row(o, yb).sum()
-                val_metric += (o - yb).abs().sum() if regression else (o.argmax(-1) == yb).sum()
+                val_metric += (predict(o) - yb).abs().sum() if regression else (o.argmax(-1) == yb).sum()
         # The epoch's numbers read once, as dlbasics logs them and checkpointing reads val/loss (on a GPU: the
         # epoch's work is done when they are read, so that the wall time holds all of it).
         history.append((float(train_sum / n), float(val_sum / len(xv)), float(val_metric / len(xv))))
