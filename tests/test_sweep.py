@@ -268,6 +268,21 @@ def test_a_swept_null_is_a_value_of_its_own_in_the_summary_and_its_figure(tmp_pa
     assert "summary.png" in out and "not drawn" not in err and (tmp_path / "summary.png").is_file()
 
 
+def test_jobs_on_other_data_are_ranked_among_their_own(tmp_path, capsys):
+    """data=iris,boston: a logistic loss of 0.05 and a squared error of 10 do not compare; both iris jobs came
+    first, as if better."""
+    from dlbasics.sweep import summarize
+
+    for data, lr, loss in [("iris", 0.1, 0.1), ("iris", 0.01, 0.05), ("boston", 0.1, 10.0), ("boston", 0.01, 20.0)]:
+        name = f"data={data},optimizer.lr={lr}"
+        _job_dir(tmp_path, name, {"status": "completed", "epochs": 3, "val/loss": loss, "val/loss_best": loss})
+        (tmp_path / name / ".hydra" / "overrides.yaml").write_text(f"- data={data}\n- optimizer.lr={lr}\n")
+    table = summarize(tmp_path, "val/loss", "min")
+    assert list(zip(table["data"], table["val/loss_best"], strict=True)) == [
+        ("boston", 10.0), ("boston", 20.0), ("iris", 0.05), ("iris", 0.1)]  # fmt: skip
+    assert "Sweep of 4 jobs, best first by val/loss_best (min) within each data:" in capsys.readouterr().out
+
+
 def test_the_loss_panel_says_so_when_no_job_logged_its_curve(tmp_path):
     """With logger=none the jobs leave no TensorBoard or CSV log: the panel says so, rather than draw empty axes."""
     from dlbasics.sweep import plot

@@ -271,14 +271,19 @@ def summarize(sweep_dir: Path, monitor: str, mode: str, jobs=None, refused=(), k
         monitor = training
     if f"{monitor}_best" in table:  # the best checkpoint's value: its test metrics are in the row
         monitor = f"{monitor}_best"
+    # the losses of other data, or of another loss, do not compare: each is ranked among its own
+    apart = [k for k in ("data", "loss") if k in keys and table[k].nunique() > 1]
     if monitor in table:
-        table = table.sort_values(monitor, ascending=mode == "min", na_position="last", kind="stable")
+        ascending = [True] * len(apart) + [mode == "min"]
+        table = table.sort_values([*apart, monitor], ascending=ascending, na_position="last", kind="stable")
     columns = ["job", *keys, "status", "epochs", *metric_names(table.columns), "seconds", "error"]
     table = table[[c for c in columns if c in table]]
     table.to_csv(sweep_dir / "summary.csv", index=False)
     shown = table.drop(columns=[c for c in ("job", "error") if c in table])
     shown["epochs"] = shown["epochs"].astype(object).fillna("")  # Int64's <NA> takes no na_rep: blank, as the rest
-    print(f"\nSweep of {len(table)} jobs, best first by {monitor} ({mode}):\n{shown.to_string(index=False, na_rep='')}")
+    count = f"{len(table)} job{'s' * (len(table) != 1)}"
+    within = f" within each {' and '.join(apart)}" if apart else ""
+    print(f"\nSweep of {count}, best first by {monitor} ({mode}){within}:\n{shown.to_string(index=False, na_rep='')}")
     if "seed" in keys and table["seed"].nunique() > 1 and any(m in table for m in METRIC_ORDER):  # some to average
         seeds = by_seed(table, keys)
         seeds.to_csv(sweep_dir / "summary_seeds.csv", index=False)
