@@ -92,6 +92,18 @@ def drawn(monkeypatch):
     return drawn
 
 
+def test_chapter1_landscape_is_the_courses_loss(chapter1):
+    """The curve drawn is L(w) = Σ (w x - y)² over the 506 houses, at every point of its grid."""
+    from dlbasics.callbacks import LossLandscape
+    from dlbasics.data import TabularData
+    from dlbasics.run import load_learner
+
+    learner = load_learner(chapter1[1e-5][0] / "checkpoints" / "last.ckpt")
+    x, y = TabularData.from_meta(learner.hparams.data).splits["train"]
+    grid = np.linspace(-2, 10, 100)
+    np.testing.assert_allclose(LossLandscape._losses(learner, x, y, grid[:, None]), sse(grid), rtol=1e-5)
+
+
 def test_chapter1_landscape_is_drawn(chapter1):
     run_dir = chapter1[1e-5][0]
     with Image.open(run_dir / "landscape.png") as image:

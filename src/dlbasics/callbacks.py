@@ -141,13 +141,21 @@ class LossLandscape(L.Callback):
             values = {f"train/{n}": torch.tensor(v) for n, v in zip(self.names, self.path[-1], strict=True)}
             learner.publish(values, log=False)  # logged with the epoch's loss, by the module's epoch end
 
-    def _loss(self, learner, x, y, values) -> float:
-        params, start = {}, 0
-        for name, p in learner.model.named_parameters():
-            params[name] = torch.tensor(values[start : start + p.numel()], dtype=p.dtype, device=p.device)
-            params[name], start = params[name].reshape(p.shape), start + p.numel()
-        o = torch.func.functional_call(learner.model, params, (x,))
-        return learner.objective.reduce(learner.objective.per_row(o, y)).item()
+    @staticmethod
+    @torch.no_grad()
+    def _losses(learner, x, y, values) -> np.ndarray:
+        """The loss at each row of `values` (a value per parameter, in the path's order): the points evaluated
+        as the members of one stacked model (vmap), a chunk of about 4M outputs at a time."""
+        values = torch.as_tensor(np.asarray(values), dtype=learner.dtype, device=learner.device)
+        model, losses = learner.model, []
+        for points in values.split(max(1, 2**22 // len(x))):
+            params, start = {}, 0
+            for name, p in model.named_parameters():
+                params[name] = points[:, start : start + p.numel()].reshape(len(points), *p.shape)
+                start += p.numel()
+            o = torch.func.vmap(lambda one: torch.func.functional_call(model, one, (x,)))(params)
+            losses.append(learner.objective.reduce(learner.objective.per_row(o, y)))
+        return torch.cat(losses).cpu().numpy()
 
     @rank_zero_only
     def on_train_end(self, trainer, learner):
@@ -158,7 +166,7 @@ class LossLandscape(L.Callback):
         x, y = trainer.datamodule.splits["train"]
         x, y = x.to(learner.device, learner.dtype), y.to(learner.device)
         path = np.array(self.path)
-        losses = np.array([self._loss(learner, x, y, v) for v in path])
+        losses = self._losses(learner, x, y, path)
         finite = np.isfinite(losses) & np.isfinite(path).all(1)
         if not finite.all():  # a diverged run: draw the steps that are still numbers
             path, losses = path[: np.argmin(finite)], losses[: np.argmin(finite)]
@@ -170,19 +178,19 @@ class LossLandscape(L.Callback):
         title = f"{len(path) - 1} {steps} of {method}, learning rate {learner.hparams.optimizer['lr']:g}"
         w_lo, w_hi = min(self.w_range[0], path[:, 0].min()), max(self.w_range[1], path[:, 0].max())
         grid_w = np.linspace(w_lo, w_hi, self.points)
-        with torch.no_grad():
-            if len(self.names) == 1:
-                curve = [self._loss(learner, x, y, [w]) for w in grid_w]
-                fig = figures.landscape_1d(grid_w, curve, path[:, 0], losses, title=title, method=method)
-            else:
-                # b gets as wide a window as w, centred on its path, so that the valley shows, and a margin for
-                # the labels of the path's ends
-                pad = max(w_hi - w_lo - np.ptp(path[:, 1]), 0) / 2 + 0.05 * np.ptp(path[:, 1])
-                grid_b = np.linspace(path[:, 1].min() - pad, path[:, 1].max() + pad, self.points)
-                surface = np.array([[self._loss(learner, x, y, [w, b]) for w in grid_w] for b in grid_b])
-                fig = figures.landscape_2d(
-                    grid_w, grid_b, surface, path[:, 0], path[:, 1], self.names, title=title, method=method
-                )
+        if len(self.names) == 1:
+            curve = self._losses(learner, x, y, grid_w[:, None])
+            fig = figures.landscape_1d(grid_w, curve, path[:, 0], losses, title=title, method=method)
+        else:
+            # b gets as wide a window as w, centred on its path, so that the valley shows, and a margin for the
+            # labels of the path's ends
+            pad = max(w_hi - w_lo - np.ptp(path[:, 1]), 0) / 2 + 0.05 * np.ptp(path[:, 1])
+            grid_b = np.linspace(path[:, 1].min() - pad, path[:, 1].max() + pad, self.points)
+            w, b = np.meshgrid(grid_w, grid_b)  # a row of the surface for each b
+            surface = self._losses(learner, x, y, np.column_stack([w.ravel(), b.ravel()])).reshape(w.shape)
+            fig = figures.landscape_2d(
+                grid_w, grid_b, surface, path[:, 0], path[:, 1], self.names, title=title, method=method
+            )
         self.dirpath.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(path, columns=self.names).assign(loss=losses).rename_axis(steps[:-1]).to_csv(
             self.dirpath / "trajectory.csv"
