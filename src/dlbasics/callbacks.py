@@ -96,22 +96,35 @@ class EpochProgress(ProgressBar):
         self._show(trainer, final=True)
 
 
+def sample(n: int, rows: int) -> torch.Tensor | None:
+    """`rows` of n row numbers, drawn at random (the same in every run), or None where there are no more."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:rows] if n > rows else None
+
+
+def _check_counts(callback: str, **counts) -> None:
+    for option, value in counts.items():
+        if not is_number(value, int) or value < 2:
+            raise UserError(f"callbacks.{callback}.{option} must be an integer >= 2; got {value!r}.")
+
+
 class LossLandscape(L.Callback):
     """Chapter 1's picture: the loss over a model's one or two parameters, and the path gradient descent took.
 
     Logs each parameter (train/w, and train/b with a bias) every epoch; when training ends, writes
     landscape.png and trajectory.csv to `dirpath` and shows the figure in TensorBoard's Images tab.
     Models with more than two parameters are skipped. The path is kept in the checkpoints, so that a
-    resumed run draws it from the start.
+    resumed run draws it from the start. The path's losses are over every training row, the surface's over
+    at most `rows` of them, drawn at random (a million rows at 100 x 100 points took minutes).
     """
 
-    def __init__(self, dirpath: str, w_range: tuple[float, float] = (-2.0, 10.0), points: int = 100):
+    def __init__(
+        self, dirpath: str, w_range: tuple[float, float] = (-2.0, 10.0), points: int = 100, rows: int = 10_000
+    ):
         pair = isinstance(w_range, Sequence) and not isinstance(w_range, str) and len(w_range) == 2
         if not (pair and all(map(is_number, w_range)) and w_range[0] < w_range[1]):
             raise UserError(f"callbacks.loss_landscape.w_range must be [low, high], low < high; got {w_range!r}.")
-        if not is_number(points, int) or points < 2:
-            raise UserError(f"callbacks.loss_landscape.points must be an integer >= 2; got {points!r}.")
-        self.dirpath, self.w_range, self.points = Path(dirpath), tuple(w_range), points
+        _check_counts("loss_landscape", points=points, rows=rows)
+        self.dirpath, self.w_range, self.points, self.rows = Path(dirpath), tuple(w_range), points, rows
         self.names: list[str] = []
         self.path: list[list[float]] = []
 
@@ -178,8 +191,13 @@ class LossLandscape(L.Callback):
         title = f"{len(path) - 1} {steps} of {method}, learning rate {learner.hparams.optimizer['lr']:g}"
         w_lo, w_hi = min(self.w_range[0], path[:, 0].min()), max(self.w_range[1], path[:, 0].max())
         grid_w = np.linspace(w_lo, w_hi, self.points)
+        drawn, scale = sample(len(x), self.rows), 1.0
+        if drawn is not None:  # the surface from a sample of the rows; a sum of squares scaled to all of them
+            title += f"\n(the surface over {self.rows:,} of the {len(x):,} training rows)"
+            scale = len(x) / self.rows if learner.objective.summed else 1.0
+            x, y = x[drawn.to(x.device)], y[drawn.to(y.device)]
         if len(self.names) == 1:
-            curve = self._losses(learner, x, y, grid_w[:, None])
+            curve = scale * self._losses(learner, x, y, grid_w[:, None])
             fig = figures.landscape_1d(grid_w, curve, path[:, 0], losses, title=title, method=method)
         else:
             # b gets as wide a window as w, centred on its path, so that the valley shows, and a margin for the
@@ -187,7 +205,7 @@ class LossLandscape(L.Callback):
             pad = max(w_hi - w_lo - np.ptp(path[:, 1]), 0) / 2 + 0.05 * np.ptp(path[:, 1])
             grid_b = np.linspace(path[:, 1].min() - pad, path[:, 1].max() + pad, self.points)
             w, b = np.meshgrid(grid_w, grid_b)  # a row of the surface for each b
-            surface = self._losses(learner, x, y, np.column_stack([w.ravel(), b.ravel()])).reshape(w.shape)
+            surface = scale * self._losses(learner, x, y, np.column_stack([w.ravel(), b.ravel()])).reshape(w.shape)
             fig = figures.landscape_2d(
                 grid_w, grid_b, surface, path[:, 0], path[:, 1], self.names, title=title, method=method
             )
@@ -208,9 +226,7 @@ class DataFit(L.Callback):
     data is skipped."""
 
     def __init__(self, dirpath: str, points: int = 200, rows: int = 10_000):
-        for option, value in (("points", points), ("rows", rows)):
-            if not is_number(value, int) or value < 2:
-                raise UserError(f"callbacks.data_fit.{option} must be an integer >= 2; got {value!r}.")
+        _check_counts("data_fit", points=points, rows=rows)
         self.dirpath, self.points, self.rows = Path(dirpath), points, rows
 
     @rank_zero_only
@@ -232,10 +248,9 @@ class DataFit(L.Callback):
         title = f"{meta['target']} against {meta['features'][0]}: the model after {epochs}"
         title += " (diverged)" if learner.diverged_epoch is not None else ""
         x, y, grid, predicted = (t.reshape(-1) for t in (x, y, grid, predicted))
-        rows = "training rows"
-        if len(x) > self.rows:
+        rows, drawn = "training rows", sample(len(x), self.rows)
+        if drawn is not None:
             rows = f"{self.rows:,} of the {len(x):,} training rows"
-            drawn = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: self.rows]
             x, y = x[drawn], y[drawn]
         fig = figures.data_fit(x, y, grid, predicted, meta["features"][0], meta["target"], title, rows)
         self.dirpath.mkdir(parents=True, exist_ok=True)
