@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from dlbasics.errors import UserError, config_mistake
 from dlbasics.run import build, check_added
 
-from .conftest import CONF, ROOT, make_cfg
+from .conftest import CONF, ROOT, make_cfg, read_metrics
 
 OPTIONS = {
     group: sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml") if p.stem != "default" or group != "data")
@@ -70,6 +70,7 @@ def test_the_accelerator_is_autos_unless_the_environment_pins_it(tmp_path, monke
         ),
         (["epochs=100"], "epochs: no such key. Did you mean trainer.max_epochs? `python train.py --cfg job` shows"),
         (["batch_size=8"], "batch_size: no such key. Did you mean data.batch_size? `python train.py --cfg job`"),
+        (["mode=max"], "mode: no such key. Did you mean callbacks.model_checkpoint.mode or monitor.mode?"),  # not model
         (["loss=mae"], "loss=mae: no such config. Did you mean loss=mse? Choose one of: auto, logistic, mse, sse."),
         (  # the keys every data option shares are csv's (data=csv), not an option of their own
             ["data=irsi"],
@@ -134,6 +135,19 @@ def test_a_key_added_that_nothing_reads_is_refused(monkeypatch, script, override
     with pytest.raises(UserError) as caught:
         check_added(cfg)
     assert str(caught.value).startswith(message)
+
+
+def test_a_sweep_job_refused_so_records_why(tmp_path, monkeypatch):
+    """The refusal came before the job's metrics.json: the sweep's summary said `failed: seed=1: None`."""
+    from dlbasics.run import train
+
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("train", [f"run_dir={tmp_path}", "+foo=1", "logger=none"], return_hydra_config=True)
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)
+    HydraConfig.instance().set_config(cfg)
+    with pytest.raises(UserError):
+        train(cfg)
+    assert read_metrics(tmp_path)["error"].startswith("+foo=1: nothing reads foo, so it would change nothing.")
 
 
 def test_a_key_added_to_what_a_class_takes_is_its_to_check(monkeypatch):

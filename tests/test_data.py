@@ -55,10 +55,17 @@ def test_integer_labels_taken_as_classes_are_said_so(tmp_path, caplog):
     with caplog.at_level("INFO", logger="dlbasics"):
         assert TabularData(path, "count").meta["task"] == "multiclass"
         assert TabularData(path, "count", task="regression").meta["task"] == "regression"
-    assert caplog.messages == [
-        "data.task: multiclass, as the target 'count' holds 10 distinct integers (at most 10 are classes); "
-        "data.task=regression takes them as a quantity"
-    ]
+        assert TabularData(path, "x").meta["task"] == "regression"  # 200 distinct: a quantity, nothing to say
+        pd.read_csv(path).assign(count=lambda f: f["count"] * 2.0).to_csv(path, index=False)  # 0.0, 2.0, ...
+        assert TabularData(path, "count").meta["classes"][:2] == [0.0, 2.0]
+    assert (
+        caplog.messages
+        == [
+            "data.task: multiclass, as the target 'count' holds 10 distinct whole numbers (at most 10 are classes); "
+            "data.task=regression takes them as a quantity"
+        ]
+        * 2
+    )
 
 
 def test_string_labels_are_encoded_and_their_names_kept(make_csv):

@@ -121,6 +121,18 @@ def test_a_run_that_failed_before_it_trained_leaves_its_directory_to_the_command
     assert f"'{tmp_path}' already holds a run" in capsys.readouterr().err
 
 
+def test_a_resume_with_the_data_scaled_otherwise_is_refused(tmp_path, capsys):
+    """Its weights stand for the units they were trained in: data.standardize=false after true, or a checkpoint of
+    a version that did not scale the target, resumed to test r2 -1.25 and -448, as completed."""
+    train(make_cfg(tmp_path, "data=boston", "logger=none", "trainer.max_epochs=2"))
+    with pytest.raises(SystemExit):
+        cli(train, make_cfg(tmp_path, "data=boston", "logger=none", "data.standardize=false", "ckpt_path=last"))
+    assert (
+        "holds a model trained with other options (its data scaled otherwise (data.standardize"
+        in capsys.readouterr().err
+    )
+
+
 def test_a_resume_on_other_data_of_the_same_sizes_is_refused(tmp_path, make_csv, capsys):
     data = ["data=csv", f"data.path={make_csv(kind='regression')}", "logger=none"]
     train(make_cfg(tmp_path, *data, "data.target=y"))

@@ -141,6 +141,18 @@ def test_eval_finds_moved_data_with_data_path_and_refuses_other_data(tmp_path, m
     with pytest.raises(SystemExit):
         cli(evaluate, make_cfg(tmp_path, ckpt, f"data_path={tmp_path / 'sorted.csv'}", config="eval"))
     assert "sorted.csv' has other test rows than the CSV this checkpoint was trained on" in capsys.readouterr().err
+
+    iris = train(make_cfg(tmp_path / "iris", "logger=none"))  # classes sorted by a feature keep their labels' order
+    frame = pd.read_csv(ROOT / "data" / "iris.csv", index_col=0).sort_values(["target", "petal length (cm)"])
+    frame.to_csv(tmp_path / "iris_sorted.csv")
+    with pytest.raises(SystemExit):
+        cli(
+            evaluate,
+            make_cfg(
+                tmp_path, f"ckpt_path={iris['checkpoint']}", f"data_path={tmp_path / 'iris_sorted.csv'}", config="eval"
+            ),
+        )
+    assert "iris_sorted.csv' has other test rows than the CSV" in capsys.readouterr().err
     pd.read_csv(moved).drop(columns="y").to_csv(tmp_path / "no_target.csv", index=False)
     with pytest.raises(SystemExit):
         cli(evaluate, make_cfg(tmp_path, ckpt, f"data_path={tmp_path / 'no_target.csv'}", config="eval"))
@@ -292,6 +304,10 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
             ["+logger.tensorboard.flush_sec=5"],
             "logger.tensorboard: unknown option 'flush_sec' for lightning.pytorch.loggers.TensorBoardLogger",
         ),
+        (["+logger.tensorboard.log_dir=/x"], "logger.tensorboard: unknown option 'log_dir' for lightning.pytorch"),
+        # the run's own arguments, which outweighed them without a word
+        (["+model.n_outputs=7"], "model.n_outputs comes from the data, never from an option: leave it out."),
+        (["+data.shuffle_seed=7"], "data.shuffle_seed is the run's to set: the batch order follows seed=..."),
         # the checks of the libraries we configure, named by the config entry that reached them
         (["trainer.max_epochs=-2"], "trainer: `max_epochs` must be a non-negative integer or -1"),
         (["+trainer.epochs=5"], "trainer: unknown option 'epochs' for lightning.pytorch.Trainer"),

@@ -576,11 +576,11 @@ class TabularData(L.LightningDataModule):
             table = tabulate(read_csv(path, index_col), target, features, task, classes)
         x, y, self.meta = table
         classes = self.meta["classes"]
-        if task is None and classes is not None and len(classes) > 2 and all(is_number(c, int) for c in classes):
+        if task is None and classes is not None and len(classes) > 2 and all(map(is_number, classes)):
             # a count, or labels? (0 and 1 are labels)
             log.info(
-                f"data.task: {self.meta['task']}, as the target '{target}' holds {len(classes)} distinct integers "
-                f"(at most {MAX_CLASSES} are classes); data.task=regression takes them as a quantity"
+                f"data.task: {self.meta['task']}, as the target '{target}' holds {len(classes)} distinct whole "
+                f"numbers (at most {MAX_CLASSES} are classes); data.task=regression takes them as a quantity"
             )
         if features is None:  # every numeric column: say which are not
             columns = _data_columns(pd.DataFrame(columns=header(path)), index_col).columns
@@ -599,8 +599,10 @@ class TabularData(L.LightningDataModule):
         self.meta["rows"] = len(x)  # so that a checkpoint can tell its data from another file
         labels = None if self.meta["task"] == "regression" else y.reshape(len(y), -1)[:, 0]
         self.rows = split_rows(len(x), labels, val_fraction, test_fraction, split_seed)
-        # and its test rows from the same rows in another order, whose test split holds training rows
-        self.meta["test_digest"] = hashlib.blake2b(y[self.rows["test"]].tobytes(), digest_size=8).hexdigest()
+        # and its test rows from the same rows in another order, whose test split holds training rows: their
+        # targets and first feature (the labels of classes sorted by a feature keep their order)
+        test = self.rows["test"]
+        self.meta["test_digest"] = hashlib.blake2b(y[test].tobytes() + x[test, :1].tobytes(), digest_size=8).hexdigest()
         if stats is None:
             stats = {"mean": None, "std": None}
             if standardize:

@@ -97,7 +97,8 @@ def config_mistake(err: Exception, command: str) -> str | None:
         parent, _, name = key.rpartition(".")
         node = cause.parent_node
         keys = [k for k in getattr(node, "keys", list)() if not str(k).startswith("_")]
-        near = [f"{parent + '.' if parent else ''}{k}" for k in difflib.get_close_matches(name, keys, 1)]
+        near = exactly_named(node._get_root(), name) if node is not None else []  # mode=max: monitor.mode
+        near = near or [f"{parent + '.' if parent else ''}{k}" for k in difflib.get_close_matches(name, keys, 1)]
         if not near and node is not None:  # epochs=100: trainer.max_epochs, elsewhere in the config
             near = nearest_keys(node._get_root(), name)
         append = re.search(r"use (\+\S+)", str(err))
@@ -151,6 +152,11 @@ def nearest_keys(root, name: str, besides: str = "") -> list[str]:
     leaves = {full: last for full, last in leaves.items() if not full.startswith("hydra.") and full != besides}
     near = difflib.get_close_matches(COURSE_WORDS.get(name, name), set(leaves.values()), 1)
     return sorted(full for full, last in leaves.items() if near and last == near[0])
+
+
+def exactly_named(root, name: str) -> list[str]:
+    """The full keys elsewhere in the config named `name` itself (mode=max: monitor.mode)."""
+    return [full for full in nearest_keys(root, name) if full.rpartition(".")[2] == name]
 
 
 def read(node) -> bool:

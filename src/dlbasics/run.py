@@ -91,7 +91,6 @@ def cli(fn, cfg: DictConfig):
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     try:
         from_launch_directory(cfg)
-        check_added(cfg)
         return fn(cfg)
     except Exception as err:
         mistake = user_mistake(err)
@@ -291,6 +290,10 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict) -> None:
 
 def build(cfg: DictConfig, run_dir: Path):
     """The data module, the Lightning module and the trainer that a composed config describes."""
+    if "shuffle_seed" in cfg.data:  # the run's own, which would outweigh it
+        raise UserError(
+            "data.shuffle_seed is the run's to set: the batch order follows seed=... (the split's: data.split_seed)."
+        )
     data = instantiate(cfg.data, shuffle_seed=cfg.seed)
     learner = build_learner(cfg, data)
     callbacks, loggers = build_outputs(cfg, data)
@@ -393,6 +396,7 @@ def _made(cfg: DictConfig, key: str, kind: type, **kwargs):
         from torch.utils.tensorboard import SummaryWriter
 
         takes = {*inspect.signature(type(made)).parameters, *inspect.signature(SummaryWriter).parameters}
+        takes -= {"kwargs", "log_dir"}  # the logger makes log_dir, from save_dir, name and version
         unknown = [str(k) for k in cfg if not str(k).startswith("_") and k not in takes]
         if unknown:
             raise UserError(f"{key}: unknown option '{unknown[0]}' for {cfg._target_}: check its spelling.")
@@ -482,6 +486,7 @@ def _read_json(path: Path) -> dict:
 
 def check_run_options(cfg: DictConfig) -> None:
     """The options of a run itself (each group checks its own when it is built)."""
+    check_added(cfg)
     if not is_number(cfg.seed, int) or not 0 <= cfg.seed < 2**32:
         raise UserError(f"seed must be an integer from 0 to 2**32 - 1; got {cfg.seed!r}.")
     if cfg.threads is not None and (not is_number(cfg.threads, int) or cfg.threads < 0):
@@ -505,6 +510,9 @@ def resume_from(ckpt_path: str, trainer, learner: Learner) -> tuple[str | None, 
     data = ("task", "target", "features", "classes", "n_features", "n_outputs")  # what its weights stand for
     was = [f"model.{k}={v}" for k, v in saved["model"].items() if ours["model"].get(k) != v]
     was += [f"data.{k}={saved['data'].get(k)}" for k in data if saved["data"].get(k) != ours["data"][k]]
+    scaled = ("mean", "std", "y_mean", "y_std")  # and in what units: data.standardize, or another version's
+    if was == [] and any(saved["data"].get(k) != ours["data"].get(k) for k in scaled):
+        was = ["its data scaled otherwise (data.standardize, or a version of dlbasics that did not scale the target)"]
     if was or saved["model"] != ours["model"]:
         raise UserError(
             f"ckpt_path: '{path}' holds a model trained with other options ({', '.join(was) or 'other options'}). "
@@ -682,6 +690,7 @@ def load_learner(path: str | Path) -> Learner:
 
 def evaluate(cfg: DictConfig) -> dict:
     """Tests a checkpoint again on its own test split, prepared as the checkpoint says."""
+    check_added(cfg)
     learner = load_learner(cfg.ckpt_path)
     data = TabularData.from_meta(learner.hparams.data, path=cfg.data_path)
     if not data.has("test"):
@@ -702,6 +711,7 @@ def evaluate(cfg: DictConfig) -> dict:
 
 def predict(cfg: DictConfig) -> Path:
     """Writes the input's rows with the model's predictions beside them: values, or classes and probabilities."""
+    check_added(cfg)
     given = Path(cfg.input)
     stem = Path(given.stem).stem if given.suffix in COMPRESSED else given.stem  # new.csv.gz: new_predictions.csv
     path = Path(cfg.output) if cfg.output else given.with_name(stem + "_predictions.csv")

@@ -31,7 +31,6 @@ from dlbasics.run import (
     best_checkpoint,
     build_learner,
     build_outputs,
-    check_added,
     check_run_options,
     claim,
     failure,
@@ -357,7 +356,6 @@ def train_stacked(cfgs: list[DictConfig], log_name: str | None = "train") -> lis
             continue
         claimed.append(i)
         try:
-            check_added(cfgs[i])  # as cli() does for a job run alone
             check_run_options(cfgs[i])  # its seed among them, before the batch orders are drawn from the seeds
             ready.append(i)
         except UserError as err:
