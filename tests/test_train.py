@@ -455,6 +455,20 @@ def test_a_run_directory_named_from_hydras_choices_is_made_before_the_run(tmp_pa
     assert (tmp_path / "iris-run").is_dir()
 
 
+def test_the_model_is_summarized_in_full_once_in_a_process(tmp_path, caplog, monkeypatch):
+    """A sweep's jobs of one model (the basic launcher's, in one process) printed the same 7-line table each."""
+    from dlbasics.callbacks import ModelSummary
+
+    monkeypatch.setattr(ModelSummary, "shown", set())
+    with caplog.at_level("INFO", logger="dlbasics"):
+        for lr in (0.01, 0.1):
+            train(make_cfg(tmp_path / str(lr), f"optimizer.lr={lr}", "logger=none", "trainer.max_epochs=1"))
+        train(make_cfg(tmp_path / "wider", "model.width=8", "logger=none", "trainer.max_epochs=1"))
+    summaries = [m for m in caplog.messages if m.startswith("Model: ")]
+    assert summaries[1] == "Model: MLP, 4 inputs, multiclass, 3 classes; Total params: 803 (as above)"
+    assert "Layer (type)" in summaries[0] and "Layer (type)" in summaries[2]  # another model: in full
+
+
 def test_progress_line_only_on_a_terminal(tmp_path, capsys, monkeypatch):
     train(make_cfg(tmp_path / "pipe", "logger=none"))
     assert "epoch" not in capsys.readouterr().out

@@ -49,9 +49,17 @@ def summarize(learner) -> str:
 
 
 class ModelSummary(L.Callback):
+    """The model's summary as training starts; a model summarized in full before in this process (the sweep's
+    last job's, as Hydra's basic launcher runs its jobs one after another in one process) in one line."""
+
+    shown: set[str] = set()
+
     @rank_zero_only
     def on_fit_start(self, trainer, learner):
-        log.info(summarize(learner))
+        text = summarize(learner)
+        first, *_, params = text.splitlines()
+        log.info(text if text not in ModelSummary.shown else f"{first}; {params} (as above)")
+        ModelSummary.shown.add(text)
 
 
 class EpochProgress(ProgressBar):
