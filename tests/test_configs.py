@@ -71,6 +71,11 @@ def test_the_accelerator_is_autos_unless_the_environment_pins_it(tmp_path, monke
         (["epochs=100"], "epochs: no such key. Did you mean trainer.max_epochs? `python train.py --cfg job` shows"),
         (["batch_size=8"], "batch_size: no such key. Did you mean data.batch_size? `python train.py --cfg job`"),
         (["mode=max"], "mode: no such key. Did you mean callbacks.model_checkpoint.mode or monitor.mode?"),  # not model
+        (  # a key of a config not chosen: +callbacks.early_stopping.patience=3 then failed as a class-less callback
+            ["callbacks.early_stopping.patience=3"],
+            "callbacks.early_stopping is in the config once it is chosen: "
+            "callbacks=early_stopping callbacks.early_stopping.patience=3",
+        ),
         (["loss=mae"], "loss=mae: no such config. Did you mean loss=mse? Choose one of: auto, logistic, mse, sse."),
         (  # the keys every data option shares are csv's (data=csv), not an option of their own
             ["data=irsi"],
@@ -102,7 +107,7 @@ def test_the_accelerator_is_autos_unless_the_environment_pins_it(tmp_path, monke
 def test_what_hydra_cannot_compose_is_one_line_naming_the_fix(tmp_path, overrides, message):
     with pytest.raises(HydraException) as caught:
         make_cfg(tmp_path, *overrides)
-    mistake = config_mistake(caught.value, "python train.py")
+    mistake = config_mistake(caught.value, "python train.py", ROOT / "conf")
     assert mistake.startswith(message) and "\n" not in mistake
 
 

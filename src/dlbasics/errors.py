@@ -8,6 +8,7 @@ import re
 import sys
 import types
 import typing
+from pathlib import Path
 
 import hydra.utils
 from hydra.errors import (
@@ -81,9 +82,10 @@ def say_error(message) -> None:
     print(f"error: {message}", file=sys.stderr, flush=True)
 
 
-def config_mistake(err: Exception, command: str) -> str | None:
+def config_mistake(err: Exception, command: str, conf: Path | None = None) -> str | None:
     """One line for a command line Hydra could not compose, or None: a misspelt key or config choice named with
-    the nearest ones, an override that does not parse named with the grammar. `command`: `python train.py`."""
+    the nearest ones, an override that does not parse named with the grammar. `command`: `python train.py`;
+    `conf`: its config directory, whose groups' configs a key may belong to (callbacks/early_stopping.yaml)."""
     cause = err.__cause__
     if isinstance(err, MissingConfigException):  # data=irsi: "In 'train': Could not find 'data/irsi'"
         found = re.search(r"Could not find '(.+)/([^/']+)'", str(err))
@@ -102,6 +104,9 @@ def config_mistake(err: Exception, command: str) -> str | None:
         if not near and node is not None:  # epochs=100: trainer.max_epochs, elsewhere in the config
             near = nearest_keys(node._get_root(), name)
         append = re.search(r"use (\+\S+)", str(err))
+        if conf is not None and parent and "." not in parent and (conf / parent / f"{name}.yaml").is_file():
+            given = append.group(1)[1:] if append else f"{key}=..."  # callbacks.early_stopping.patience=3
+            return f"{key} is in the config once it is chosen: {parent}={name} {given}"
         return (
             f"{key}: no such key."
             + (f" Did you mean {' or '.join(near)}?" if near else "")

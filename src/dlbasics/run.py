@@ -121,7 +121,8 @@ def shell(main) -> None:
             say_error(f"{_JOBS_FAILED} of the sweep's jobs failed (above).")
             sys.exit(1)
     except BaseException as err:  # an interrupt, a launcher's error, or a command line Hydra refused
-        mistake = config_mistake(err, command) if isinstance(err, HydraException) else None
+        conf = Path(sys.argv[0]).resolve().parent / "conf"  # the shells' config_path
+        mistake = config_mistake(err, command, conf) if isinstance(err, HydraException) else None
         frame = traceback.extract_tb(err.__traceback__)[-1].filename
         in_hydra = isinstance(err, Exception) and f"{os.sep}hydra{os.sep}" in frame
         if mistake is None and not _JOBS_STARTED and in_hydra:
