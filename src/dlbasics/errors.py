@@ -97,16 +97,16 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None) -> st
     if isinstance(err, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         key = cause.full_key  # model.widht=10: "Could not override 'model.widht'", not in the config
         parent, _, name = key.rpartition(".")
+        append = re.search(r"use (\+\S+)", str(err))
+        if conf is not None and parent and "." not in parent and (conf / parent / f"{name}.yaml").is_file():
+            given = append.group(1)[1:] if append else f"{key}=..."  # callbacks.early_stopping.patience=3
+            return f"{key} is in the config once it is chosen: {parent}={name} {given}"
         node = cause.parent_node
         keys = [k for k in getattr(node, "keys", list)() if not str(k).startswith("_")]
         near = exactly_named(node._get_root(), name) if node is not None else []  # mode=max: monitor.mode
         near = near or [f"{parent + '.' if parent else ''}{k}" for k in difflib.get_close_matches(name, keys, 1)]
         if not near and node is not None:  # epochs=100: trainer.max_epochs, elsewhere in the config
             near = nearest_keys(node._get_root(), name)
-        append = re.search(r"use (\+\S+)", str(err))
-        if conf is not None and parent and "." not in parent and (conf / parent / f"{name}.yaml").is_file():
-            given = append.group(1)[1:] if append else f"{key}=..."  # callbacks.early_stopping.patience=3
-            return f"{key} is in the config once it is chosen: {parent}={name} {given}"
         return (
             f"{key}: no such key."
             + (f" Did you mean {' or '.join(near)}?" if near else "")

@@ -103,8 +103,9 @@ class Learner(L.LightningModule):
         self.objective = Objective(data["task"], loss, model.pop("output_activation", "auto"), y_mean, y_std)
         offset = 0.0 if y_std else y_mean
         sizes = dict(n_features=data["n_features"], n_outputs=data["n_outputs"], output_offset=offset)
-        for key in sizes.keys() & model.keys():  # the data's, which would outweigh it
-            raise UserError(f"model.{key} comes from the data, never from an option: leave it out.")
+        given = sorted(sizes.keys() & model.keys())  # the data's, which would outweigh it
+        if given:
+            raise UserError(f"model.{given[0]} comes from the data, never from an option: leave it out.")
         self.model = trusted("model", model, **sizes)
         lr = optimizer.get("lr")
         if not is_number(lr) or not 0 < lr < math.inf:
