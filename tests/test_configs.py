@@ -8,7 +8,7 @@ from hydra.errors import HydraException
 from hydra.utils import instantiate
 
 from dlbasics.errors import UserError, config_mistake
-from dlbasics.run import build, check_added
+from dlbasics.run import REFUSED_KEYS, build, check_added
 
 from .conftest import CONF, ROOT, make_cfg, read_metrics
 
@@ -62,7 +62,11 @@ def test_the_accelerator_is_autos_unless_the_environment_pins_it(tmp_path, monke
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["trainer.gradient_clip_val=1"], "trainer.gradient_clip_val: no such key. trainer has: max_epochs, max_steps"),
+        (["trainer.gradient_clip_vall=1"], "trainer.gradient_clip_vall: no such key. trainer has: max_epochs, max_st"),
+        (  # not "+trainer.gradient_clip_val=1 adds a new key", which was then refused as not supported
+            ["trainer.gradient_clip_val=1"],
+            "trainer.gradient_clip_val is not supported: each minibatch takes its own optimizer step",
+        ),
         (["optimiser.lr=1"], "optimiser: no such key. Did you mean optimizer? `python train.py --cfg job` shows"),
         (  # the course's words, and keys of another group
             ["optimizer.learning_rate=0.1"],
@@ -107,7 +111,7 @@ def test_the_accelerator_is_autos_unless_the_environment_pins_it(tmp_path, monke
 def test_what_hydra_cannot_compose_is_one_line_naming_the_fix(tmp_path, overrides, message):
     with pytest.raises(HydraException) as caught:
         make_cfg(tmp_path, *overrides)
-    mistake = config_mistake(caught.value, "python train.py", ROOT / "conf")
+    mistake = config_mistake(caught.value, "python train.py", ROOT / "conf", REFUSED_KEYS)
     assert mistake.startswith(message) and "\n" not in mistake
 
 

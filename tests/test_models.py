@@ -41,7 +41,7 @@ def test_depth_width_and_unequal_hidden_widths():
         ({"depth": -1}, "model.depth must be an integer >= 0; got -1"),
         ({"width": 0}, "model.width must be an integer >= 1; got 0"),
         ({"width": 2.5}, "model.width must be an integer >= 1; got 2.5"),
-        ({"activation": "rlu"}, "model.activation must be one of relu, tanh, sigmoid; got 'rlu'"),
+        ({"activation": "rlu"}, "model.activation must be one of relu, tanh, sigmoid, identity; got 'rlu'"),
         ({"hidden": [20, 0]}, "model.hidden must be an integer >= 1; got 0"),
     ],
 )
@@ -49,6 +49,18 @@ def test_bad_architecture_is_named(kwargs, message):
     with pytest.raises(UserError) as err:
         MLP(4, 3, **kwargs)
     assert message in str(err.value)
+
+
+def test_an_mlp_with_the_identity_activation_is_a_linear_model_whatever_its_depth():
+    """The course, 2.3: "if we used the identity function as our activation function, then whatever the depth of
+    our MLP, we would fall back to covering only the family of linear models"."""
+    torch.manual_seed(0)
+    x1, x2 = torch.randn(5, 4), torch.randn(5, 4)
+    for activation, linear in (("identity", True), ("relu", False)):
+        model = MLP(4, 3, depth=3, width=8, activation=activation)
+        with torch.no_grad():  # affine: f(x1 + x2) = f(x1) + f(x2) - f(0)
+            gap = model(x1 + x2) - model(x1) - model(x2) + model(torch.zeros(1, 4))
+        assert torch.allclose(gap, torch.zeros_like(gap), atol=1e-5) == linear
 
 
 def test_zeros_init_starts_at_zero():

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from dlbasics.callbacks import Checkpoints
-from dlbasics.run import claim, cli, evaluate, train
+from dlbasics.data import TabularData
+from dlbasics.run import claim, cli, evaluate, shell, train
 
 from .conftest import ROOT, make_cfg, read_metrics, run_script
 
@@ -161,6 +162,10 @@ def test_a_resume_refused_before_training_leaves_the_run_as_it_ended(tmp_path, c
             f"""python eval.py 'ckpt_path="{last}"'.""",
         ),
         (["model.width=8"], "holds a model trained with other options (model.width=100)"),
+        # its optimizer's state would set the learning rate back to 0.001 and record 0.01; SGD would not load it
+        (["optimizer.lr=0.01"], "holds a model trained with other options (optimizer.lr=0.001). Resume with"),
+        (["optimizer=sgd"], "holds a model trained with other options (optimizer._target_=torch.optim.Adam)."),
+        (["data.split_seed=3"], "holds a model trained with other options (data.split_seed=0)"),  # other rows
         (  # an optimizer's options are checked as the run is built, before the resume trains
             ["optimizer=sgd", "optimizer._target_=torch.optim.LBFGS", "~optimizer.momentum", "~optimizer.weight_decay"],
             "optimizer._target_: LBFGS is not supported",
@@ -170,6 +175,52 @@ def test_a_resume_refused_before_training_leaves_the_run_as_it_ended(tmp_path, c
             cli(train, make_cfg(run_dir, "logger=none", *overrides, "ckpt_path=last"))
         assert exit_.value.code == 2 and message in capsys.readouterr().err
         assert files() == kept  # metrics.json too
+
+
+def test_a_run_stopped_after_training_resumes_to_its_test(tmp_path):
+    """Ctrl-C while it tested printed a resume line, which was then refused as having trained its epochs."""
+    finished = train(make_cfg(tmp_path, "logger=none", "trainer.max_epochs=3"))
+    last_epoch = {k: v for k, v in finished.items() if k.startswith(("train/", "val/")) and "best" not in k}
+    stopped = {"status": "interrupted", **last_epoch, "epochs": 3, "seconds": 1.0}  # as Ctrl-C in its test leaves it
+    (tmp_path / "metrics.json").write_text(json.dumps(stopped))
+    resumed = train(make_cfg(tmp_path, "logger=none", "trainer.max_epochs=3", "ckpt_path=last"))
+    assert resumed["status"] == "completed" and resumed["epochs"] == 3
+    assert {k: v for k, v in resumed.items() if "/" in k} == {k: v for k, v in finished.items() if "/" in k}
+    with pytest.raises(SystemExit):  # completed now: nothing left to do
+        cli(train, make_cfg(tmp_path, "logger=none", "trainer.max_epochs=3", "ckpt_path=last"))
+
+
+def test_ctrl_c_before_training_says_so_and_leaves_the_directory_free(tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # as while a large CSV is read
+
+    monkeypatch.setattr(TabularData, "__init__", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(make_cfg(tmp_path, "logger=none"))
+    assert capsys.readouterr().err.startswith("Interrupted before training. Resume: python ")
+    assert read_metrics(tmp_path)["status"] == "interrupted"
+    monkeypatch.undo()
+    assert train(make_cfg(tmp_path, "logger=none"))["status"] == "completed"  # the same command again
+
+    def main():
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exit_:  # not a traceback
+        shell(main)
+    assert exit_.value.code == 1
+
+
+def test_a_refused_resume_leaves_hydras_record_of_the_run(tmp_path):
+    first = run_script("train.py", "logger=none", "trainer.max_epochs=2", f"hydra.run.dir={tmp_path}")
+    assert first.returncode == 0, first.stderr
+    kept = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    again = run_script("train.py", "logger=none", "trainer.max_epochs=4", "optimizer.lr=0.01", "ckpt_path=last",
+                       f"hydra.run.dir={tmp_path}")  # fmt: skip
+    assert again.returncode == 2 and "(optimizer.lr=0.001). Resume with the options it was" in again.stderr
+    # its .hydra/overrides.yaml, which the message names, said optimizer.lr=0.01 and config.yaml lr: 0.01
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != "train.log"} == {
+        p: b for p, b in kept.items() if p.name != "train.log"
+    }
 
 
 def test_resuming_where_there_is_no_last_checkpoint_yet_says_so_and_trains_afresh(tmp_path, caplog):

@@ -141,6 +141,28 @@ def test_a_sweep_again_into_its_directory_refuses_its_jobs_and_keeps_what_they_l
     assert (summary.status == "refused").all() and len(summary) == 4 and "val/loss" not in summary
 
 
+def test_a_sweep_resumed_keeps_its_completed_jobs_as_they_ended(tmp_path):
+    """`ckpt_path=last` on a sweep whose jobs had ended refused them each as having trained its epochs, and failed."""
+    sweep = [
+        "train.py",
+        "-m",
+        "optimizer.lr=0.01,0.02",
+        "trainer.max_epochs=3",
+        "logger=csv",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
+    assert run_script(*sweep).returncode == 0
+    kept = {p: p.read_bytes() for p in tmp_path.glob("optimizer.lr=*/**/*") if p.is_file() and p.name != "train.log"}
+    again = run_script(*sweep, "ckpt_path=last")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.count("trained its epochs already; kept as it ended") == 2
+    assert {
+        p: p.read_bytes() for p in tmp_path.glob("optimizer.lr=*/**/*") if p.is_file() and p.name != "train.log"
+    } == kept
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert (summary.status == "completed").all() and summary["val/loss"].notna().all() and len(summary) == 2
+
+
 def test_a_joblib_sweep_again_into_a_directory_exits_non_zero(sweeps, tmp_path):
     """Hydra's joblib launcher runs the jobs, and their on_job_start and on_job_end, in worker processes."""
     sweep_dir = shutil.copytree(sweeps["basic"][0], tmp_path / "sweep")

@@ -347,6 +347,23 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
             ["optimizer=sgd", "optimizer._target_=torch.optim.LBFGS", "~optimizer.momentum", "~optimizer.weight_decay"],
             "optimizer._target_: LBFGS is not supported: its step evaluates the loss again",
         ),
+        # valid options that trained silently to a wrong end, or to a traceback
+        (["monitor.metric=val/acc", "monitor.mode=min"], "monitor.mode=min: val/acc is better when higher. Leave"),
+        (["trainer.precision=16-true"], "trainer.precision=16-true: the optimizer's eps=1e-08 is 0 in float16"),
+        (  # test r2 -5.6: every prediction under 1 thousand dollars
+            ["data=boston", "model.output_activation=sigmoid"],
+            "model.output_activation=sigmoid gives values from 0 to 1, and the target 'PRICE' goes from 5 to 50",
+        ),
+        (["+callbacks.lrf._target_=lightning.pytorch.callbacks.LearningRateFinder"], "the learning rate is optimizer"),
+        (["+callbacks.bsf._target_=lightning.pytorch.callbacks.BatchSizeFinder"], "the batch size is data.batch_size"),
+        (  # it saved at the epochs' ends whose step count was a multiple
+            [
+                "+callbacks.ck._target_=lightning.pytorch.callbacks.ModelCheckpoint",
+                "+callbacks.ck.every_n_train_steps=4",
+            ],
+            "callbacks.ck.every_n_train_steps is not supported: checkpoints are taken at the end of an epoch",
+        ),
+        (["+trainer.use_distributed_sampler=false"], "trainer.use_distributed_sampler=false is not supported: under"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys, overrides, message):
@@ -356,6 +373,15 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys, overrides, me
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert read_metrics(tmp_path)["status"] == "failed"
+
+
+def test_a_monitored_accuracy_keeps_its_best_epoch_the_highest(tmp_path):
+    """monitor.mode follows the metric: monitor.metric=val/acc kept the epoch of the lowest accuracy as best.ckpt."""
+    metrics = train(make_cfg(tmp_path, "logger=csv", "monitor.metric=val/acc", "trainer.max_epochs=8"))
+    log = pd.read_csv(tmp_path / "metrics.csv").dropna(subset=["val/acc"])
+    assert log["val/acc"].min() < log["val/acc"].max() == pytest.approx(metrics["val/acc_best"])
+    first_best = log.loc[log["val/acc"].idxmax(), "epoch"]  # a later epoch as good is no improvement
+    assert torch.load(metrics["checkpoint"], weights_only=True)["epoch"] == first_best
 
 
 def test_a_csv_of_a_header_alone_is_one_line_that_names_data_path(tmp_path, capsys):

@@ -59,7 +59,8 @@ def user_mistake(err: BaseException) -> UserError | None:
     if isinstance(err, MissingMandatoryValue):
         return UserError(f"{err.full_key} is required: add {err.full_key}=... to the command line.")
     if isinstance(err, MisconfigurationException):
-        return UserError(first_line(err))
+        gpu = "No supported gpu backend found" in str(err)  # trainer=ddp, trainer.accelerator=gpu without one
+        return UserError(first_line(err) + " (this machine has none: trainer=ddp_cpu trains with DDP on the CPU)" * gpu)
     if isinstance(err, ModuleNotFoundError) and not (err.name or "").startswith("dlbasics"):  # ours: a bug
         return UserError(f"{first_line(err)}: an option given needs a package that is not installed.")
     if isinstance(err, InterpolationResolutionError):  # data.batch_size='${nope}'
@@ -82,10 +83,11 @@ def say_error(message) -> None:
     print(f"error: {message}", file=sys.stderr, flush=True)
 
 
-def config_mistake(err: Exception, command: str, conf: Path | None = None) -> str | None:
+def config_mistake(err: Exception, command: str, conf: Path | None = None, refused: dict | None = None) -> str | None:
     """One line for a command line Hydra could not compose, or None: a misspelt key or config choice named with
     the nearest ones, an override that does not parse named with the grammar. `command`: `python train.py`;
-    `conf`: its config directory, whose groups' configs a key may belong to (callbacks/early_stopping.yaml)."""
+    `conf`: its config directory, whose groups' configs a key may belong to (callbacks/early_stopping.yaml);
+    `refused`: keys the config leaves out as they are not supported, each with its message."""
     cause = err.__cause__
     if isinstance(err, MissingConfigException):  # data=irsi: "In 'train': Could not find 'data/irsi'"
         found = re.search(r"Could not find '(.+)/([^/']+)'", str(err))
@@ -96,6 +98,8 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None) -> st
         return f"{group}={name}: no such config.{near} Choose one of: {', '.join(err.options)}."
     if isinstance(err, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         key = cause.full_key  # model.widht=10: "Could not override 'model.widht'", not in the config
+        if key in (refused or {}):  # trainer.fast_dev_run=true: not "+trainer.fast_dev_run adds it", then refused
+            return refused[key]
         parent, _, name = key.rpartition(".")
         append = re.search(r"use (\+\S+)", str(err))
         if conf is not None and parent and "." not in parent and (conf / parent / f"{name}.yaml").is_file():
@@ -230,7 +234,9 @@ def _no_target(err: InstantiationException, key: str, target: str) -> UserError:
     target, key = named[1] if named else target, where[1] if where else key
     module, _, name = target.rpartition(".")
     try:
-        near = difflib.get_close_matches(name, dir(importlib.import_module(module)), 1)
+        found = importlib.import_module(module)
+        names = [n for n in dir(found) if not inspect.ismodule(getattr(found, n, None))]  # callbacks.callback
+        near = difflib.get_close_matches(name, names, 1)
     except ImportError:
         near = []
     fix = f"Did you mean {module}.{near[0]}?" if near else "Check its spelling, and that its package is installed."

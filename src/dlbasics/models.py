@@ -8,7 +8,8 @@ from torch import nn
 
 from dlbasics.errors import UserError, is_number
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+# identity: the course's remark (2.3) that an MLP without a non-linear activation is a linear model
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "identity": nn.Identity}
 INITS = ("default", "zeros")
 
 

@@ -23,8 +23,15 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from hydra.utils import to_absolute_path
-from lightning.pytorch.callbacks import Checkpoint, GradientAccumulationScheduler, ProgressBar
+from hydra.utils import get_object, to_absolute_path
+from lightning.pytorch.callbacks import (
+    BatchSizeFinder,
+    Checkpoint,
+    GradientAccumulationScheduler,
+    LearningRateFinder,
+    ModelCheckpoint,
+    ProgressBar,
+)
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
@@ -43,7 +50,7 @@ from dlbasics.errors import (
     say_error,
     user_mistake,
 )
-from dlbasics.losses import METRICS
+from dlbasics.losses import HIGHER_IS_BETTER, METRICS
 from dlbasics.module import Learner
 from dlbasics.sweep import TWICE, end_stopped_sweep, given_twice, status
 
@@ -122,7 +129,7 @@ def shell(main) -> None:
             sys.exit(1)
     except BaseException as err:  # an interrupt, a launcher's error, or a command line Hydra refused
         conf = Path(sys.argv[0]).resolve().parent / "conf"  # the shells' config_path
-        mistake = config_mistake(err, command, conf) if isinstance(err, HydraException) else None
+        mistake = config_mistake(err, command, conf, REFUSED_KEYS) if isinstance(err, HydraException) else None
         frame = traceback.extract_tb(err.__traceback__)[-1].filename
         in_hydra = isinstance(err, Exception) and f"{os.sep}hydra{os.sep}" in frame
         if mistake is None and not _JOBS_STARTED and in_hydra:
@@ -130,12 +137,15 @@ def shell(main) -> None:
             nulls = [a for a in sys.argv[1:] if a.endswith("=null") and "." not in a.split("=")[0]]
             if "Config group override must be a string" in str(err) and nulls:  # logger=null: "Got NoneType"
                 mistake = f"{' '.join(nulls)}: a config group takes one of its configs, not null"
+            elif "does not support sweep type" in str(err):  # optimizer.lr=interval(1e-4,1e-2)
+                mistake = f"{first_line(err)}: Hydra's basic sweeper runs lists and range(); optuna searches an "
+                mistake += "interval, e.g. hparams_search=iris_optuna"
             else:
                 mistake = first_line(err)
             mistake += f" (`{command} --help` shows the config groups and their options)"
         if mistake is not None:
             refuse(mistake)
-        if end_stopped_sweep(err):
+        if end_stopped_sweep(err) or isinstance(err, KeyboardInterrupt):  # train() said where it stopped
             sys.exit(1)
         raise
 
@@ -174,6 +184,9 @@ def check_added(cfg: DictConfig) -> None:
         )
 
 
+_RECORD: dict[Path, bytes] = {}  # the .hydra/ files of the run a run alone found in its directory
+
+
 class OutputDirectory(Callback):
     """Hydra callback: a run or sweep directory that cannot be made ends in one line, before Hydra makes it."""
 
@@ -181,10 +194,13 @@ class OutputDirectory(Callback):
         HydraConfig.instance().set_config(config)  # not yet set: the default run dir reads ${hydra:runtime...}
         _check_hydra_options(config, "hydra.run.dir")
         _make_directory(config.hydra.run.dir, "hydra.run.dir")
+        run_dir = Path(config.hydra.run.dir)
         try:  # before Hydra writes its .hydra/ record there: another run's stays as that run left it
-            check_free(Path(config.hydra.run.dir), resuming=bool(config.get("ckpt_path")))
+            check_free(run_dir, resuming=bool(config.get("ckpt_path")))
         except UserError as err:
             refuse(str(err))
+        # and the record of a run this one resumes, put back if the resume is refused (train())
+        _RECORD.update({f: f.read_bytes() for f in (run_dir / config.hydra.output_subdir).glob("*.yaml")})
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)
@@ -297,6 +313,7 @@ def build(cfg: DictConfig, run_dir: Path):
         )
     data = instantiate(cfg.data, shuffle_seed=cfg.seed)
     learner = build_learner(cfg, data)
+    check_half_precision(cfg)
     callbacks, loggers = build_outputs(cfg, data)
     # callbacks.model_checkpoint=null means no checkpoints, not Lightning's default of a file every epoch;
     # callbacks.progress=null no progress display, not Lightning's default bar
@@ -312,7 +329,40 @@ def build(cfg: DictConfig, run_dir: Path):
     return data, learner, trainer
 
 
+def check_half_precision(cfg: DictConfig) -> None:
+    """An Adam-like optimizer's eps below float16's smallest normal number is 0 in trainer.precision=16-true,
+    and its steps divide by it: the first epoch is NaN."""
+    if str(cfg.trainer.get("precision")) not in ("16-true", "16", "half"):
+        return
+    parameter = inspect.signature(get_object(cfg.optimizer._target_)).parameters.get("eps")
+    eps = cfg.optimizer.get("eps", parameter.default if parameter else None)
+    if is_number(eps) and eps < torch.finfo(torch.float16).tiny:
+        raise UserError(
+            f"trainer.precision={cfg.trainer.precision}: the optimizer's eps={eps:g} is 0 in float16, and its steps "
+            "divide by it. Use trainer.precision=16-mixed (or bf16-mixed), or +optimizer.eps=1e-4."
+        )
+
+
+# the values each output activation of a regression gives
+OUTPUT_RANGES = {"sigmoid": (0.0, 1.0, "from 0 to 1"), "relu": (0.0, math.inf, "of 0 and above")}
+
+
+def check_output_range(output_activation: str, data: TabularData) -> None:
+    """A regression whose output activation cannot give the target's values would train to the nearest it can."""
+    low, high, says = OUTPUT_RANGES.get(output_activation, (-math.inf, math.inf, ""))
+    if data.meta["task"] != "regression" or not says:
+        return
+    y = data.table.y
+    if y.min() < low or y.max() > high:
+        raise UserError(
+            f"model.output_activation={output_activation} gives values {says}, and the target "
+            f"'{data.meta['target']}' goes from {float(y.min()):g} to {float(y.max()):g}: use "
+            "model.output_activation=identity (or auto)."
+        )
+
+
 def build_learner(cfg: DictConfig, data: TabularData) -> Learner:
+    check_output_range(cfg.model.get("output_activation", "auto"), data)
     return Learner(data=data.meta, model=plain(cfg.model), optimizer=plain(cfg.optimizer), loss=cfg.loss.name)
 
 
@@ -337,6 +387,16 @@ BATCH_LOOP_OPTIONS = {
     "gradient_clip_val": (0, STEP),
     "log_every_n_steps": (1, "an epoch's metrics are logged once, at its last step"),
     "barebones": (False, "the run is made of the checkpoints, loggers and callbacks that it switches off"),
+    "use_distributed_sampler": (
+        True,
+        "under DDP each process takes its share of every batch (the batches are dlbasics', not a DataLoader's)",
+    ),
+}
+# Lightning callbacks that act on what the run sets itself: a batch loop's steps, the data's batch size, the lr
+UNSUPPORTED_CALLBACKS = {
+    GradientAccumulationScheduler: STEP,  # accumulate_grad_batches by epoch
+    BatchSizeFinder: "the batch size is data.batch_size (null: the whole split, gradient descent)",
+    LearningRateFinder: "the learning rate is optimizer.lr; a sweep compares some: -m optimizer.lr=1e-3,1e-2,1e-1",
 }
 # Trainer arguments the run gives from options of its own, which a value in trainer would not outweigh.
 RUN_OPTIONS = {
@@ -346,6 +406,10 @@ RUN_OPTIONS = {
     "callbacks": "the callbacks come from callbacks.* (+callbacks.NAME={_target_: ...} adds one)",
     "default_root_dir": "a run's directory is Hydra's: hydra.run.dir=... (hydra.sweep.dir=... with -m)",
 }
+
+
+REFUSED_KEYS = {f"trainer.{k}": f"trainer.{k} is not supported: {why}." for k, (_, why) in BATCH_LOOP_OPTIONS.items()}
+REFUSED_KEYS |= {f"trainer.{k}": f"trainer.{k} is the run's to set: {why}." for k, why in RUN_OPTIONS.items()}
 
 
 def fit_options(trainer: DictConfig) -> dict:
@@ -379,8 +443,14 @@ def build_outputs(cfg: DictConfig, data: TabularData) -> tuple[list, list]:
             check_measured(monitor, data, f"callbacks.{name}.monitor")
         if c:
             callbacks.append(_made(c, f"callbacks.{name}", L.Callback, **(follows if monitor == given else {})))
-            if isinstance(callbacks[-1], GradientAccumulationScheduler):  # accumulate_grad_batches by epoch
-                raise UserError(f"callbacks.{name} is not supported: {STEP}.")
+            why = [why for kind, why in UNSUPPORTED_CALLBACKS.items() if isinstance(callbacks[-1], kind)]
+            if why:
+                raise UserError(f"callbacks.{name} is not supported: {why[0]}.")
+            if isinstance(callbacks[-1], ModelCheckpoint) and callbacks[-1]._every_n_train_steps:
+                raise UserError(
+                    f"callbacks.{name}.every_n_train_steps is not supported: checkpoints are taken at the end of an "
+                    "epoch (Lightning's steps within it are not its own). Use every_n_epochs."
+                )
     loggers = [_made(c, f"logger.{k}", Logger) for k, c in (cfg.logger or {}).items() if c]
     return callbacks, loggers
 
@@ -410,6 +480,19 @@ def check_monitor(monitor: DictConfig, data: TabularData) -> None:
         check_measured(monitor.metric, data, "monitor.metric")
     if monitor.mode not in ("min", "max"):
         raise UserError(f"monitor.mode must be min or max; got {monitor.mode!r}.")
+    if monitor.mode != better(monitor.metric):  # the best checkpoint would be the worst epoch
+        raise UserError(
+            f"monitor.mode={monitor.mode}: {monitor.metric} is better when "
+            f"{'higher' if monitor.mode == 'min' else 'lower'}. Leave monitor.mode out: it follows monitor.metric."
+        )
+
+
+def better(metric: str) -> str:
+    """monitor.mode of a metric: max for an accuracy or r2, min for a loss or an error."""
+    return "max" if str(metric).rpartition("/")[2] in HIGHER_IS_BETTER else "min"
+
+
+OmegaConf.register_new_resolver("better", better, replace=True)  # monitor.mode: ${better:${monitor.metric}}
 
 
 def check_measured(metric: str, data: TabularData, option: str) -> None:
@@ -459,8 +542,12 @@ def check_free(run_dir: Path, resuming: bool) -> dict | None:
     if rank_zero_only.rank != 0 or not path.exists():  # under DDP, the process of rank 0 claims for all
         return None
     held = _read_json(path)
-    if status(held) == "failed" and not held.get("epochs") and not any(run_dir.glob("checkpoints/*.ckpt")):
-        return None  # it failed before it trained (a mistake in its options): nothing here to keep
+    if (
+        status(held) in ("failed", "interrupted")
+        and not held.get("epochs")
+        and not any(run_dir.glob("checkpoints/*.ckpt"))
+    ):
+        return None  # it stopped before it trained (a mistake in its options, Ctrl-C): nothing here to keep
     if not resuming:
         if sweeping() and given_twice(run_dir):
             raise UserError(f"{run_dir.name}: {TWICE}.")
@@ -494,10 +581,14 @@ def check_run_options(cfg: DictConfig) -> None:
         raise UserError(f"threads must be a positive integer (0 or null: torch's default); got {cfg.threads!r}.")
 
 
-def resume_from(ckpt_path: str, trainer, learner: Learner) -> tuple[str | None, int]:
+class Trained(UserError):
+    """A resume of a run that has trained its epochs already."""
+
+
+def resume_from(ckpt_path: str, trainer, learner: Learner, ended: bool = True) -> tuple[str | None, int]:
     """The checkpoint to resume from and its global step, refused before training if it is not one of ours,
-    holds a model of other options or has trained max_epochs already. None, 0 for ckpt_path=last where there is
-    none yet."""
+    holds a model of other options or has trained max_epochs already (unless its run had not `ended`: stopped
+    while testing, it is tested now). None, 0 for ckpt_path=last where there is none yet."""
     path = Path(ckpt_path)
     if ckpt_path == "last":
         callback = trainer.checkpoint_callback
@@ -511,18 +602,31 @@ def resume_from(ckpt_path: str, trainer, learner: Learner) -> tuple[str | None, 
     data = ("task", "target", "features", "classes", "n_features", "n_outputs")  # what its weights stand for
     was = [f"model.{k}={v}" for k, v in saved["model"].items() if ours["model"].get(k) != v]
     was += [f"data.{k}={saved['data'].get(k)}" for k in data if saved["data"].get(k) != ours["data"][k]]
+    source = saved["data"].get("source", ours["data"]["source"])  # which rows it trained on
+    was += [
+        f"data.{k}={source[k]}"
+        for k in ("val_fraction", "test_fraction", "split_seed")
+        if source[k] != ours["data"]["source"][k]
+    ]
+    # its optimizer's state holds the options it was made with (torch restores lr, betas, ... from it): another
+    # class would not load, another learning rate would be recorded and not used
+    if saved["optimizer"]["_target_"] != ours["optimizer"]["_target_"]:
+        was += [f"optimizer._target_={saved['optimizer']['_target_']}"]
+    else:
+        was += [f"optimizer.{k}={v}" for k, v in saved["optimizer"].items() if ours["optimizer"].get(k) != v]
+        was += [f"optimizer.{k}=null" for k in ours["optimizer"].keys() - saved["optimizer"].keys()]
     scaled = ("mean", "std", "y_mean", "y_std")  # and in what units: data.standardize, or another version's
     if was == [] and any(saved["data"].get(k) != ours["data"].get(k) for k in scaled):
         was = ["its data scaled otherwise (data.standardize, or a version of dlbasics that did not scale the target)"]
-    if was or saved["model"] != ours["model"]:
+    if was or saved["model"] != ours["model"] or saved["optimizer"] != ours["optimizer"]:
         raise UserError(
             f"ckpt_path: '{path}' holds a model trained with other options ({', '.join(was) or 'other options'}). "
             "Resume with the options it was trained with (its run's .hydra/overrides.yaml)."
         )
     done = ckpt.get("epoch", -1) + 1  # the epochs its run had completed
-    if 0 <= trainer.max_epochs <= done:  # nothing to train: eval.py tests a checkpoint as it is
+    if 0 <= trainer.max_epochs <= done and ended:  # nothing to train: eval.py tests a checkpoint as it is
         test = python_command("eval.py", f"ckpt_path={as_typed(path)}")
-        raise UserError(
+        raise Trained(
             f"trainer.max_epochs={trainer.max_epochs}: '{path}' has trained {done} epochs already. Resume with more, "
             f"e.g. trainer.max_epochs={2 * done}, or test it with {test}."
         )
@@ -548,6 +652,9 @@ def sigterm_interrupts() -> None:
         signal.signal(signal.SIGTERM, interrupt)
 
 
+EPOCH_METRICS = ("train/", "val/")  # measured every epoch; test/ once, at the end
+
+
 def train(cfg: DictConfig) -> dict:
     """Trains, tests on the best checkpoint, and returns the metrics it writes to metrics.json.
 
@@ -557,7 +664,7 @@ def train(cfg: DictConfig) -> dict:
     found_at = record.stat().st_mtime_ns if record.is_file() else None
     held = claim(run_dir, resuming=bool(cfg.ckpt_path))
     hint = resume_hint(run_dir)  # now: a run refused later may write its own .hydra/ record here
-    start, trainer, learner, metrics, fitting = time.perf_counter(), None, None, {}, False
+    start, trainer, learner, metrics, fitting, trained = time.perf_counter(), None, None, {}, False, False
     try:
         sigterm_interrupts()
         check_run_options(cfg)
@@ -565,7 +672,14 @@ def train(cfg: DictConfig) -> dict:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         data, learner, trainer = build(cfg, run_dir)
-        ckpt_path, step = resume_from(cfg.ckpt_path, trainer, learner) if cfg.ckpt_path else (None, 0)
+        ended = held is None or status(held) in ("completed", "diverged")  # or stopped before its outputs
+        try:
+            ckpt_path, step = resume_from(cfg.ckpt_path, trainer, learner, ended) if cfg.ckpt_path else (None, 0)
+        except Trained:
+            if not sweeping() or held is None:
+                raise
+            log.info(f"{run_dir.name}: trained its epochs already; kept as it ended.")  # a sweep resumed
+            return held
         if cfg.ckpt_path:
             purge_from(trainer, step)
         with warnings.catch_warnings():
@@ -573,16 +687,28 @@ def train(cfg: DictConfig) -> dict:
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             fitting = True
             trainer.fit(learner, datamodule=data, ckpt_path=ckpt_path)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        trained = True
+        # the last epoch's: of this segment, or of the one before where it had trained its epochs (stopped testing)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()} or {
+            k: v for k, v in (held or {}).items() if k.startswith(EPOCH_METRICS) and not k.endswith("_best")
+        }
         if data.has("test"):
             trainer.test(learner, datamodule=data, ckpt_path=best_checkpoint(trainer), verbose=False)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
         metrics = outcome(metrics, trainer, learner)
     except BaseException as err:  # Lightning turns Ctrl-C into SystemExit
         stopped = isinstance(err, (KeyboardInterrupt, SystemExit))
-        if stopped and trainer is not None and trainer.is_global_zero:
-            print(f"Interrupted in epoch {trainer.current_epoch + 1}. {hint}", file=sys.stderr, flush=True)
-        metrics = failure(err, trainer)
+        if stopped and (trainer is None or trainer.is_global_zero):
+            where = (
+                "after training"
+                if trained
+                else f"in epoch {trainer.current_epoch + 1}"
+                if fitting
+                else "before training"
+            )
+            print(f"Interrupted {where}. {hint}", file=sys.stderr, flush=True)
+        # after training: its last epoch's metrics too, which a resume that only tests reports
+        metrics = failure(err, trainer) | {k: v for k, v in metrics.items() if trained and k.startswith(EPOCH_METRICS)}
         if learner is not None:
             learner.flush_logs()  # the loggers hold every completed epoch
         raise
@@ -592,6 +718,8 @@ def train(cfg: DictConfig) -> dict:
         if held is not None and not fitting:  # a resume refused before training: the run stays as it ended
             write_json(record, held)
             os.utime(record, ns=(found_at, found_at))  # its time too, by which a sweep tells a job that did not run
+            for path, content in _RECORD.items():  # its options, as Hydra recorded them (a sweep's: SweepSummary)
+                path.write_bytes(content)
         elif trainer is None or trainer.is_global_zero:
             write_json(record, metrics)
     if trainer.is_global_zero:

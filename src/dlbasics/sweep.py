@@ -6,6 +6,7 @@ sweep run into an earlier one's directory describes its own. With several seeds,
 `seed` are also summarized together, as mean and standard deviation.
 """
 
+import contextlib
 import json
 import logging
 import math
@@ -28,7 +29,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlbasics.errors import first_line, is_number, say_error
 
-logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its event reader narrates every file at INFO
+# its event reader narrates every file at INFO, and warns of each resumed run's log (purge_step) as of a restart
+logging.getLogger("tensorboard").setLevel(logging.ERROR)
 METRIC_ORDER = (
     "train/loss",
     "val/loss",
@@ -241,6 +243,8 @@ def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str):
         ax.set(xlabel=key, ylabel=monitor, title=f"{monitor} against {key}")
         ax.grid(alpha=0.3)
     curves, loss = axes[-1], monitor.split("/", 1)[0] + "/loss"  # train/loss for jobs without a val split
+    with contextlib.suppress(TypeError):  # the curves in the order of the swept values, where they have one
+        table = table.sort_values(keys, kind="stable") if keys else table
     labels = table[keys].apply(_text).radd([f"{k}=" for k in keys]).agg(", ".join, axis=1) if keys else table["job"]
     for job, label, job_status in zip(table["job"], labels, table["status"], strict=True):
         values = _curves(sweep_dir / job, loss) if job_status != "refused" else []  # a refused job's are not its own
@@ -332,6 +336,11 @@ def end_stopped_sweep(err: BaseException) -> bool:
     return True
 
 
+def sweep_directory(config: DictConfig) -> Path:
+    """hydra.sweep.dir, also from a job that runs in its own directory (hydra.job.chdir=true)."""
+    return Path(OmegaConf.select(config, "hydra.runtime.cwd", default=""), config.hydra.sweep.dir)
+
+
 class SweepSummary(Callback):
     """Hydra callback: summarizes a multirun's own jobs when it ends; exits non-zero if any failed or was refused."""
 
@@ -343,7 +352,7 @@ class SweepSummary(Callback):
         global _UNDER_WAY
         _UNDER_WAY = self, config
         _uncoloured_optuna(config)
-        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir = sweep_directory(config)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / REFUSED).unlink(missing_ok=True)  # an earlier sweep's
         (sweep_dir / JOBS).write_text("")
@@ -361,22 +370,22 @@ class SweepSummary(Callback):
             return
         job = Path(config.hydra.runtime.output_dir)
         self._found[str(job)] = _stamp(job / "metrics.json")
-        _append(Path(config.hydra.sweep.dir) / JOBS, job.name)
+        _append(sweep_directory(config) / JOBS, job.name)
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
         # a failed JobReturn raises its exception when its value is read: the sweeper reports it itself
         job = Path(config.hydra.runtime.output_dir)
         found = self._found.pop(str(job), None)  # None for a run alone, which on_job_start left out
-        returned_nothing = job_return.status == JobStatus.COMPLETED and job_return.return_value is None
-        if returned_nothing and found is not None and _stamp(job / "metrics.json") == found:
-            _append(Path(config.hydra.sweep.dir) / REFUSED, job.name)
+        if found is not None and _stamp(job / "metrics.json") == found:  # it left the run there as it was
             for name, content in self._records.get(job.name, {}).items():
                 (job / ".hydra" / name).write_bytes(content)
+            if job_return.status == JobStatus.COMPLETED and job_return.return_value is None:  # refused, not kept
+                _append(sweep_directory(config) / REFUSED, job.name)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         global _UNDER_WAY
         _UNDER_WAY = None
-        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir = sweep_directory(config)
         # without the record (a sweep directory of old, or one this callback did not start): every job directory,
         # and the keys whose values differ
         recorded = (sweep_dir / JOBS).is_file() and (sweep_dir / SWEPT).is_file()
