@@ -58,14 +58,58 @@ def test_integer_labels_taken_as_classes_are_said_so(tmp_path, caplog):
         assert TabularData(path, "x").meta["task"] == "regression"  # 200 distinct: a quantity, nothing to say
         pd.read_csv(path).assign(count=lambda f: f["count"] * 2.0).to_csv(path, index=False)  # 0.0, 2.0, ...
         assert TabularData(path, "count").meta["classes"][:2] == [0.0, 2.0]
-    assert (
-        caplog.messages
-        == [
-            "data.task: multiclass, as the target 'count' holds 10 distinct whole numbers (at most 10 are classes); "
-            "data.task=regression takes them as a quantity"
-        ]
-        * 2
+        pd.read_csv(path).assign(count=np.arange(200) % 16).to_csv(path, index=False)
+        assert TabularData(path, "count").meta["task"] == "regression"
+    assert caplog.messages == [
+        "data.task: multiclass, as the target 'count' holds 10 distinct whole numbers (at most 10 are classes); "
+        "data.task=regression takes them as a quantity"
+    ] * 2 + [
+        "data.task: regression, as the target 'count' holds 16 distinct whole numbers (more than 10 are a quantity); "
+        "data.task=multiclass takes them as classes"
+    ]
+
+
+@pytest.mark.parametrize(
+    "header, row, message",
+    [
+        # pandas renames the second y to y.1: a copy of the target, after a join, was a feature (test/acc 1.0)
+        ("a,b,y,y", "{0},{1},{2},{2}", "data.path: the CSV's header names 'y' twice: give each column a name of its"),
+        # a column without a name, not the first: taken as a saved index, and left out without a word
+        ("a,,y", "{0},{1},{2}", "data.path: column 2 of the CSV's header has no name: name it"),
+        # each row a field more than the header: pandas took the first as the index, and the target was empty
+        ("a,b,y", "{0},{1},{2},", "data.path: the data rows of '{path}' have one field more than its header (a comma"),
+        ("0.5,1.5,1", "{0},{1},{2}", "data.target: no column 'y'. The columns are: 0.5, 1.5, 1. Its first row looks"),
+    ],
+)
+def test_a_header_that_does_not_name_the_columns_is_refused(tmp_path, header, row, message):
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join([header, *(row.format(i % 7, i % 5, i % 2) for i in range(40))]) + "\n")
+    with pytest.raises(UserError) as err:
+        TabularData(path, "y")
+    assert str(err.value).startswith(message.format(path=path))
+
+
+def test_a_column_of_numbers_with_values_that_are_not_is_refused_not_left_out(tmp_path):
+    """One '?' in a feature left it out of the features (test/acc 0.68 against 0.98), said only as 'not numeric'."""
+    path, frame = tmp_path / "t.csv", table(60).astype({"f1": object})
+    frame.loc[5, "f1"] = "?"
+    frame.assign(flag=np.arange(60) % 2 == 0).astype({"flag": object}).assign(
+        flag=lambda f: f["flag"].where(f.index != 7)  # True/False with a blank: read as text
+    ).to_csv(path, index=False)
+    with pytest.raises(
+        UserError, match=r"'f1' holds numbers, and 1 row with a value that is not \(first '\?', at data row 6\)"
+    ):
+        TabularData(path, "y")
+    with pytest.raises(UserError, match=r"data.features: column 'flag' has missing values \(first at data row 8\)"):
+        TabularData(path, "y", features=["f0", "flag"])
+    pd.DataFrame({"x": np.arange(60.0), "price": [f"{1_000_000 + 1000 * i:,}" for i in range(60)]}).to_csv(
+        path, index=False
     )
+    for task in (None, "regression"):  # was 'too many to be classes: set data.task=regression', then 'labels like'
+        with pytest.raises(
+            UserError, match="column 'price' holds numbers written as text \\(for example '1,000,000'\\)"
+        ):
+            TabularData(path, "price", task=task)
 
 
 def test_string_labels_are_encoded_and_their_names_kept(make_csv):
@@ -244,9 +288,11 @@ def test_a_problem_in_a_later_piece_is_reported_over_the_whole_file(tmp_path, sm
     frame = table().astype({"f1": object})
     frame.loc[2600, "f1"] = "red"
     frame.to_csv(path, index=False)
-    with pytest.raises(UserError, match="column 'f1' is not numeric"):
-        TabularData(path, "y", features=["f0", "f1"])
-    assert TabularData(path, "y").meta["features"] == ["f0", "f2", "f3"]  # as pandas types the whole file
+    for features in (["f0", "f1"], None):  # not left out of the features, as pandas types the whole column as text
+        with pytest.raises(
+            UserError, match=r"'f1' holds numbers, and 1 row with a value that is not \(first 'red', at data row 2601\)"
+        ):
+            TabularData(path, "y", features=features)
     lines = table().to_csv(index=False).splitlines()
     lines[2001:] = [line + ",7" for line in lines[2001:]]  # a field more, from a row on
     path.write_text("\n".join(lines))

@@ -205,6 +205,7 @@ def test_ctrl_c_before_training_says_so_and_leaves_the_directory_free(tmp_path, 
     def main():
         raise KeyboardInterrupt
 
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "")  # shell() sets it for Hydra: unset again after the test
     with pytest.raises(SystemExit) as exit_:  # not a traceback
         shell(main)
     assert exit_.value.code == 1

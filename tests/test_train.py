@@ -217,7 +217,7 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
     kept = {p: p.read_bytes() for p in (path, Path(metrics["checkpoint"]))}
     cases = [
         ([f"input={tmp_path / 'none.csv'}"], "input: no file"),
-        ([f"input={words}"], "input: column 'f1' is not numeric (for example 'abc')"),
+        ([f"input={words}"], "input: column 'f1' holds numbers, and 1 row with a value that is not (first 'abc', at"),
         ([f"input={semicolons}"], "Its fields look separated by ';', not commas"),
         ([f"input={words}", f"output={tmp_path / 'no' / 'out.csv'}"], "output: no directory"),
         ([f"input={words}", f"output={words}"], "is the input file"),

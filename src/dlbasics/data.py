@@ -5,6 +5,7 @@ feature and class names and the scaling statistics. It is made of plain values, 
 holding it can rebuild the data preparation on its own.
 """
 
+import csv
 import hashlib
 import io
 import logging
@@ -56,6 +57,11 @@ def read_csv(
             _check_index_col(path, index_col)
         fix = ": save it as UTF-8 text" if isinstance(err, UnicodeDecodeError) else ""
         raise UserError(f"{option}: '{path}' could not be read as CSV ({first_line(err)}){fix}.") from None
+    if index_col is None and not frame.index.equals(pd.RangeIndex(len(frame))):  # pandas took a field as the index
+        raise UserError(
+            f"{option}: the data rows of '{path}' have one field more than its header (a comma at the end of each "
+            "row?): name every column in the header, or take the extra field out."
+        )
     return frame if whole else _data_columns(frame)
 
 
@@ -65,6 +71,20 @@ def header(path: str | Path) -> list[str]:
         return list(pd.read_csv(path, nrows=0).columns)
     except ValueError:  # pandas' parser errors and decoding errors are ValueErrors
         return []
+
+
+def check_header(path: str | Path) -> None:
+    """A header that names a column twice: pandas would rename the second (y.1), and a copy of the target, after
+    a join, would be a feature."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            names = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return  # the file itself is the problem, which reading it says
+    twice = sorted({n for n in names if n and names.count(n) > 1})
+    if twice:
+        named = ", ".join(map(repr, twice))
+        raise UserError(f"data.path: the CSV's header names {named} twice: give each column a name of its own.")
 
 
 def _check_index_col(path: Path, index_col) -> None:
@@ -85,8 +105,15 @@ def _data_columns(frame: pd.DataFrame, index_col: int | str | None = None) -> pd
     index (pandas' to_csv()), never a feature."""
     if index_col is not None:  # a column's name, or its number
         frame = frame.drop(columns=index_col if isinstance(index_col, str) else frame.columns[index_col])
-    unnamed = [c for c in frame.columns if str(c).startswith("Unnamed: ")]
-    return frame.drop(columns=unnamed) if unnamed else frame
+    named = [not str(c).startswith("Unnamed: ") for c in frame.columns]
+    saved = named.index(True) if True in named else len(named)  # pandas' to_csv() writes its index first
+    if not all(named[saved:]):
+        column = frame.columns[saved + named[saved:].index(False)]
+        raise UserError(
+            f"data.path: column {frame.columns.get_loc(column) + 1} of the CSV's header has no name: name it "
+            "(only leading columns without a name are taken as a saved index)."
+        )
+    return frame.iloc[:, saved:] if saved else frame
 
 
 def _columns(frame: pd.DataFrame) -> str:
@@ -95,11 +122,55 @@ def _columns(frame: pd.DataFrame) -> str:
     spaced = [str(c) for c in frame.columns if str(c) != str(c).strip()]
     if spaced:
         return f"{names}. Some names have spaces around them ({spaced[0]!r}): take them out of the CSV's header"
+    if len(frame.columns) > 1 and sum(map(_number, frame.columns)) > len(frame.columns) / 2:
+        return f"{names}. Its first row looks like data: the CSV needs a header row that names its columns"
     if len(frame.columns) == 1:
         for sep in (";", "\t", "|"):
             if sep in str(frame.columns[0]):
                 return f"{names}. Its fields look separated by {sep!r}, not commas: save it as comma-separated CSV"
     return names
+
+
+def _number(text) -> bool:
+    try:
+        float(str(text))
+        return True
+    except ValueError:
+        return False
+
+
+def _plain_numbers(values: pd.Series) -> pd.Series:
+    """Which of a text column's values are numbers, or True and False (pandas reads them as text beside blanks)."""
+    return pd.to_numeric(values, errors="coerce").notna() | values.isin(["True", "False"])
+
+
+def numbers_in_text(values: pd.Series) -> pd.Series:
+    """Which of a text column's values are numbers: as they are, or as they are once thousands separators and
+    currency signs are taken out ('1,025,140', '$12')."""
+    values = values.astype(str)
+    return (
+        _plain_numbers(values) | pd.to_numeric(values.str.replace(r"[,$€£\s]", "", regex=True), errors="coerce").notna()
+    )
+
+
+def _not_numbers(column: pd.Series, what: str, fix: str) -> UserError:
+    """A column of numbers that holds some values that are not (typos, placeholders), or numbers written as text."""
+    values = column.dropna().astype(str)
+    plain = _plain_numbers(values)
+    if plain.all() and len(values) < len(column):  # True/False with blanks: missing values
+        row = int(np.flatnonzero(column.isna())[0]) + 1
+        return UserError(f"{what}: column '{column.name}' has missing values (first at data row {row}). {fix}".strip())
+    if plain.mean() >= 0.5:
+        row = int(np.flatnonzero(~plain)[0])
+        return UserError(
+            f"{what}: column '{column.name}' holds numbers, and {_rows(int((~plain).sum()))} with a value that is "
+            f"not (first {values.iloc[row]!r}, at data row {values.index[row] + 1}). {fix}".strip()
+        )
+    example = values[~plain].iloc[0]
+    return UserError(
+        f"{what}: column '{column.name}' holds numbers written as text (for example {example!r}): save them as "
+        f"plain numbers, without thousands separators or currency signs. {fix}".strip()
+    )
 
 
 def meta_value(value):
@@ -119,6 +190,11 @@ def infer_task(y: pd.Series) -> str:
     if numbers and distinct > MAX_CLASSES:
         return "regression"
     return "binary" if distinct <= 2 else "multiclass"
+
+
+def _whole_numbers(y: np.ndarray) -> int:
+    """How many distinct values a target has where all are whole numbers; 0 otherwise."""
+    return len(np.unique(y)) if np.array_equal(np.floor(y), y) else 0
 
 
 def _rows(n: int) -> str:
@@ -147,6 +223,9 @@ def feature_matrix(frame: pd.DataFrame, features: list[str], option: str = "data
     if missing:
         raise UserError(f"{option}: no column {missing}. The columns are: {_columns(frame)}.")
     for f in features:
+        if not pd.api.types.is_numeric_dtype(frame[f]) and numbers_in_text(frame[f].dropna()).mean() >= 0.5:
+            fix = "Fix or drop them in the CSV, or leave the column out: data.features=[...]"
+            raise _not_numbers(frame[f], option, fix if option == "data.features" else "")
         if not pd.api.types.is_numeric_dtype(frame[f]):  # booleans are numbers: 0 and 1
             values = frame[f].dropna()
             words = values[pd.to_numeric(values, errors="coerce").isna()]  # the values that are not numbers
@@ -162,8 +241,13 @@ def feature_names(frame: pd.DataFrame, target: str, features=None) -> list[str]:
     """The features asked for, or else every numeric column besides the target."""
     if target not in frame.columns:
         raise UserError(f"data.target: no column '{target}'. The columns are: {_columns(frame)}.")
-    if features is None:
-        features = [c for c in frame.columns if c != target and pd.api.types.is_numeric_dtype(frame[c])]
+    if features is None:  # numeric columns, and columns of numbers with a few values that are not (refused next)
+        features = [
+            c
+            for c in frame.columns
+            if c != target
+            and (pd.api.types.is_numeric_dtype(frame[c]) or numbers_in_text(frame[c].dropna()).mean() >= 0.5)
+        ]
         if not features:
             raise UserError(f"no numeric feature column besides '{target}'. The columns are: {_columns(frame)}.")
     features = [str(f) for f in ([features] if isinstance(features, str) else features)]
@@ -214,6 +298,8 @@ def encode_target(y: pd.Series, features: list[str], task: str | None = None, cl
         "classes": None,
     }
     if task == "regression":
+        if not pd.api.types.is_numeric_dtype(y) and numbers_in_text(y).mean() >= 0.5:
+            raise _not_numbers(y, "data.target", "")
         if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
             raise UserError(f"data.task=regression needs a numeric target; '{target}' holds labels like {y.iloc[0]!r}.")
         meta["n_outputs"] = 1
@@ -243,6 +329,9 @@ def encode_target(y: pd.Series, features: list[str], task: str | None = None, cl
         )
     if task == "binary" and len(classes) != 2:
         raise UserError(f"data.task=binary needs 2 classes; '{target}' has {len(classes)}. Use data.task=multiclass.")
+    text = not pd.api.types.is_numeric_dtype(y)
+    if len(classes) > max(MAX_CLASSES, len(y) / 2) and text and numbers_in_text(y).mean() >= 0.5:  # '1,025,140'
+        raise _not_numbers(y, "data.target", "")
     if len(classes) > max(MAX_CLASSES, len(y) / 2):  # about a row a class: an id or a quantity, not labels
         raise UserError(
             f"data.target: '{target}' has {len(classes)} distinct values in {len(y)} rows, too many to be classes "
@@ -571,6 +660,7 @@ class TabularData(L.LightningDataModule):
         self.path, self.batch_size = str(path), batch_size
         self.shuffle_seed: int | list[int] = int(shuffle_seed)
         target = str(target)  # a CSV's column names are strings: data.target=3 names the column '3'
+        check_header(path)
         table = stream_table(path, target, features, task, index_col, classes)
         if table is None:  # not a clean table: read whole, to say what is wrong with it over the whole file
             table = tabulate(read_csv(path, index_col), target, features, task, classes)
@@ -581,6 +671,11 @@ class TabularData(L.LightningDataModule):
             log.info(
                 f"data.task: {self.meta['task']}, as the target '{target}' holds {len(classes)} distinct whole "
                 f"numbers (at most {MAX_CLASSES} are classes); data.task=regression takes them as a quantity"
+            )
+        elif task is None and self.meta["task"] == "regression" and MAX_CLASSES < _whole_numbers(y) <= len(y) / 2:
+            log.info(
+                f"data.task: regression, as the target '{target}' holds {_whole_numbers(y)} distinct whole numbers "
+                f"(more than {MAX_CLASSES} are a quantity); data.task=multiclass takes them as classes"
             )
         if features is None:  # every numeric column: say which are not
             columns = _data_columns(pd.DataFrame(columns=header(path)), index_col).columns
