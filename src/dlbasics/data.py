@@ -122,7 +122,8 @@ def _columns(frame: pd.DataFrame) -> str:
     spaced = [str(c) for c in frame.columns if str(c) != str(c).strip()]
     if spaced:
         return f"{names}. Some names have spaces around them ({spaced[0]!r}): take them out of the CSV's header"
-    if len(frame.columns) > 1 and sum(map(_number, frame.columns)) > len(frame.columns) / 2:
+    numbers = pd.to_numeric(pd.Series(frame.columns, dtype=str), errors="coerce").notna()
+    if len(frame.columns) > 1 and numbers.sum() > len(frame.columns) / 2:
         return f"{names}. Its first row looks like data: the CSV needs a header row that names its columns"
     if len(frame.columns) == 1:
         for sep in (";", "\t", "|"):
@@ -131,26 +132,20 @@ def _columns(frame: pd.DataFrame) -> str:
     return names
 
 
-def _number(text) -> bool:
-    try:
-        float(str(text))
-        return True
-    except ValueError:
-        return False
-
-
 def _plain_numbers(values: pd.Series) -> pd.Series:
     """Which of a text column's values are numbers, or True and False (pandas reads them as text beside blanks)."""
     return pd.to_numeric(values, errors="coerce").notna() | values.isin(["True", "False"])
 
 
-def numbers_in_text(values: pd.Series) -> pd.Series:
-    """Which of a text column's values are numbers: as they are, or as they are once thousands separators and
-    currency signs are taken out ('1,025,140', '$12')."""
-    values = values.astype(str)
-    return (
-        _plain_numbers(values) | pd.to_numeric(values.str.replace(r"[,$€£\s]", "", regex=True), errors="coerce").notna()
-    )
+def numbers_as_text(column: pd.Series) -> bool:
+    """Whether a column pandas read as text holds numbers, at least half of its values: as they are, or once
+    thousands separators and currency signs are taken out ('1,025,140', '$12'). The others are typos or
+    placeholders ('?', '-'), or blanks beside True and False."""
+    if pd.api.types.is_numeric_dtype(column):
+        return False
+    values = column.dropna().astype(str)
+    unseparated = pd.to_numeric(values.str.replace(r"[,$€£\s]", "", regex=True), errors="coerce").notna()
+    return len(values) > 0 and (_plain_numbers(values) | unseparated).mean() >= 0.5
 
 
 def _not_numbers(column: pd.Series, what: str, fix: str) -> UserError:
@@ -223,7 +218,7 @@ def feature_matrix(frame: pd.DataFrame, features: list[str], option: str = "data
     if missing:
         raise UserError(f"{option}: no column {missing}. The columns are: {_columns(frame)}.")
     for f in features:
-        if not pd.api.types.is_numeric_dtype(frame[f]) and numbers_in_text(frame[f].dropna()).mean() >= 0.5:
+        if numbers_as_text(frame[f]):
             fix = "Fix or drop them in the CSV, or leave the column out: data.features=[...]"
             raise _not_numbers(frame[f], option, fix if option == "data.features" else "")
         if not pd.api.types.is_numeric_dtype(frame[f]):  # booleans are numbers: 0 and 1
@@ -245,8 +240,7 @@ def feature_names(frame: pd.DataFrame, target: str, features=None) -> list[str]:
         features = [
             c
             for c in frame.columns
-            if c != target
-            and (pd.api.types.is_numeric_dtype(frame[c]) or numbers_in_text(frame[c].dropna()).mean() >= 0.5)
+            if c != target and (pd.api.types.is_numeric_dtype(frame[c]) or numbers_as_text(frame[c]))
         ]
         if not features:
             raise UserError(f"no numeric feature column besides '{target}'. The columns are: {_columns(frame)}.")
@@ -298,7 +292,7 @@ def encode_target(y: pd.Series, features: list[str], task: str | None = None, cl
         "classes": None,
     }
     if task == "regression":
-        if not pd.api.types.is_numeric_dtype(y) and numbers_in_text(y).mean() >= 0.5:
+        if numbers_as_text(y):
             raise _not_numbers(y, "data.target", "")
         if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
             raise UserError(f"data.task=regression needs a numeric target; '{target}' holds labels like {y.iloc[0]!r}.")
@@ -329,8 +323,7 @@ def encode_target(y: pd.Series, features: list[str], task: str | None = None, cl
         )
     if task == "binary" and len(classes) != 2:
         raise UserError(f"data.task=binary needs 2 classes; '{target}' has {len(classes)}. Use data.task=multiclass.")
-    text = not pd.api.types.is_numeric_dtype(y)
-    if len(classes) > max(MAX_CLASSES, len(y) / 2) and text and numbers_in_text(y).mean() >= 0.5:  # '1,025,140'
+    if len(classes) > max(MAX_CLASSES, len(y) / 2) and numbers_as_text(y):  # '1,025,140'
         raise _not_numbers(y, "data.target", "")
     if len(classes) > max(MAX_CLASSES, len(y) / 2):  # about a row a class: an id or a quantity, not labels
         raise UserError(

@@ -708,7 +708,9 @@ def train(cfg: DictConfig) -> dict:
             )
             print(f"Interrupted {where}. {hint}", file=sys.stderr, flush=True)
         # after training: its last epoch's metrics too, which a resume that only tests reports
-        metrics = failure(err, trainer) | {k: v for k, v in metrics.items() if trained and k.startswith(EPOCH_METRICS)}
+        metrics = failure(err, trainer) | (
+            {k: v for k, v in metrics.items() if k.startswith(EPOCH_METRICS)} if trained else {}
+        )
         if learner is not None:
             learner.flush_logs()  # the loggers hold every completed epoch
         raise
