@@ -181,6 +181,12 @@ def test_full_batch_is_the_whole_split():
         ({"target": "y", "val_fraction": 0.5, "test_fraction": 0.5}, "must leave rows to train on"),
         ({"target": "y", "task": "ranking"}, "data.task must be one of regression, binary, multiclass"),
         ({"target": "y", "batch_size": 0}, "data.batch_size must be a positive integer"),
+        ({"target": []}, "data.target is empty: name the target column, or a list of them"),
+        ({"target": ["y", "f0", "y"]}, "data.target: ['y'] listed more than once"),
+        ({"target": ["f0", "nope"]}, "data.target: no column 'nope'"),
+        ({"target": ["f0", "y"]}, "'y' holds class labels (3 distinct values), and several targets are a regression"),
+        ({"target": ["f0", "y"], "task": "multiclass"}, "data.task=multiclass takes one target column"),
+        ({"target": ["f0", "f1"], "features": ["f1", "f2"]}, "data.features: 'f1' is the target"),
     ],
 )
 def test_bad_options_are_named(make_csv, kwargs, message):
@@ -257,20 +263,25 @@ def table(n=3000, seed=0, **columns):
         ({"id": [f"r{i}" for i in range(3000)]}, {}),  # text, not a feature
         ({"y": np.arange(3000) % 3}, {"index_col": 0}),  # classes, and a saved index
         ({"y": np.where(np.arange(3000) % 3, "yes", "no")}, {"features": ["f1", "f3"]}),
+        ({"z": np.arange(3000) * 1e3}, {"target": ["z", "y"]}),  # several targets
     ],
 )
 def test_a_csv_of_many_pieces_loads_as_the_whole_file_does(tmp_path, monkeypatch, small_pieces, columns, options):
     path = tmp_path / "t.csv"
     table(**columns).to_csv(path, index="index_col" in options)
-    streamed = data.stream_table(path, "y", options.get("features"), None, options.get("index_col"))
+    options.setdefault("target", "y")
+    targets = data.target_names(options["target"])
+    streamed = data.stream_table(path, targets, options.get("features"), None, options.get("index_col"))
     assert streamed is not None  # read in pieces, not whole
-    expected = data.tabulate(data.read_csv(path, options.get("index_col")), "y", options.get("features"))
+    expected = data.tabulate(data.read_csv(path, options.get("index_col")), targets, options.get("features"))
     assert np.array_equal(streamed[0], expected[0]) and np.array_equal(streamed[1], expected[1])
     assert streamed[2] == expected[2]
+    if streamed[2]["task"] == "regression":  # a column a target, an output each
+        assert streamed[1].shape == (3000, len(targets)) and streamed[2]["n_outputs"] == len(targets)
 
-    a = TabularData(path, "y", **options)
+    a = TabularData(path, **options)
     whole_file(monkeypatch)
-    b = TabularData(path, "y", **options)
+    b = TabularData(path, **options)
     assert a.meta == b.meta and all(np.array_equal(a.rows[k], b.rows[k]) for k in a.rows)
     for split in ("train", "val", "test"):
         assert all(torch.equal(u, v) for u, v in zip(a.splits[split], b.splits[split], strict=True))
@@ -325,7 +336,7 @@ def test_an_index_column_given_by_name_is_the_one_given_by_number(tmp_path, smal
         by_name = TabularData(path, "y", index_col="index")
     assert by_name.meta["features"] == by_number.meta["features"] == ["f0", "f1", "f2", "f3"]
     assert torch.equal(by_name.table.x, by_number.table.x) and not caplog.records  # nothing left out
-    assert data.stream_table(path, "y", index_col="index") is not None  # read in pieces, as by number
+    assert data.stream_table(path, ["y"], index_col="index") is not None  # read in pieces, as by number
 
 
 def test_a_target_of_about_a_row_a_value_is_not_taken_as_classes(tmp_path):
@@ -391,7 +402,7 @@ def test_quoted_newlines_and_rows_shorter_than_the_first_ones_load_every_row(tmp
     frame.iloc[:100] = frame.iloc[:100].round(12)  # long lines in the head, short ones after it
     frame.iloc[100:] = frame.iloc[100:].round(1)
     frame.to_csv(path, index=False)
-    x, y, _ = data.stream_table(path, "y")
+    x, y, _ = data.stream_table(path, ["y"])
     assert np.array_equal(x, frame.drop(columns="y").to_numpy(np.float32)) and len(y) == 3000
 
 

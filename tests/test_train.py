@@ -116,6 +116,39 @@ def test_r2_of_a_target_far_from_zero_is_that_of_its_predictions(tmp_path, make_
     assert metrics["test/r2"] == pytest.approx(float(expected), abs=1e-4)
 
 
+def test_several_targets_are_a_regression_with_an_output_neuron_each(tmp_path, make_csv):
+    """The course, 2.2: "when regression is at stake, the number of neurons in the output layer is equal to the
+    number of features to be predicted by the model". Each target is learnt in its own units; the metrics are
+    scikit-learn's over all of them (r2 the mean of the targets')."""
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    path = make_csv(n=300, kind="regression")
+    frame = pd.read_csv(path).eval("z = 1e6 * (f0 - f1) + 5e7")  # another quantity, in millions
+    frame.to_csv(path, index=False)
+    data = ["data=csv", f"data.path={path}", "data.target=[y,z]", "logger=none"]
+    metrics = train(make_cfg(tmp_path / "run", *data, "trainer.max_epochs=20"))
+    learner = load_learner(metrics["checkpoint"])
+    assert learner.model[-1].out_features == 2 and learner.hparams.data["features"] == ["f0", "f1", "f2"]
+    x, y = TabularData.from_meta(learner.hparams.data).splits["test"]
+    with torch.no_grad():
+        predicted = learner.objective.predict(learner(x)).double().numpy()
+    y = y.double().numpy()
+    assert (r2_score(y, predicted, multioutput="raw_values") > 0.9).all()  # both learnt, in millions as in units
+    assert metrics["test/r2"] == pytest.approx(r2_score(y, predicted), abs=1e-4)
+    assert metrics["test/loss"] == pytest.approx(mean_squared_error(y, predicted), rel=1e-4)
+    assert metrics["test/mae"] == pytest.approx(mean_absolute_error(y, predicted), rel=1e-4)
+    assert evaluate(make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", config="eval"))["test/r2"] == (
+        pytest.approx(metrics["test/r2"], rel=1e-6)
+    )
+    new = tmp_path / "new.csv"
+    frame.drop(columns=["y", "z"]).head(5).to_csv(new, index=False)
+    out = pd.read_csv(
+        predict(make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", f"input={new}", config="predict"))
+    )
+    assert list(out.columns) == ["f0", "f1", "f2", "predicted_y", "predicted_z"]
+    assert ((out["predicted_z"] - frame["z"].head(5)).abs() < 0.1 * frame["z"].std()).all()
+
+
 def test_eval_gives_the_runs_test_metrics(tmp_path):
     metrics = train(make_cfg(tmp_path / "run", "data=boston", "trainer.max_epochs=5", "logger=none"))
     with_eval = evaluate(make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", config="eval"))

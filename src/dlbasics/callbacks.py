@@ -240,7 +240,7 @@ class DataFit(L.Callback):
     @rank_zero_only
     def on_train_end(self, trainer, learner):
         meta = learner.hparams.data
-        if meta["task"] != "regression" or meta["n_features"] != 1:
+        if meta["task"] != "regression" or meta["n_features"] != 1 or meta["n_outputs"] != 1:
             return
         from dlbasics import figures
 

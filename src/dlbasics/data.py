@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import re
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from itertools import chain
@@ -232,35 +233,72 @@ def feature_matrix(frame: pd.DataFrame, features: list[str], option: str = "data
     return _check_finite(frame[features], option)
 
 
-def feature_names(frame: pd.DataFrame, target: str, features=None) -> list[str]:
-    """The features asked for, or else every numeric column besides the target."""
-    if target not in frame.columns:
-        raise UserError(f"data.target: no column '{target}'. The columns are: {_columns(frame)}.")
+def target_names(target) -> list[str]:
+    """data.target as a list of column names: one, or several for a regression of several values (course 2.2)."""
+    targets = list(target) if isinstance(target, Iterable) and not isinstance(target, str) else [target]
+    targets = [str(t) for t in targets]  # a CSV's column names are strings: data.target=3 names the column '3'
+    if not targets:
+        raise UserError("data.target is empty: name the target column, or a list of them for a regression.")
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    if twice:
+        raise UserError(f"data.target: {twice} listed more than once; name each target column once.")
+    return targets
+
+
+def feature_names(frame: pd.DataFrame, targets: list[str], features=None) -> list[str]:
+    """The features asked for, or else every numeric column besides the targets."""
+    for target in targets:
+        if target not in frame.columns:
+            raise UserError(f"data.target: no column '{target}'. The columns are: {_columns(frame)}.")
+    besides = ", ".join(f"'{t}'" for t in targets)
     if features is None:  # numeric columns, and columns of numbers with a few values that are not (refused next)
         features = [
             c
             for c in frame.columns
-            if c != target and (pd.api.types.is_numeric_dtype(frame[c]) or numbers_as_text(frame[c]))
+            if c not in targets and (pd.api.types.is_numeric_dtype(frame[c]) or numbers_as_text(frame[c]))
         ]
         if not features:
-            raise UserError(f"no numeric feature column besides '{target}'. The columns are: {_columns(frame)}.")
+            raise UserError(f"no numeric feature column besides {besides}. The columns are: {_columns(frame)}.")
     features = [str(f) for f in ([features] if isinstance(features, str) else features)]
     if not features:
         raise UserError("data.features is empty: name the feature columns, or null for every numeric column.")
     twice = sorted({f for f in features if features.count(f) > 1})
     if twice:
         raise UserError(f"data.features: {twice} listed more than once; name each feature column once.")
-    if target in features:
-        raise UserError(f"data.features: '{target}' is the target; leave it out of the features.")
+    for target in targets:
+        if target in features:
+            raise UserError(f"data.features: '{target}' is the target; leave it out of the features.")
     return features
 
 
-def tabulate(frame: pd.DataFrame, target: str, features=None, task: str | None = None, classes: list | None = None):
+def tabulate(
+    frame: pd.DataFrame, targets: list[str], features=None, task: str | None = None, classes: list | None = None
+):
     """Checks a table and turns it into arrays (x, y) and the metadata the model is built from."""
     if frame.shape[0] == 0:
         raise UserError(f"data.path: the CSV has a header ({_columns(frame)}) but no data rows: add rows below it.")
-    features = feature_names(frame, target, features)
-    return feature_matrix(frame, features), *encode_target(frame[target], features, task, classes)
+    features = feature_names(frame, targets, features)
+    return feature_matrix(frame, features), *encode_targets(frame[targets], features, task, classes)
+
+
+def encode_targets(frame: pd.DataFrame, features: list[str], task: str | None = None, classes: list | None = None):
+    """encode_target for the target column, or for each of several: a regression with an output each."""
+    if frame.shape[1] == 1:
+        return encode_target(frame.iloc[:, 0], features, task, classes)
+    for target in frame.columns:
+        if task is None and infer_task(frame[target]) != "regression":
+            raise UserError(
+                f"data.target: '{target}' holds class labels ({frame[target].nunique()} distinct values), and several "
+                "targets are a regression, an output neuron for each. Take them as quantities with "
+                "data.task=regression, or train a classifier of that one target: data.target=" + target
+            )
+    if task not in (None, "regression"):
+        raise UserError(
+            f"data.task={task} takes one target column; several targets are a regression: data.task=regression."
+        )
+    encoded = [encode_target(frame[target], features, "regression") for target in frame.columns]
+    meta = {**encoded[0][1], "target": list(frame.columns), "n_outputs": frame.shape[1]}
+    return np.hstack([y for y, _ in encoded]), meta
 
 
 def encode_target(y: pd.Series, features: list[str], task: str | None = None, classes: list | None = None):
@@ -338,7 +376,7 @@ def encode_target(y: pd.Series, features: list[str], task: str | None = None, cl
 
 def stream_table(
     path: str | Path,
-    target: str,
+    targets: list[str],
     features=None,
     task: str | None = None,
     index_col: int | str | None = None,
@@ -368,11 +406,11 @@ def stream_table(
         first = _data_columns(head, index_col)
         if first.empty:
             return None
-        features = feature_names(first, target, features)
+        features = feature_names(first, targets, features)
         if any(f not in first.columns for f in features):
             return None
         names = list(head.columns)
-        numbers = partial(_numbers, index_col=index_col, features=features, target=target)
+        numbers = partial(_numbers, index_col=index_col, features=features, targets=targets)
         later = pool.map(lambda start, end: numbers(_read_piece(path, start, end, names)), ends[1:-1], ends[2:])
         # Room for as many rows as the head's rows per byte promise, and some; doubled when short.
         x, n, ys = np.empty((int(1.1 * len(head) * size / ends[1]) + 1, len(features)), np.float32), 0, []
@@ -390,9 +428,10 @@ def stream_table(
     finally:
         pool.shutdown(cancel_futures=True)  # after a piece that is not clean, the rest is not worth parsing
     y = pd.concat(ys, ignore_index=True)
-    if not pd.api.types.is_numeric_dtype(y) and len({p.dtype for p in ys}) > 1:
-        return None  # labels in one piece, numbers in another: read whole, pandas types the column as text
-    return x[:n], *encode_target(y, features, task, classes)
+    for target in targets:
+        if not pd.api.types.is_numeric_dtype(y[target]) and len({p[target].dtype for p in ys}) > 1:
+            return None  # labels in one piece, numbers in another: read whole, pandas types the column as text
+    return x[:n], *encode_targets(y, features, task, classes)
 
 
 def _read_piece(path: Path, start: int, end: int, names: list | None = None) -> pd.DataFrame:
@@ -422,8 +461,8 @@ class _Span(io.RawIOBase):
         super().close()
 
 
-def _numbers(frame: pd.DataFrame, index_col: int | str | None, features: list[str], target: str):
-    """A piece's features as float32 and its target column; None where the piece is not clean."""
+def _numbers(frame: pd.DataFrame, index_col: int | str | None, features: list[str], targets: list[str]):
+    """A piece's features as float32 and its target columns; None where the piece is not clean."""
     if not frame.index.equals(pd.RangeIndex(len(frame))):  # pandas took a leading field as the index
         return None
     frame = _data_columns(frame, index_col)
@@ -431,7 +470,7 @@ def _numbers(frame: pd.DataFrame, index_col: int | str | None, features: list[st
         return None
     with np.errstate(over="ignore"):  # a number beyond float32's range becomes inf, as in _check_finite
         x = frame[features].to_numpy(np.float32)
-    return (x, frame[target].copy()) if np.isfinite(x).all() else None  # a copy: the piece's frame can go
+    return (x, frame[targets].copy()) if np.isfinite(x).all() else None  # a copy: the piece's frame can go
 
 
 def split_rows(n: int, labels, val_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
@@ -619,6 +658,12 @@ class Epochs:
         yield self.train, self.measured
 
 
+def _per_target(values: np.ndarray) -> float | list[float]:
+    """A statistic of the targets as plain values: a number for one target (as older checkpoints hold), a list
+    for several."""
+    return float(values[0]) if len(values) == 1 else values.tolist()
+
+
 class TabularData(L.LightningDataModule):
     """A CSV as one table of tensors whose rows are split into train, val and test, and the `meta` a
     model is built from.
@@ -630,7 +675,7 @@ class TabularData(L.LightningDataModule):
     def __init__(
         self,
         path: str,
-        target: str,
+        target: str | list[str],
         features=None,
         task: str | None = None,
         index_col: int | str | None = None,
@@ -652,27 +697,27 @@ class TabularData(L.LightningDataModule):
             )
         self.path, self.batch_size = str(path), batch_size
         self.shuffle_seed: int | list[int] = int(shuffle_seed)
-        target = str(target)  # a CSV's column names are strings: data.target=3 names the column '3'
+        targets = target_names(target)
         check_header(path)
-        table = stream_table(path, target, features, task, index_col, classes)
+        table = stream_table(path, targets, features, task, index_col, classes)
         if table is None:  # not a clean table: read whole, to say what is wrong with it over the whole file
-            table = tabulate(read_csv(path, index_col), target, features, task, classes)
+            table = tabulate(read_csv(path, index_col), targets, features, task, classes)
         x, y, self.meta = table
-        classes = self.meta["classes"]
+        classes, target = self.meta["classes"], targets[0]
         if task is None and classes is not None and len(classes) > 2 and all(map(is_number, classes)):
             # a count, or labels? (0 and 1 are labels)
             log.info(
                 f"data.task: {self.meta['task']}, as the target '{target}' holds {len(classes)} distinct whole "
                 f"numbers (at most {MAX_CLASSES} are classes); data.task=regression takes them as a quantity"
             )
-        elif task is None and self.meta["task"] == "regression" and MAX_CLASSES < _whole_numbers(y) <= len(y) / 2:
+        elif task is None and len(targets) == 1 and MAX_CLASSES < _whole_numbers(y) <= len(y) / 2:
             log.info(
                 f"data.task: regression, as the target '{target}' holds {_whole_numbers(y)} distinct whole numbers "
                 f"(more than {MAX_CLASSES} are a quantity); data.task=multiclass takes them as classes"
             )
         if features is None:  # every numeric column: say which are not
             columns = _data_columns(pd.DataFrame(columns=header(path)), index_col).columns
-            left_out = ", ".join(str(c) for c in columns if c not in (target, *self.meta["features"]))
+            left_out = ", ".join(str(c) for c in columns if c not in (*targets, *self.meta["features"]))
             if left_out:
                 log.info(f"Not numeric, left out of the features: {left_out} (data.features=[...] names the features)")
         # What it takes to read and split the same rows again, from a checkpoint alone.
@@ -695,12 +740,12 @@ class TabularData(L.LightningDataModule):
             stats = {"mean": None, "std": None}
             if standardize:
                 stats = standardization(x, self.rows["train"])
-            if self.meta["task"] == "regression":
+            if self.meta["task"] == "regression":  # a value a target: one, or a list of them
                 train = y[self.rows["train"]].astype(np.float64)
-                stats["y_mean"] = float(train.mean())
-                if standardize:  # the target too: a model learns prices in dollars as in units (Learner)
-                    std = float(train.std())
-                    stats["y_std"] = std if std >= np.finfo(np.float32).tiny else 1.0
+                stats["y_mean"] = _per_target(train.mean(0))
+                if standardize:  # the targets too: a model learns prices in dollars as in units (Learner)
+                    std = train.std(0)
+                    stats["y_std"] = _per_target(np.where(std >= np.finfo(np.float32).tiny, std, 1.0))
         self.meta.update(stats)
         # One table; each split is its rows, in the split's order (no copy of the table per split).
         self.table = Table(torch.from_numpy(scale(x, self.meta)), torch.from_numpy(y))

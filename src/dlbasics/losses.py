@@ -7,6 +7,7 @@ A single model has none, so its step pays for no view of its outputs (each is a 
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from dlbasics.errors import UserError
 
@@ -22,7 +23,7 @@ HIGHER_IS_BETTER = ("acc", "r2")  # the others are better lower
 ALL_OUTPUTS = ("auto", "identity", "relu", "sigmoid", "softmax")
 
 
-class Objective:
+class Objective(nn.Module):
     """What a model is trained for: its loss, its output activation and the metrics of its task.
 
     `loss="auto"` is the MSE for regression and the logistic loss for classification;
@@ -32,6 +33,10 @@ class Objective:
     zero would leave float32 sums of y and y² with no digits of its variance. With `y_scale` (a standardized
     target's std) o stands for (y - y_center) / y_scale: φ_out(o y_scale + y_center) is the prediction, and the
     loss gradient descent takes is divided by y_scale², so that its steps do not depend on the target's units.
+    Several targets (course 2.2: an output neuron for each value to predict) have a center and scale each; a
+    row's loss is the mean of its squared errors, and r2 the mean of the targets' (as scikit-learn's).
+
+    A module only to hold those as buffers, moved with the model to its device and precision; not saved.
     """
 
     def __init__(
@@ -39,9 +44,10 @@ class Objective:
         task: str,
         loss: str = "auto",
         output_activation: str = "auto",
-        y_center: float = 0.0,
-        y_scale: float | None = None,
+        y_center: float | list[float] = 0.0,
+        y_scale: float | list[float] | None = None,
     ):
+        super().__init__()
         if loss not in ALL_LOSSES:
             raise UserError(f"loss must be one of {', '.join(ALL_LOSSES)}; got {loss!r}.")
         if output_activation not in ALL_OUTPUTS:
@@ -61,7 +67,9 @@ class Objective:
                 f"use one of {fits} (or auto)."
             )
         self.summed = self.loss == "sse"  # chapter 1's sum of squared errors; the others are means
-        self.y_center, self.y_scale = y_center, y_scale
+        self.register_buffer("y_center", torch.tensor(y_center), persistent=False)
+        self.register_buffer("y_scale", None if y_scale is None else torch.tensor(y_scale), persistent=False)
+        self.register_buffer("weights", None if y_scale is None else self.y_scale**-2, persistent=False)
 
     def predict(self, o: torch.Tensor) -> torch.Tensor:
         """φ_out(o): values (in the target's units) for regression, probabilities for classification."""
@@ -81,15 +89,19 @@ class Objective:
             return F.cross_entropy(o.transpose(1, 2), y.expand(o.shape[:-1]), reduction="none")
         if self.task == "binary":
             return F.binary_cross_entropy_with_logits(o, y.expand_as(o), reduction="none").sum(-1)
-        return (self.predict(o) - y).square().sum(-1)
+        return (self.predict(o) - y).square().mean(-1)
 
     def reduce(self, per_row: torch.Tensor) -> torch.Tensor:
         return per_row.sum(-1) if self.summed else per_row.mean(-1)
 
-    def descended(self, per_row: torch.Tensor) -> torch.Tensor:
-        """The loss that gradient descent takes: the same, in a standardized target's units."""
-        loss = self.reduce(per_row)
-        return loss if self.y_scale is None else loss.mul(self.y_scale**-2)
+    def losses(self, o: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each row's loss, and the loss gradient descent takes: the same reduced, in a standardized target's
+        units (each target's squared errors divided by its variance)."""
+        if self.weights is None:
+            per_row = self.per_row(o, y)
+            return per_row, self.reduce(per_row)
+        squares = (self.predict(o) - y).square()
+        return squares.mean(-1), self.reduce(squares.mul(self.weights).mean(-1))
 
     def sums(self, o: torch.Tensor, y: torch.Tensor, per_row: torch.Tensor) -> dict[str, torch.Tensor]:
         """Sums over the rows of a batch (one per member, if any), from which `metrics` computes the epoch's values."""
@@ -98,9 +110,14 @@ class Objective:
             sums["correct"] = (o.argmax(-1) == y).sum(-1)
         elif self.task == "binary":
             sums["correct"] = ((o > 0).float() == y).sum((-2, -1))
-        else:  # a row's loss is its squared error (mse and sse alike): loss sums to the squared error
-            centered = y - self.y_center
-            sums.update(ae=(self.predict(o) - y).abs().sum((-2, -1)), y=centered.sum(), y2=centered.square().sum())
+        else:  # a row's loss is its mean squared error (mse and sse alike); r2 takes each target's
+            errors, centered = self.predict(o) - y, y - self.y_center
+            sums.update(
+                se=errors.square().sum(-2),
+                ae=errors.abs().sum((-2, -1)),
+                y=centered.sum(-2),
+                y2=centered.square().sum(-2),
+            )
         return sums
 
     def metrics(self, sums: dict[str, torch.Tensor], rows: int) -> dict[str, torch.Tensor]:
@@ -109,11 +126,11 @@ class Objective:
         if "correct" in sums:
             out["acc"] = sums["correct"] / rows
         if "ae" in sums:
-            se = sums["loss"]
-            out["rmse"] = (se / rows).sqrt()
-            out["mae"] = sums["ae"] / rows
-            total = sums["y2"] - sums["y"].square() / rows  # the sum of squares about the split's own mean
+            se, targets = sums["se"], sums["se"].shape[-1]
+            out["rmse"] = (se.sum(-1) / (rows * targets)).sqrt()
+            out["mae"] = sums["ae"] / (rows * targets)
+            total = sums["y2"] - sums["y"].square() / rows  # each target's sum of squares about the split's mean
             # As scikit-learn's r2_score: a target without variance scores 1.0 if fitted exactly, else 0.0.
             varies = total > 1e-6 * sums["y2"]
-            out["r2"] = torch.where(varies, 1 - se / total.where(varies, 1), (se == 0).float())
+            out["r2"] = torch.where(varies, 1 - se / total.where(varies, 1), (se == 0).float()).mean(-1)
         return out

@@ -4,6 +4,7 @@ Both return the output layer's pre-activation o; the output activation belongs t
 (dlbasics.losses), which applies it in the numerically stable way the loss needs.
 """
 
+import torch
 from torch import nn
 
 from dlbasics.errors import UserError, is_number
@@ -35,7 +36,7 @@ class MLP(nn.Sequential):
         activation: str = "relu",
         bias: bool = True,
         init: str = "default",
-        output_offset: float = 0.0,
+        output_offset: float | list[float] = 0.0,
     ):
         if not isinstance(bias, bool):
             raise UserError(f"model.bias must be true or false; got {bias!r}.")
@@ -61,7 +62,8 @@ class MLP(nn.Sequential):
         layers.append(nn.Linear(inputs, n_outputs, bias=bias))
         super().__init__(*layers)
         if bias:  # e.g. the mean target: no early epochs spent shifting the output, and a ReLU output is alive
-            nn.init.constant_(self[-1].bias, output_offset)
+            with torch.no_grad():
+                self[-1].bias.copy_(torch.as_tensor(output_offset))  # one value, or one a target
         if init == "zeros":  # the course's chapter 1 starts gradient descent from w = 0
             for p in self.parameters():
                 nn.init.zeros_(p)
@@ -72,6 +74,11 @@ class Perceptron(MLP):
     classes, one neuron per class (a single layer, a = softmax(W x + b))."""
 
     def __init__(
-        self, n_features: int, n_outputs: int, bias: bool = True, init: str = "default", output_offset: float = 0.0
+        self,
+        n_features: int,
+        n_outputs: int,
+        bias: bool = True,
+        init: str = "default",
+        output_offset: float | list[float] = 0.0,
     ):
         super().__init__(n_features, n_outputs, hidden=[], bias=bias, init=init, output_offset=output_offset)

@@ -144,13 +144,13 @@ class Learner(L.LightningModule):
     def _step(self, batch, split: str) -> torch.Tensor:
         x, y = batch
         o = self(x.to(self.dtype))  # the table is float32; trainer.precision=64-true makes the model float64
-        per_row = self.objective.per_row(o, y)
+        per_row, loss = self.objective.losses(o, y)
         sums = {"loss": per_row.detach().sum(-1)} if split == "train" else self.objective.sums(o, y, per_row)
         acc = self._sums.setdefault(split, {})
         for k, v in sums.items():
             acc[k] = acc[k] + v if k in acc else v
         self._rows[split] = self._rows.get(split, 0) + per_row.shape[-1]
-        return self.objective.descended(per_row)
+        return loss
 
     def training_step(self, epoch, epoch_idx):
         """One epoch: a step of gradient descent per minibatch, then the validation pass (without a val split, a

@@ -37,7 +37,7 @@ from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dlbasics.data import TabularData, feature_matrix, header, read_csv, scale
+from dlbasics.data import TabularData, feature_matrix, header, read_csv, scale, target_names
 from dlbasics.errors import (
     UserError,
     as_typed,
@@ -352,13 +352,13 @@ def check_output_range(output_activation: str, data: TabularData) -> None:
     low, high, says = OUTPUT_RANGES.get(output_activation, (-math.inf, math.inf, ""))
     if data.meta["task"] != "regression" or not says:
         return
-    y = data.table.y
-    if y.min() < low or y.max() > high:
-        raise UserError(
-            f"model.output_activation={output_activation} gives values {says}, and the target "
-            f"'{data.meta['target']}' goes from {float(y.min()):g} to {float(y.max()):g}: use "
-            "model.output_activation=identity (or auto)."
-        )
+    for target, y in zip(target_names(data.meta["target"]), data.table.y.T, strict=True):
+        if y.min() < low or y.max() > high:
+            raise UserError(
+                f"model.output_activation={output_activation} gives values {says}, and the target "
+                f"'{target}' goes from {float(y.min()):g} to {float(y.max()):g}: use "
+                "model.output_activation=identity (or auto)."
+            )
 
 
 def build_learner(cfg: DictConfig, data: TabularData) -> Learner:
@@ -854,7 +854,8 @@ def predict(cfg: DictConfig) -> Path:
         raise UserError(f"output: '{path}' is a directory; give a file in it: output={path / 'predictions.csv'}")
     learner = load_learner(cfg.ckpt_path)
     meta = learner.hparams.data
-    if path.exists() and f"predicted_{meta['target']}" not in header(path):  # a checkpoint, the data, ...
+    targets = target_names(meta["target"])
+    if path.exists() and f"predicted_{targets[0]}" not in header(path):  # a checkpoint, the data, ...
         raise UserError(
             f"output: '{path}' exists and is not predictions of this model's; it is left as it is. "
             "Give the predictions a file of their own: output=..."
@@ -865,13 +866,14 @@ def predict(cfg: DictConfig) -> Path:
     x = torch.from_numpy(scale(feature_matrix(frame, meta["features"], option="input"), meta))
     with torch.no_grad():
         out = learner.objective.predict(learner(x)).numpy()
-    target, classes = meta["target"], meta["classes"]
+    classes = meta["classes"]
     result = frame.rename(columns=lambda c: "" if str(c).startswith("Unnamed: ") else c)  # as the header has it
     if classes is None:
-        result[f"predicted_{target}"] = out[:, 0]
+        for j, target in enumerate(targets):
+            result[f"predicted_{target}"] = out[:, j]
     else:
         probs = np.column_stack([1 - out[:, 0], out[:, 0]]) if meta["task"] == "binary" else out
-        result[f"predicted_{target}"] = [classes[i] for i in probs.argmax(1)]
+        result[f"predicted_{targets[0]}"] = [classes[i] for i in probs.argmax(1)]
         for i, c in enumerate(classes):
             result[f"p({c})"] = probs[:, i]
     result.to_csv(path, index=False)
