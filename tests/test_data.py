@@ -51,7 +51,7 @@ def test_task_inference():
 def test_integer_labels_taken_as_classes_are_said_so(tmp_path, caplog):
     """A count of 0 to 9 is taken as 10 classes, one of 0 to 15 as a quantity: the run says which, and the fix."""
     path = tmp_path / "counts.csv"
-    pd.DataFrame({"x": np.arange(200.0), "count": np.arange(200) % 10}).to_csv(path, index=False)
+    pd.DataFrame({"x": np.arange(200) / 2, "count": np.arange(200) % 10}).to_csv(path, index=False)
     with caplog.at_level("INFO", logger="dlbasics"):
         assert TabularData(path, "count").meta["task"] == "multiclass"
         assert TabularData(path, "count", task="regression").meta["task"] == "regression"
@@ -368,6 +368,18 @@ def test_the_columns_left_out_of_the_features_are_named(tmp_path, caplog):
         TabularData(path, "y", features=["f0", "f1"])  # as asked: nothing to say
     assert [r.getMessage() for r in caplog.records] == [
         "Not numeric, left out of the features: colour (data.features=[...] names the features)"
+    ]
+
+
+def test_a_column_that_numbers_the_rows_is_pointed_out_as_an_id(tmp_path, caplog):
+    path = tmp_path / "t.csv"
+    table(40).assign(id=np.arange(1, 41), k=np.arange(40) % 7).to_csv(path, index=False)
+    with caplog.at_level("INFO", logger="dlbasics"):
+        TabularData(path, "y")
+        TabularData(path, "y", index_col="id")  # as asked: nothing to say
+    assert [r.getMessage() for r in caplog.records] == [
+        "Column 'id' numbers the rows (1, 2, ...), as an id does, and is a feature: data.index_col=id makes it the "
+        "rows' index (or name the features)"
     ]
 
 

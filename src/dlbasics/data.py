@@ -658,6 +658,11 @@ class Epochs:
         yield self.train, self.measured
 
 
+def _counts_rows(column: np.ndarray) -> bool:
+    """Whether a column goes up by one from each row to the next, as a row number does."""
+    return len(column) > 2 and (column[1] - column[0] == column[2] - column[1] == 1) and (np.diff(column) == 1).all()
+
+
 def _per_target(values: np.ndarray) -> float | list[float]:
     """A statistic of the targets as plain values: a number for one target (as older checkpoints hold), a list
     for several."""
@@ -720,6 +725,12 @@ class TabularData(L.LightningDataModule):
             left_out = ", ".join(str(c) for c in columns if c not in (*targets, *self.meta["features"]))
             if left_out:
                 log.info(f"Not numeric, left out of the features: {left_out} (data.features=[...] names the features)")
+            for j, name in enumerate(self.meta["features"]):
+                if _counts_rows(x[:, j]):  # a feature that tells the model nothing but where a row was in the file
+                    log.info(
+                        f"Column '{name}' numbers the rows ({x[0, j]:g}, {x[1, j]:g}, ...), as an id does, and is a "
+                        f"feature: data.index_col={name} makes it the rows' index (or name the features)"
+                    )
         # What it takes to read and split the same rows again, from a checkpoint alone.
         self.meta["source"] = dict(
             path=self.path,
