@@ -1,5 +1,6 @@
 """Runs that are interrupted, resumed, repeated, or handed a file that is not theirs."""
 
+import errno
 import json
 import logging
 import signal
@@ -7,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -89,6 +91,31 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_and_a_run_refused_meanwhile_changes_
     # epoch itself when the signal came after its validation but before Lightning counted it as completed
     # (metrics.json's `epochs`). Lightning's own checkpoints are taken in that same window.
     assert last["epoch"] in (metrics["epochs"] - 1, metrics["epochs"])
+
+
+def test_a_full_disk_is_one_line_and_leaves_the_checkpoints_written_whole(tmp_path, monkeypatch, capsys):
+    from lightning.pytorch.strategies import Strategy
+
+    save, written = Strategy.save_checkpoint, []
+
+    def fill_up(self, checkpoint, path, storage_options=None):
+        if len(written) == 2:  # best.ckpt and last.ckpt of epoch 1 fit; the disk is full from then on
+            Path(path).write_bytes(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        written.append(checkpoint["epoch"])
+        save(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(Strategy, "save_checkpoint", fill_up)
+    with pytest.raises(SystemExit) as exit_:
+        cli(train, make_cfg(tmp_path, "callbacks.model_checkpoint.write_seconds=0", "logger=none"))
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: the disk is full writing '{tmp_path / 'checkpoints' / 'best.ckpt.tmp'}'. Free some space, or give "
+        "the run a directory on another disk.\n"
+    )
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]  # no .tmp
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+    assert read_metrics(tmp_path)["status"] == "failed"  # where a small file still fits
 
 
 def test_a_second_run_in_a_run_directory_is_refused_and_the_first_kept(tmp_path, capsys):

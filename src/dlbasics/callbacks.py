@@ -336,7 +336,11 @@ class Checkpoints(ModelCheckpoint):
 
     def write(self, trainer) -> None:
         for path, checkpoint in self._pending.items():
-            trainer.strategy.save_checkpoint(checkpoint, f"{path}.tmp")
+            try:
+                trainer.strategy.save_checkpoint(checkpoint, f"{path}.tmp")
+            except OSError:  # a full disk: no half-written file left beside the whole one
+                Path(f"{path}.tmp").unlink(missing_ok=True)
+                raise
             if trainer.is_global_zero:
                 os.replace(f"{path}.tmp", path)
         self._pending.clear()

@@ -1,6 +1,7 @@
 """A user's mistake, and the one line it is shown as."""
 
 import difflib
+import errno
 import importlib
 import inspect
 import os
@@ -46,6 +47,10 @@ def first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def disk_full(err: BaseException | None) -> bool:
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def user_mistake(err: BaseException) -> UserError | None:
     """The error as a user's mistake, or None for anything else (a bug keeps its traceback).
 
@@ -68,6 +73,9 @@ def user_mistake(err: BaseException) -> UserError | None:
         return UserError(f"{where}{first_line(err)}: a ${{...}} names a key of the config, or an environment variable.")
     if isinstance(err, (ConfigAttributeError, ConfigKeyError)) and "not in struct" in str(err):  # ~model
         return UserError(f"{err.full_key} is needed and not in the config (taken out with ~{err.full_key}?).")
+    if disk_full(err):  # what was written stays whole: each file is written beside it, then renamed
+        where = f" writing '{err.filename}'" if err.filename else ""
+        return UserError(f"the disk is full{where}. Free some space, or give the run a directory on another disk.")
     return None
 
 

@@ -42,6 +42,7 @@ from dlbasics.errors import (
     UserError,
     as_typed,
     config_mistake,
+    disk_full,
     first_line,
     instantiate,
     is_number,
@@ -113,6 +114,12 @@ def cli(fn, cfg: DictConfig):
         return None
 
 
+def _quiet_disk_full(args) -> None:
+    """A full disk stops TensorBoard's writer thread too: the run's own error says so, in one line."""
+    if not disk_full(args.exc_value):
+        threading.__excepthook__(args)
+
+
 def shell(main) -> None:
     """Runs a @hydra.main entry point: a command line Hydra cannot compose (a misspelt key or config choice, an
     override that does not parse) ends in one line that names it and the fix, exit status 2, as our own
@@ -121,6 +128,7 @@ def shell(main) -> None:
         main()
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises what it cannot compose, rather than printing it itself
+    threading.excepthook = _quiet_disk_full
     command = f"python {Path(sys.argv[0]).name}"
     try:
         main()
@@ -239,7 +247,11 @@ def write_json(path: Path, content: dict) -> None:
     """Strict JSON (a metric that is not a finite number is null), written whole or not at all."""
     finite = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in content.items()}
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(finite, indent=2, allow_nan=False) + "\n")
+    try:
+        tmp.write_text(json.dumps(finite, indent=2, allow_nan=False) + "\n")
+    except OSError:  # a full disk: no half-written file left beside the whole one
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(path)
 
 
