@@ -1,9 +1,12 @@
 """python eval.py ckpt_path=PATH: test a checkpoint again, with the data preparation it holds."""
 
-import hydra
-from omegaconf import DictConfig
+from dlbasics.startup import starting
 
-from dlbasics.run import cli, evaluate, shell
+with starting():  # Ctrl-C while these import (seconds) is one line, not a traceback
+    import hydra
+    from omegaconf import DictConfig
+
+    from dlbasics.run import cli, evaluate, shell
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

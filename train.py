@@ -1,9 +1,12 @@
 """python train.py [data=iris] [model=mlp] [key=value ...]: train, test and log one model (or a sweep with -m)."""
 
-import hydra
-from omegaconf import DictConfig
+from dlbasics.startup import starting
 
-from dlbasics.run import cli, monitored, shell, train  # run imports the sweep's resolver that names its jobs
+with starting():  # Ctrl-C while these import (seconds) is one line, not a traceback
+    import hydra
+    from omegaconf import DictConfig
+
+    from dlbasics.run import cli, monitored, shell, train  # run imports the sweep's resolver that names its jobs
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

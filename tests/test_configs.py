@@ -1,11 +1,16 @@
 """Every option of every config group composes, and builds the objects it names."""
 
+import contextlib
+import logging
+
+import hydra
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from dlbasics.errors import UserError, config_mistake
 from dlbasics.run import REFUSED_KEYS, build, check_added
@@ -57,6 +62,44 @@ def test_the_accelerator_is_autos_unless_the_environment_pins_it(tmp_path, monke
     monkeypatch.delenv("DLBASICS_ACCELERATOR")
     assert make_cfg(tmp_path).trainer.accelerator == "auto"  # Lightning's choice: a GPU where there is one
     assert make_cfg(tmp_path, "trainer.accelerator=gpu").trainer.accelerator == "gpu"
+
+
+def shown(monkeypatch, capsys, script: str, *args: str) -> str:
+    """What `python SCRIPT.py ARGS` prints for Hydra's --help or --cfg, from a @hydra.main of its config here."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))  # --help configures logging as a run would
+    monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # and both set Hydra's config; restored after
+    monkeypatch.setattr("sys.argv", [f"{script}.py", *args])
+    main = hydra.main(version_base="1.3", config_path=CONF, config_name=script)(lambda cfg: None)
+    with pytest.raises(SystemExit) if "--help" in args else contextlib.nullcontext():  # --help exits, status 0
+        main()
+    return capsys.readouterr().out
+
+
+def test_the_resolved_job_config_shows_the_run_directory(monkeypatch, capsys):
+    """`python train.py --cfg job --resolve` showed `dirpath: None/checkpoints`: Hydra names a job's directory
+    as the job starts, and --cfg starts none."""
+    args = ["--cfg", "job", "--resolve", "hydra.run.dir=logs/x", "logger=csv"]
+    job = OmegaConf.create(shown(monkeypatch, capsys, "train", *args))
+    assert job.run_dir == str(ROOT / "logs" / "x")  # absolute, as a run's own
+    assert job.callbacks.model_checkpoint.dirpath == f"{job.run_dir}/checkpoints"
+    assert job.logger.csv.save_dir == job.run_dir
+
+
+@pytest.mark.parametrize(
+    "script, shows, not_shown",
+    [
+        ("train", ["== Configuration groups ==", "model: mlp, perceptron", "seed: 42"], []),
+        ("eval", ["python eval.py ckpt_path=", "ckpt_path: ???", "data_path: null"], ["model: mlp", "groups"]),
+        ("predict", ["python predict.py ckpt_path=", "ckpt_path: ???", "input: ???"], ["model: mlp", "groups"]),
+    ],
+)
+def test_help_shows_what_the_script_takes(monkeypatch, capsys, script, shows, not_shown):
+    """eval.py's and predict.py's --help listed train.py's config groups (data, model, ...), which they do not take:
+    they share its conf/ directory."""
+    help_text = shown(monkeypatch, capsys, script, "--help")
+    assert all(s in help_text for s in shows) and not any(s in help_text for s in not_shown)
 
 
 @pytest.mark.parametrize(

@@ -238,6 +238,21 @@ def test_ctrl_c_before_training_says_so_and_leaves_the_directory_free(tmp_path, 
     assert exit_.value.code == 1
 
 
+@pytest.mark.parametrize("script", ["train.py", "eval.py", "predict.py"])
+def test_ctrl_c_while_the_script_imports_is_one_line(tmp_path, script):
+    """Before shell() runs (lightning imports for seconds), Ctrl-C was the traceback of whichever import it hit."""
+    args = [sys.executable, "-X", "importtime", script, f"hydra.run.dir={tmp_path}"]  # importtime: each import done
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # torch is imported by lightning, which takes seconds more
+        if line.rsplit("|", 1)[-1].strip() == "torch":
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert err.splitlines()[-1] == "Interrupted before anything ran."
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
 def test_a_refused_resume_leaves_hydras_record_of_the_run(tmp_path):
     first = run_script("train.py", "logger=none", "trainer.max_epochs=2", f"hydra.run.dir={tmp_path}")
     assert first.returncode == 0, first.stderr

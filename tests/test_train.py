@@ -514,6 +514,29 @@ def test_a_run_directory_named_from_hydras_choices_is_made_before_the_run(tmp_pa
     assert (tmp_path / "iris-run").is_dir()
 
 
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            ["hparams_search=iris_optuna", "model.depth=2"],
+            "hparams_search=iris_optuna searches over many runs: add -m "
+            "(python train.py -m hparams_search=iris_optuna model.depth=2)",
+        ),
+        (["hydra/sweeper=optuna"], "hydra/sweeper=optuna searches over many runs: add -m (python train.py -m "),
+    ],
+)
+def test_a_search_without_multirun_is_refused_before_the_run(tmp_path, monkeypatch, capsys, overrides, message):
+    """Without -m, Hydra ran one job of the default options, exit status 0, as if the search had been done."""
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # as when Hydra calls on_run_start; restored after
+    monkeypatch.setattr("sys.argv", ["train.py", *overrides])
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("train", [*overrides, f"hydra.run.dir={tmp_path}/run"], return_hydra_config=True)
+    with pytest.raises(SystemExit) as exit_:
+        OutputDirectory().on_run_start(cfg)
+    assert exit_.value.code == 2 and not (tmp_path / "run").exists()
+    assert capsys.readouterr().err.startswith(f"error: {message}")
+
+
 def test_the_model_is_summarized_in_full_once_in_a_process(tmp_path, caplog, monkeypatch):
     """A sweep's jobs of one model (the basic launcher's, in one process) printed the same 7-line table each."""
     from dlbasics.callbacks import ModelSummary

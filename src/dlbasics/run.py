@@ -79,6 +79,18 @@ def plain(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
+def output_dir() -> str:
+    """A job's directory, ${hydra:runtime.output_dir}, which Hydra sets as the job starts; before, as `--cfg job
+    --resolve` shows the config, the one a run started now would get (not None): hydra.run.dir, as Hydra makes it."""
+    hydra = HydraConfig.get()
+    if OmegaConf.is_missing(hydra.runtime, "output_dir"):
+        return os.path.abspath(hydra.run.dir)
+    return hydra.runtime.output_dir
+
+
+OmegaConf.register_new_resolver("output_dir", output_dir, replace=True)  # train.yaml's run_dir: ${output_dir:}
+
+
 def sweeping() -> bool:
     """Whether this is a job of a Hydra multirun (`-m`)."""
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
@@ -196,10 +208,12 @@ _RECORD: dict[Path, bytes] = {}  # the .hydra/ files of the run a run alone foun
 
 
 class OutputDirectory(Callback):
-    """Hydra callback: a run or sweep directory that cannot be made ends in one line, before Hydra makes it."""
+    """Hydra callback: a run or sweep directory that cannot be made, or a search without -m, ends in one line, before
+    Hydra makes the directory."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)  # not yet set: the default run dir reads ${hydra:runtime...}
+        _check_no_search(config)
         _check_hydra_options(config, "hydra.run.dir")
         _make_directory(config.hydra.run.dir, "hydra.run.dir")
         run_dir = Path(config.hydra.run.dir)
@@ -214,6 +228,17 @@ class OutputDirectory(Callback):
         HydraConfig.instance().set_config(config)
         _check_hydra_options(config, "hydra.sweep.dir")
         _make_directory(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+
+def _check_no_search(config: DictConfig) -> None:
+    """A sweeper other than Hydra's basic one (hparams_search=iris_optuna) searches in a sweep (-m) only: without
+    -m, Hydra would run one job of the default options, and say nothing of the search."""
+    choices = config.hydra.runtime.choices
+    if choices["hydra/sweeper"] != "basic":
+        search = choices.get("hparams_search")
+        given = f"hparams_search={search}" if search else f"hydra/sweeper={choices['hydra/sweeper']}"
+        command = python_command(Path(sys.argv[0]).name, "-m", *sys.argv[1:])
+        refuse(f"{given} searches over many runs: add -m ({command})")
 
 
 def _check_hydra_options(config: DictConfig, option: str) -> None:

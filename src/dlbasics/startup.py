@@ -1,0 +1,16 @@
+"""What an entry point needs before it imports the rest: the standard library only, so it is in place at once."""
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def starting() -> Iterator[None]:
+    """Ctrl-C while an entry point imports (lightning takes seconds), before shell() can catch it: one line and
+    exit status 1, as shell() ends an interrupt, where Python prints the traceback of whichever import it hit."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print("Interrupted before anything ran.", file=sys.stderr, flush=True)
+        sys.exit(1)
