@@ -37,6 +37,21 @@ def test_ddp_with_a_val_split_smaller_than_the_processes_does_not_hang(tmp_path)
     assert metrics["status"] == "completed" and metrics["epochs"] == 2 and metrics["val/loss"] is not None
 
 
+def test_a_sweep_of_ddp_jobs_runs_each_job_once_on_two_processes(tmp_path):
+    """Lightning starts DDP's second process with the command line, which was the whole sweep's: it ran every job
+    again, printed a sweep of 3 jobs with one refused, and exited 1; a second job waited for ever."""
+    result = run_script(
+        "train.py", "-m", "trainer=ddp_cpu", "optimizer.lr=0.001,0.01", "trainer.max_epochs=2", "logger=none",
+        f"hydra.sweep.dir={tmp_path}", timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("Sweep of 2 jobs") == 1 and "Sweep of 3" not in result.stdout
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert sorted(summary["optimizer.lr"]) == [0.001, 0.01] and (summary["status"] == "completed").all()
+    for job in ("optimizer.lr=0.001", "optimizer.lr=0.01"):  # each process half of the 90 training rows: 3 steps
+        assert torch.load(tmp_path / job / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+
+
 def test_submitit_local_launcher_runs_a_sweep(tmp_path):
     result = run_script(
         "train.py", "-m", "hydra/launcher=submitit_local", "optimizer.lr=0.001,0.01", "trainer.max_epochs=3",

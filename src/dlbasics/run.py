@@ -34,6 +34,7 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.loggers.logger import Logger
+from lightning.pytorch.strategies.launchers import subprocess_script
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -94,6 +95,25 @@ OmegaConf.register_new_resolver("output_dir", output_dir, replace=True)  # train
 def sweeping() -> bool:
     """Whether this is a job of a Hydra multirun (`-m`)."""
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+_ddp_processes_command = subprocess_script._hydra_subprocess_cmd
+
+
+def ddp_processes_command(local_rank: int) -> tuple[list[str], str]:
+    """The command that starts DDP's other processes. Lightning's repeats the command line, which in a sweep (-m)
+    is the whole sweep's: each process ran every job, and wrote the sweep's summary over the first's (without its
+    swept columns), or a sweep of its own where the sweep's directory is named to the second it started. A sweep
+    job's processes run that job alone: its options, in its directory."""
+    if not sweeping():
+        return _ddp_processes_command(local_rank)
+    hydra = HydraConfig.get()
+    run = [f"hydra.run.dir={as_typed(hydra.runtime.output_dir)}", f"hydra.job.name=train_ddp_process_{local_rank}"]
+    script = os.path.join(hydra.runtime.cwd, sys.argv[0])
+    return [sys.executable, script, *hydra.overrides.task, *run, "hydra.output_subdir=null"], hydra.runtime.cwd
+
+
+subprocess_script._hydra_subprocess_cmd = ddp_processes_command
 
 
 _JOBS_STARTED = False  # whether cli() has run a job in this process: errors before are the command line's
@@ -222,7 +242,8 @@ class OutputDirectory(Callback):
         except UserError as err:
             refuse(str(err))
         # and the record of a run this one resumes, put back if the resume is refused (train())
-        _RECORD.update({f: f.read_bytes() for f in (run_dir / config.hydra.output_subdir).glob("*.yaml")})
+        if config.hydra.output_subdir is not None:  # None: a DDP process of the run, which keeps no record
+            _RECORD.update({f: f.read_bytes() for f in (run_dir / config.hydra.output_subdir).glob("*.yaml")})
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)
@@ -234,7 +255,7 @@ def _check_no_search(config: DictConfig) -> None:
     """A sweeper other than Hydra's basic one (hparams_search=iris_optuna) searches in a sweep (-m) only: without
     -m, Hydra would run one job of the default options, and say nothing of the search."""
     choices = config.hydra.runtime.choices
-    if choices["hydra/sweeper"] != "basic":
+    if choices["hydra/sweeper"] != "basic" and os.environ.get("LOCAL_RANK", "0") == "0":  # not a DDP job's process
         search = choices.get("hparams_search")
         given = f"hparams_search={search}" if search else f"hydra/sweeper={choices['hydra/sweeper']}"
         command = python_command(Path(sys.argv[0]).name, "-m", *sys.argv[1:])
@@ -692,6 +713,21 @@ def sigterm_interrupts() -> None:
 EPOCH_METRICS = ("train/", "val/")  # measured every epoch; test/ once, at the end
 
 
+DDP_ENVIRONMENT = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")  # Lightning's launcher's
+
+
+def end_ddp(environment: dict[str, str | None]) -> None:
+    """Undoes what a sweep job's DDP left in this process: its process group, and the variables by which
+    Lightning would take the next job's processes as started already (LOCAL_RANK), and wait for them for ever."""
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    for key, value in environment.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 def train(cfg: DictConfig) -> dict:
     """Trains, tests on the best checkpoint, and returns the metrics it writes to metrics.json.
 
@@ -702,6 +738,7 @@ def train(cfg: DictConfig) -> dict:
     held = claim(run_dir, resuming=bool(cfg.ckpt_path))
     hint = resume_hint(run_dir)  # now: a run refused later may write its own .hydra/ record here
     start, trainer, learner, metrics, fitting, trained = time.perf_counter(), None, None, {}, False, False
+    environment = {k: os.environ.get(k) for k in DDP_ENVIRONMENT}
     try:
         sigterm_interrupts()
         check_run_options(cfg)
@@ -761,6 +798,8 @@ def train(cfg: DictConfig) -> dict:
                 path.write_bytes(content)
         elif trainer is None or trainer.is_global_zero:
             write_json(record, metrics)
+        if sweeping():
+            end_ddp(environment)
     if trainer.is_global_zero:
         report(metrics, trainer, learner, cfg, run_dir)
     return metrics
