@@ -160,7 +160,9 @@ def test_a_job_whose_directory_holds_another_run_is_refused_and_that_run_kept(tm
     cfgs = [make_cfg(tmp_path / lr, "logger=none", f"optimizer.lr={lr}") for lr in ("0.01", "0.1")]
     earlier, new = train_stacked(cfgs)
     assert earlier is None and new["status"] == "completed"
-    assert "already holds a run (its metrics.json). Resume it with ckpt_path=last" in capsys.readouterr().err
+    assert "already holds a run (its metrics.json, completed). Train it more epochs with ckpt_path=last" in (
+        capsys.readouterr().err
+    )
     assert {p: p.read_bytes() for p in (tmp_path / "0.01").rglob("*") if p.is_file()} == kept
 
 

@@ -610,9 +610,15 @@ def check_free(run_dir: Path, resuming: bool) -> dict | None:
         if sweeping() and given_twice(run_dir):
             raise UserError(f"{run_dir.name}: {TWICE}.")
         option, whose = ("hydra.sweep.dir", "the sweep") if sweeping() else ("hydra.run.dir", "this run")
+        ended = status(held) in ("completed", "diverged")  # resumed, it would only train more epochs
+        way = (
+            "Train it more epochs with ckpt_path=last trainer.max_epochs=..."
+            if ended
+            else "Resume it with ckpt_path=last"
+        )
         raise UserError(
-            f"{option}: '{run_dir}' already holds a run (its metrics.json). Resume it with "
-            f"ckpt_path=last, or give {whose} a directory of its own: {option}=..."
+            f"{option}: '{run_dir}' already holds a run (its metrics.json{', ' + status(held) if ended else ''}). "
+            f"{way}, or give {whose} a directory of its own: {option}=..."
         )
     if status(held) == "running" and held.get("host") == socket.gethostname():
         raise UserError(

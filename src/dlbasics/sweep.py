@@ -53,6 +53,7 @@ SWEPT = ".swept"  # the keys the sweep varies: its jobs' directories are named b
 JOBS = ".jobs"  # the sweep's jobs, each written as it starts (so a job killed later is one of them)
 REFUSED = ".refused"  # its jobs that found their directory holding a run, and left it as it was
 REFUSAL = "its directory already held a run, left as it was; see its error above"
+SUMMARY = ("summary.csv", "summary.png", "summary_seeds.csv", "multirun.yaml")  # the sweep's own files
 TWICE = "the same job as another of this sweep (a value given twice): it did not run"
 
 
@@ -264,7 +265,7 @@ def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str):
 def summarize(sweep_dir: Path, monitor: str, mode: str, jobs=None, refused=(), keys=None) -> pd.DataFrame:
     """Writes and prints the summary of the jobs `collect` reads; keys: the swept ones (by default, those whose
     values differ between jobs), each a column."""
-    for name in ("summary.csv", "summary.png", "summary_seeds.csv"):  # an earlier sweep's, into this directory
+    for name in SUMMARY[:-1]:  # an earlier sweep's, into this directory
         (sweep_dir / name).unlink(missing_ok=True)
     table = collect(sweep_dir, jobs, refused)
     if table.empty:
@@ -347,6 +348,7 @@ class SweepSummary(Callback):
     def __init__(self) -> None:
         self._found: dict[str, int | None] = {}  # each job's metrics.json as it found it (its stamp)
         self._records: dict[str, dict[str, bytes]] = {}  # the .hydra/ files of the runs the sweep directory held
+        self._earlier: dict[str, bytes] = {}  # and its summary, kept where none of this sweep's jobs runs
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         global _UNDER_WAY
@@ -364,6 +366,7 @@ class SweepSummary(Callback):
             for run in sweep_dir.iterdir()
             if (run / "metrics.json").is_file()
         }
+        self._earlier = {name: (sweep_dir / name).read_bytes() for name in SUMMARY if (sweep_dir / name).is_file()}
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:  # a run alone: Hydra calls this for it too
@@ -394,6 +397,15 @@ class SweepSummary(Callback):
             (sweep_dir / name).unlink(missing_ok=True)
         if not recorded:
             jobs = keys = None
+        elif jobs and sorted(jobs) == sorted(refused):  # the same sweep run again: its results are as they were
+            for name, content in self._earlier.items():
+                (sweep_dir / name).write_bytes(content)
+            say_error(
+                f"none of the sweep's {len(jobs)} jobs ran: each job's directory in '{sweep_dir}' already held a run, "
+                "left as it was, and so is the sweep's summary. Give another hydra.sweep.dir, or add ckpt_path=last "
+                "to resume the jobs that had not ended."
+            )
+            sys.exit(1)
         try:
             table = summarize(sweep_dir, config.monitor.metric, config.monitor.mode, jobs, refused, keys)
         except Exception:  # a bug of ours, which Hydra would make a warning, and the sweep would exit 0
