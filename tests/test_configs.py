@@ -130,6 +130,15 @@ def test_help_shows_what_the_script_takes(monkeypatch, capsys, script, shows, no
             "Choose one of: boston, boston_rm, csv, iris, iris_binary.",
         ),
         (["optimizer.lr=[1,"], "'optimizer.lr=[1,' is not an override Hydra can read (no viable alternative"),
+        (  # a sweep without -m, or a list without brackets: Hydra's words said --multirun, with stray backslashes
+            ["model.hidden=20,10"],
+            "model.hidden=20,10 gives 2 values: to sweep over them, add -m (python train.py -m model.hidden=20,10); "
+            "for a list, brackets: model.hidden=[20,10]; for text, quotes: model.hidden='20,10'.",
+        ),
+        (  # -m optimizer.lr=1e-3, 1e-2: a space after the comma
+            ["optimizer.lr=1e-3,", "1e-2"],
+            "'optimizer.lr=1e-3,' ends with a comma: write the values without spaces (optimizer.lr=a,b,c).",
+        ),
         (  # the path of a sweep's job, as the sweep prints it
             ["ckpt_path=logs/multiruns/X/optimizer.lr=0.1/checkpoints/best.ckpt"],
             "ckpt_path: a value with '=' in it is quoted for Hydra: "

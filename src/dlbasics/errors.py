@@ -135,9 +135,18 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
             items = value.startswith("[") and value.endswith("]")  # data.features=[面積]: each item is quoted
             typed = "[" + ",".join(f'"{v.strip()}"' for v in value[1:-1].split(",")) + "]" if items else as_typed(value)
             return f"{key}: a value with {what} is quoted for Hydra: '{key}={typed}' (quotes as shown)."
+        if value.endswith(",") and "[" not in value:  # optimizer.lr=1e-3, 1e-2: the shell gave Hydra two arguments
+            return f"{err.override!r} ends with a comma: write the values without spaces ({key}=a,b,c)."
         grammar = re.search(r"https://\S+", str(err))
         return f"{err.override!r} is not an override Hydra can read ({first_line(err)})." + (
             f" The grammar: {grammar.group(0)}" if grammar else ""
+        )
+    sweep = re.search(r"Ambiguous value for argument '([^=]+)=(.*)'$", str(err).splitlines()[0])
+    if isinstance(err, ConfigCompositionException) and sweep:  # optimizer.lr=1e-3,1e-2 without -m
+        key, value = sweep.groups()
+        return (
+            f"{key}={value} gives {value.count(',') + 1} values: to sweep over them, add -m ({command} -m "
+            f"{key}={value}); for a list, brackets: {key}=[{value}]; for text, quotes: {key}='{value}'."
         )
     if isinstance(err, ConfigCompositionException):  # +key=... for a key there already is, ~key for one there is not
         group = re.search(r"Multiple values for (\S+)\. To override a value use 'override \S+: (.+)'", str(err))
