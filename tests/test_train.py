@@ -237,7 +237,7 @@ def test_predict_names_missing_feature_columns(tmp_path, make_csv, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli(predict, cfg)
     assert exit_.value.code == 2
-    assert "no column ['f2']. The columns are: f0, f1" in capsys.readouterr().err
+    assert "no column 'f2'. The columns are: f0, f1. The model takes: f0, f1, f2." in capsys.readouterr().err
 
 
 def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_csv, capsys):

@@ -6,6 +6,7 @@ holding it can rebuild the data preparation on its own.
 """
 
 import csv
+import difflib
 import hashlib
 import io
 import logging
@@ -117,6 +118,15 @@ def _data_columns(frame: pd.DataFrame, index_col: int | str | None = None) -> pd
     return frame.iloc[:, saved:] if saved else frame
 
 
+def no_column(option: str, names: list[str], frame: pd.DataFrame) -> UserError:
+    """Names not among the frame's columns, each with the nearest column if one is near (Sport: sport)."""
+    columns = {str(c).lower(): str(c) for c in frame.columns}
+    near = [columns[m] for n in names for m in difflib.get_close_matches(n.lower(), columns, 1)]
+    guess = f" Did you mean {', '.join(map(repr, near))}?" if near else ""
+    given = ", ".join(map(repr, names))
+    return UserError(f"{option}: no column{'s' * (len(names) > 1)} {given}.{guess} The columns are: {_columns(frame)}.")
+
+
 def _columns(frame: pd.DataFrame) -> str:
     """The frame's columns, for a message; and what is wrong when one column holds a whole row's names."""
     names = ", ".join(map(str, frame.columns))
@@ -217,7 +227,10 @@ def feature_matrix(frame: pd.DataFrame, features: list[str], option: str = "data
     """The feature columns as a float32 matrix, once they are known to exist, be numeric and finite."""
     missing = [f for f in features if f not in frame.columns]
     if missing:
-        raise UserError(f"{option}: no column {missing}. The columns are: {_columns(frame)}.")
+        error = no_column(option, missing, frame)
+        if option != "data.features":  # the columns of a model's data: all of them are needed
+            error = UserError(f"{error} The model takes: {', '.join(features)}.")
+        raise error
     for f in features:
         if numbers_as_text(frame[f]):
             fix = "Fix or drop them in the CSV, or leave the column out: data.features=[...]"
@@ -249,7 +262,7 @@ def feature_names(frame: pd.DataFrame, targets: list[str], features=None) -> lis
     """The features asked for, or else every numeric column besides the targets."""
     for target in targets:
         if target not in frame.columns:
-            raise UserError(f"data.target: no column '{target}'. The columns are: {_columns(frame)}.")
+            raise no_column("data.target", [target], frame)
     besides = ", ".join(f"'{t}'" for t in targets)
     if features is None:  # numeric columns, and columns of numbers with a few values that are not (refused next)
         features = [
