@@ -537,6 +537,24 @@ def test_a_search_without_multirun_is_refused_before_the_run(tmp_path, monkeypat
     assert capsys.readouterr().err.startswith(f"error: {message}")
 
 
+@pytest.mark.parametrize(
+    "given, hook, message",
+    [
+        ("hydra.sweep.dir", "on_run_start", "hydra.sweep.dir is not used by a run (without -m), which goes to"),
+        ("hydra.run.dir", "on_multirun_start", "hydra.run.dir is not used by a sweep (-m), which goes to hydra.sweep"),
+    ],
+)
+def test_the_directory_option_of_the_other_mode_is_refused(tmp_path, monkeypatch, capsys, given, hook, message):
+    """Hydra ignores it: `-m ... hydra.run.dir=D` wrote the sweep to logs/multiruns/DATE, and D was never made."""
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # as when Hydra calls the hook; restored after
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("train", [f"{given}={tmp_path}/d"], return_hydra_config=True)
+    with pytest.raises(SystemExit) as exit_:
+        getattr(OutputDirectory(), hook)(cfg)
+    assert exit_.value.code == 2 and not any(tmp_path.iterdir())
+    assert capsys.readouterr().err.startswith(f"error: {message}")
+
+
 def test_the_model_is_summarized_in_full_once_in_a_process(tmp_path, caplog, monkeypatch):
     """A sweep's jobs of one model (the basic launcher's, in one process) printed the same 7-line table each."""
     from dlbasics.callbacks import ModelSummary

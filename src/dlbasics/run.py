@@ -234,6 +234,7 @@ class OutputDirectory(Callback):
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)  # not yet set: the default run dir reads ${hydra:runtime...}
         _check_no_search(config)
+        _check_directory_option(config, given="hydra.sweep.dir", used="hydra.run.dir", mode="a run (without -m)")
         _check_hydra_options(config, "hydra.run.dir")
         _make_directory(config.hydra.run.dir, "hydra.run.dir")
         run_dir = Path(config.hydra.run.dir)
@@ -247,8 +248,15 @@ class OutputDirectory(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         HydraConfig.instance().set_config(config)
+        _check_directory_option(config, given="hydra.run.dir", used="hydra.sweep.dir", mode="a sweep (-m)")
         _check_hydra_options(config, "hydra.sweep.dir")
         _make_directory(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+
+def _check_directory_option(config: DictConfig, given: str, used: str, mode: str) -> None:
+    """hydra.run.dir in a sweep, or hydra.sweep.dir in a run, which Hydra ignores: the runs went elsewhere."""
+    if any(o.partition("=")[0].lstrip("+") == given for o in config.hydra.overrides.hydra):
+        refuse(f"{given} is not used by {mode}, which goes to {used}: give {used}=... instead.")
 
 
 def _check_no_search(config: DictConfig) -> None:
