@@ -101,6 +101,35 @@ def test_a_diverged_job_is_drawn_as_such(sweep):
     assert all(label.endswith("(diverged)") == ("optimizer.lr=10" in label) for label in labels)
 
 
+def test_the_curves_are_in_the_order_the_sweep_ran_its_jobs(sweep):
+    """model.activation=relu,tanh,sigmoid,identity drew its curves in the order of the names' letters."""
+    from dlbasics.sweep import plot
+
+    sweep_dir, _, summary = sweep
+    order = list(summary["job"])[::-1]  # neither the table's order (best first) nor the values'
+    curves = plot(summary, ["optimizer.lr", "seed"], sweep_dir, "val/loss", order).axes[-1]
+
+    def values(text):  # optimizer.lr=10, seed=0 (a job) and optimizer.lr=10.0, seed=0 (a label): (10.0, 0.0)
+        return tuple(float(item.split("=")[1]) for item in text.split(","))
+
+    labels = [values(line.get_label().removesuffix(" (diverged)")) for line in curves.lines]
+    assert len(labels) == 4 and labels == [job for job in map(values, order) if job in labels]
+
+
+def test_the_console_table_shows_the_swept_values_as_given(tmp_path, capsys):
+    """pandas printed a column of learning rates 1e-05 and 0.05 as 0.000010 and 0.050000 (1e-07 as 0.000000)."""
+    from dlbasics.sweep import summarize
+
+    for lr in ("1e-07", "1e-05", "0.05"):
+        job = tmp_path / f"optimizer.lr={lr}"
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- optimizer.lr={lr}\n")
+        (job / "metrics.json").write_text('{"status": "completed", "epochs": 1, "val/loss": 1.5}')
+    summarize(tmp_path, "val/loss", "min")
+    rows = capsys.readouterr().out.split("(min):\n", 1)[1].splitlines()[1:4]
+    assert sorted(row.split()[0] for row in rows) == ["0.05", "1e-05", "1e-07"] and "0.0000" not in "".join(rows)
+
+
 def test_a_failing_job_is_recorded_and_the_exit_status_says_so(sweep):
     _, result, summary = sweep
     failed = summary[summary.status == "failed"]

@@ -222,8 +222,9 @@ def _curves(job: Path, metric: str) -> list[float]:
     return []
 
 
-def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str):
-    """The monitored metric (the best checkpoint's) against each swept number, and the loss curves of every job."""
+def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str, order: list[str] | None = None):
+    """The monitored metric (the best checkpoint's) against each swept number, and the loss curves of every job:
+    in `order`, the jobs' names in the order the sweep ran them, that of the values given; else by the values."""
     from dlbasics.figures import plt
 
     numeric = [k for k in keys if pd.api.types.is_numeric_dtype(table[k]) and k != "seed"]
@@ -244,8 +245,12 @@ def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str):
         ax.set(xlabel=key, ylabel=monitor, title=f"{monitor} against {key}")
         ax.grid(alpha=0.3)
     curves, loss = axes[-1], monitor.split("/", 1)[0] + "/loss"  # train/loss for jobs without a val split
-    with contextlib.suppress(TypeError):  # the curves in the order of the swept values, where they have one
-        table = table.sort_values(keys, kind="stable") if keys else table
+    if order:
+        rank = {job: i for i, job in enumerate(dict.fromkeys(order))}
+        table = table.sort_values("job", key=lambda jobs: jobs.map(rank), kind="stable")
+    else:
+        with contextlib.suppress(TypeError):  # in the order of the swept values, where they have one
+            table = table.sort_values(keys, kind="stable") if keys else table
     labels = table[keys].apply(_text).radd([f"{k}=" for k in keys]).agg(", ".join, axis=1) if keys else table["job"]
     for job, label, job_status in zip(table["job"], labels, table["status"], strict=True):
         values = _curves(sweep_dir / job, loss) if job_status != "refused" else []  # a refused job's are not its own
@@ -286,6 +291,8 @@ def summarize(sweep_dir: Path, monitor: str, mode: str, jobs=None, refused=(), k
     table.to_csv(sweep_dir / "summary.csv", index=False)
     shown = table.drop(columns=[c for c in ("job", "error") if c in table])
     shown["epochs"] = shown["epochs"].astype(object).fillna("")  # Int64's <NA> takes no na_rep: blank, as the rest
+    for key in keys:  # as given: 1e-05, where pandas would round a column of them to 0.000010 (1e-07 to 0.000000)
+        shown[key] = _text(shown[key])
     count = f"{len(table)} job{'s' * (len(table) != 1)}"
     within = f" within each {' and '.join(apart)}" if apart else ""
     print(f"\nSweep of {count}, best first by {monitor} ({mode}){within}:\n{shown.to_string(index=False, na_rep='')}")
@@ -298,7 +305,7 @@ def summarize(sweep_dir: Path, monitor: str, mode: str, jobs=None, refused=(), k
         try:
             from dlbasics.figures import save
 
-            written.append(save(plot(table, keys, sweep_dir, monitor), sweep_dir / "summary.png"))
+            written.append(save(plot(table, keys, sweep_dir, monitor, jobs), sweep_dir / "summary.png"))
         except Exception as err:  # a picture must never cost the table
             print(f"summary.png not drawn: {err}", file=sys.stderr)
     print(f"Summary: {', '.join(map(str, written))}")
