@@ -198,6 +198,17 @@ def test_bad_options_are_named(make_csv, kwargs, message):
     assert message in str(err.value)
 
 
+def test_the_courses_data_from_another_directory_is_pointed_to(tmp_path, monkeypatch):
+    """python ~/dlbasics/train.py from another directory: data/iris.csv is the project's, not the directory's."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError) as err:
+        TabularData("data/iris.csv", "target")
+    assert str(err.value) == (
+        f"data.path: no file 'data/iris.csv' in {tmp_path}; the project's is {ROOT / 'data' / 'iris.csv'}. Run from "
+        f"the project's directory (cd {ROOT}), or give data.path={ROOT / 'data' / 'iris.csv'}"
+    )
+
+
 def test_non_numeric_feature(tmp_path):
     path = tmp_path / "t.csv"
     pd.DataFrame({"a": [1, 2, 3, 4], "colour": ["red", "blue", "red", "blue"], "y": [1.0, 2, 3, 4]}).to_csv(

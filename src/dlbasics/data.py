@@ -27,6 +27,7 @@ import torch
 from dlbasics.errors import UserError, first_line, is_number
 
 log = logging.getLogger("dlbasics")
+PROJECT = Path(__file__).resolve().parents[2]  # where data/ is, for a checkout installed with pip install -e
 
 TASKS = ("regression", "binary", "multiclass")
 MAX_CLASSES = 10  # an integer target with at most this many distinct values is taken as class labels
@@ -49,6 +50,11 @@ def read_csv(
         raise UserError(f"{option}: '{path}' is a directory. Give the path of a CSV file: {option}=path/to/file.csv")
     if not path.is_file():
         where = "" if path.is_absolute() else f" in {Path.cwd()}"  # relative: to where the command was started
+        if not path.is_absolute() and (PROJECT / path).is_file():  # the course's data/, from another directory
+            raise UserError(
+                f"{option}: no file '{path}'{where}; the project's is {PROJECT / path}. Run from the project's "
+                f"directory (cd {PROJECT}), or give {option}={PROJECT / path}"
+            )
         raise UserError(f"{option}: no file '{path}'{where}. Give the path of a CSV file: {option}=path/to/file.csv")
     try:
         frame = pd.read_csv(path, index_col=index_col)
