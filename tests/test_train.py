@@ -16,6 +16,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from dlbasics.data import TabularData
+from dlbasics.errors import UserError
 from dlbasics.losses import METRICS
 from dlbasics.run import OutputDirectory, cli, evaluate, load_learner, predict, train
 
@@ -553,6 +554,22 @@ def test_the_directory_option_of_the_other_mode_is_refused(tmp_path, monkeypatch
         getattr(OutputDirectory(), hook)(cfg)
     assert exit_.value.code == 2 and not any(tmp_path.iterdir())
     assert capsys.readouterr().err.startswith(f"error: {message}")
+
+
+def test_depth_or_width_beside_hidden_widths_is_refused(tmp_path, monkeypatch):
+    """model.hidden, from an experiment say, outweighs depth and width: -m model.depth=1,2,3 trained one model."""
+    from dlbasics.run import check_run_options
+
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # as in a run, whose overrides Hydra holds
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("train", ["model.hidden=[20,10]", "model.depth=3"], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with pytest.raises(UserError, match=r"^model.depth is not used: model.hidden=\[20, 10\] gives the hidden"):
+        check_run_options(cfg)
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("train", ["model.hidden=[20,10]"], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    check_run_options(cfg)  # hidden alone: the mlp config's depth and width are defaults, not given
 
 
 def test_the_model_is_summarized_in_full_once_in_a_process(tmp_path, caplog, monkeypatch):

@@ -651,6 +651,17 @@ def check_run_options(cfg: DictConfig) -> None:
         raise UserError(f"seed must be an integer from 0 to 2**32 - 1; got {cfg.seed!r}.")
     if cfg.threads is not None and (not is_number(cfg.threads, int) or cfg.threads < 0):
         raise UserError(f"threads must be a positive integer (0 or null: torch's default); got {cfg.threads!r}.")
+    given = (
+        {o.lstrip("+~").partition("=")[0] for o in HydraConfig.get().overrides.task}
+        if HydraConfig.initialized()
+        else ()
+    )
+    unused = sorted({"model.depth", "model.width"}.intersection(given))
+    if unused and cfg.model.get("hidden") is not None:  # a sweep of depth=1,2,3 trained one model three times
+        raise UserError(
+            f"{unused[0]} is not used: model.hidden={list(cfg.model.hidden)} gives the hidden layers' widths. Give "
+            "one or the other (model.hidden=null for depth and width)."
+        )
 
 
 class Trained(UserError):
