@@ -110,7 +110,7 @@ def test_help_shows_what_the_script_takes(monkeypatch, capsys, script, shows, no
             ["trainer.gradient_clip_val=1"],
             "trainer.gradient_clip_val is not supported: each minibatch takes its own optimizer step",
         ),
-        (["optimiser.lr=1"], "optimiser: no such key. Did you mean optimizer? `python train.py --cfg job` shows"),
+        (["optimiser.lr=1"], "optimiser.lr: no such key. Did you mean optimizer.lr? `python train.py --cfg job`"),
         (  # the course's words, and keys of another group
             ["optimizer.learning_rate=0.1"],
             "optimizer.learning_rate: no such key. Did you mean optimizer.lr? +optimizer.learning_rate=0.1 adds",
@@ -196,6 +196,29 @@ def test_a_key_added_that_nothing_reads_is_refused(monkeypatch, script, override
     with pytest.raises(UserError) as caught:
         check_added(cfg)
     assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    "script, overrides, message",
+    [
+        (  # ckpt_path= left out: "is not an override Hydra can read", and the grammar
+            "eval",
+            ["RUN/checkpoints/best.ckpt"],
+            "'RUN/checkpoints/best.ckpt' is not key=value: give it as ckpt_path=RUN/checkpoints/best.ckpt.",
+        ),
+        ("predict", ["ckpt_path=x.ckpt", "new.csv"], "'new.csv' is not key=value: give it as input=new.csv."),
+        ("train", ["0.01"], "'0.01' is not key=value: an option is key=value (seed=1)."),
+        (  # train.py's key in eval.py: "trainer: no such key. The config has: hydra, ckpt_path, accelerator, ..."
+            "eval",
+            ["ckpt_path=x.ckpt", "trainer.accelerator=cpu"],
+            "trainer.accelerator: no such key. Did you mean accelerator? `python eval.py --cfg job` shows every key.",
+        ),
+    ],
+)
+def test_what_each_script_cannot_compose_names_its_own_fix(script, overrides, message):
+    with pytest.raises(HydraException) as caught, initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        compose(script, overrides)
+    assert config_mistake(caught.value, f"python {script}.py", ROOT / "conf", REFUSED_KEYS) == message
 
 
 def test_a_sweep_job_refused_so_records_why(tmp_path, monkeypatch):

@@ -106,6 +106,15 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
         return f"{group}={name}: no such config.{near} Choose one of: {', '.join(err.options)}."
     if isinstance(err, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         key = cause.full_key  # model.widht=10: "Could not override 'model.widht'", not in the config
+        given = re.search(r"Could not override '([^']+)'", str(err))
+        if given and given[1].startswith(f"{key}."):  # trainer.accelerator in eval.py: no trainer, an accelerator
+            near = (
+                exactly_named(cause.parent_node._get_root(), given[1].rpartition(".")[2]) if cause.parent_node else []
+            )
+            if near:
+                return (
+                    f"{given[1]}: no such key. Did you mean {' or '.join(near)}? `{command} --cfg job` shows every key."
+                )
         if key in (refused or {}):  # trainer.fast_dev_run=true: not "+trainer.fast_dev_run adds it", then refused
             return refused[key]
         parent, _, name = key.rpartition(".")
@@ -126,6 +135,12 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
             + (f" {append.group(1) if append else '+' + key + '=...'} adds a new key;" if read(node) else "")
             + f" `{command} --cfg job` shows every key."
         )
+    if isinstance(err, OverrideParseException) and "=" not in err.override:  # eval.py RUN/checkpoints/best.ckpt
+        files = {".ckpt": "ckpt_path", ".csv": {"python train.py": "data.path", "python predict.py": "input"}}
+        option = files.get(Path(err.override).suffix, "")
+        option = option if isinstance(option, str) else option.get(command, "data_path")
+        fix = f"give it as {option}={as_typed(err.override)}" if option else "an option is key=value (seed=1)"
+        return f"{err.override!r} is not key=value: {fix}."
     if isinstance(err, OverrideParseException):
         key, _, value = err.override.partition("=")
         # a sweep job's path (.../optimizer.lr=0.1/...), a column name in another script (data.target=価格)
