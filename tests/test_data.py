@@ -69,6 +69,15 @@ def test_integer_labels_taken_as_classes_are_said_so(tmp_path, caplog):
     ]
 
 
+def test_labels_of_many_classes_are_not_said_to_be_a_quantity(tmp_path, caplog):
+    """Their codes (0 to 11) are whole numbers: a check meant for a numeric target said 'data.task: regression'."""
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"x": np.arange(240) / 2, "y": [f"c{i % 12}" for i in range(240)]}).to_csv(path, index=False)
+    with caplog.at_level("INFO", logger="dlbasics"):
+        assert TabularData(path, "y").meta["task"] == "multiclass"
+    assert caplog.messages == []
+
+
 @pytest.mark.parametrize(
     "header, row, message",
     [

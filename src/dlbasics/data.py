@@ -734,7 +734,12 @@ class TabularData(L.LightningDataModule):
                 f"data.task: {self.meta['task']}, as the target '{target}' holds {len(classes)} distinct whole "
                 f"numbers (at most {MAX_CLASSES} are classes); data.task=regression takes them as a quantity"
             )
-        elif task is None and len(targets) == 1 and MAX_CLASSES < _whole_numbers(y) <= len(y) / 2:
+        elif (
+            task is None
+            and self.meta["task"] == "regression"
+            and len(targets) == 1
+            and (MAX_CLASSES < _whole_numbers(y) <= len(y) / 2)
+        ):
             log.info(
                 f"data.task: regression, as the target '{target}' holds {_whole_numbers(y)} distinct whole numbers "
                 f"(more than {MAX_CLASSES} are a quantity); data.task=multiclass takes them as classes"
