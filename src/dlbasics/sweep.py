@@ -291,8 +291,8 @@ def summarize(sweep_dir: Path, monitor: str, mode: str, jobs=None, refused=(), k
     table.to_csv(sweep_dir / "summary.csv", index=False)
     shown = table.drop(columns=[c for c in ("job", "error") if c in table])
     shown["epochs"] = shown["epochs"].astype(object).fillna("")  # Int64's <NA> takes no na_rep: blank, as the rest
-    for key in keys:  # as given: 1e-05, where pandas would round a column of them to 0.000010 (1e-07 to 0.000000)
-        shown[key] = _text(shown[key])
+    for key in keys:  # 1e-05, where pandas would round a column of them to 0.000010 (1e-07 to 0.000000); 6 digits
+        shown[key] = _text(shown[key].map(lambda v: float(f"{v:.6g}") if isinstance(v, float) else v))
     count = f"{len(table)} job{'s' * (len(table) != 1)}"
     within = f" within each {' and '.join(apart)}" if apart else ""
     print(f"\nSweep of {count}, best first by {monitor} ({mode}){within}:\n{shown.to_string(index=False, na_rep='')}")
