@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 import dlbasics.sweep
 from dlbasics.run import train
-from dlbasics.sweep import REFUSAL, REFUSED, SUMMARY, SweepSummary, by_seed
+from dlbasics.sweep import REFUSAL, REFUSED, SWEEP_FILES, SweepSummary, by_seed
 
 from .conftest import CONF, make_cfg, read_metrics, run_script
 
@@ -158,7 +158,7 @@ def sweep_again(sweep_dir, launcher: str):
 
 
 def sweep_files(sweep_dir):
-    return {name: (sweep_dir / name).read_bytes() for name in SUMMARY if (sweep_dir / name).is_file()}
+    return {name: (sweep_dir / name).read_bytes() for name in SWEEP_FILES if (sweep_dir / name).is_file()}
 
 
 def test_a_sweep_again_into_its_directory_refuses_its_jobs_and_keeps_what_they_left(sweep, request, tmp_path):

@@ -252,15 +252,21 @@ def feature_matrix(frame: pd.DataFrame, features: list[str], option: str = "data
     return _check_finite(frame[features], option)
 
 
+def _column_names(value, option: str, what: str) -> list[str]:
+    """An option's column names, one or a list, each named once; as strings, as a CSV's column names are
+    (data.target=3 names the column '3')."""
+    names = [str(v) for v in (value if isinstance(value, Iterable) and not isinstance(value, str) else [value])]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"{option}: {twice} listed more than once; name each {what} column once.")
+    return names
+
+
 def target_names(target) -> list[str]:
     """data.target as a list of column names: one, or several for a regression of several values (course 2.2)."""
-    targets = list(target) if isinstance(target, Iterable) and not isinstance(target, str) else [target]
-    targets = [str(t) for t in targets]  # a CSV's column names are strings: data.target=3 names the column '3'
+    targets = _column_names(target, "data.target", "target")
     if not targets:
         raise UserError("data.target is empty: name the target column, or a list of them for a regression.")
-    twice = sorted({t for t in targets if targets.count(t) > 1})
-    if twice:
-        raise UserError(f"data.target: {twice} listed more than once; name each target column once.")
     return targets
 
 
@@ -278,12 +284,9 @@ def feature_names(frame: pd.DataFrame, targets: list[str], features=None) -> lis
         ]
         if not features:
             raise UserError(f"no numeric feature column besides {besides}. The columns are: {_columns(frame)}.")
-    features = [str(f) for f in ([features] if isinstance(features, str) else features)]
+    features = _column_names(features, "data.features", "feature")
     if not features:
         raise UserError("data.features is empty: name the feature columns, or null for every numeric column.")
-    twice = sorted({f for f in features if features.count(f) > 1})
-    if twice:
-        raise UserError(f"data.features: {twice} listed more than once; name each feature column once.")
     for target in targets:
         if target in features:
             raise UserError(f"data.features: '{target}' is the target; leave it out of the features.")

@@ -136,9 +136,8 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
             + f" `{command} --cfg job` shows every key."
         )
     if isinstance(err, OverrideParseException) and "=" not in err.override:  # eval.py RUN/checkpoints/best.ckpt
-        files = {".ckpt": "ckpt_path", ".csv": {"python train.py": "data.path", "python predict.py": "input"}}
-        option = files.get(Path(err.override).suffix, "")
-        option = option if isinstance(option, str) else option.get(command, "data_path")
+        csv = {"python train.py": "data.path", "python predict.py": "input"}.get(command, "data_path")
+        option = {".ckpt": "ckpt_path", ".csv": csv}.get(Path(err.override).suffix)
         fix = f"give it as {option}={as_typed(err.override)}" if option else "an option is key=value (seed=1)"
         return f"{err.override!r} is not key=value: {fix}."
     if isinstance(err, OverrideParseException):

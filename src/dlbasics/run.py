@@ -54,7 +54,7 @@ from dlbasics.errors import (
 )
 from dlbasics.losses import HIGHER_IS_BETTER, METRICS
 from dlbasics.module import Learner
-from dlbasics.sweep import TWICE, end_stopped_sweep, given_twice, status
+from dlbasics.sweep import ENDED, TWICE, end_stopped_sweep, given_twice, status
 
 log = logging.getLogger("dlbasics")
 
@@ -92,6 +92,16 @@ def output_dir() -> str:
 OmegaConf.register_new_resolver("output_dir", output_dir, replace=True)  # train.yaml's run_dir: ${output_dir:}
 
 
+def given_keys(overrides) -> set[str]:
+    """The keys a list of overrides sets, adds or takes out (key=..., +key=..., ~key)."""
+    return {o.lstrip("+~").partition("=")[0] for o in overrides}
+
+
+def ddp_process() -> bool:
+    """Whether this is a process Lightning started for DDP (rank 1 and up), which runs under its parent's checks."""
+    return os.environ.get("LOCAL_RANK", "0") != "0"
+
+
 def sweeping() -> bool:
     """Whether this is a job of a Hydra multirun (`-m`)."""
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
@@ -109,8 +119,8 @@ def ddp_processes_command(local_rank: int) -> tuple[list[str], str]:
         return _ddp_processes_command(local_rank)
     hydra = HydraConfig.get()
     run = [f"hydra.run.dir={as_typed(hydra.runtime.output_dir)}", f"hydra.job.name=train_ddp_process_{local_rank}"]
-    script = os.path.join(hydra.runtime.cwd, sys.argv[0])
-    return [sys.executable, script, *hydra.overrides.task, *run, "hydra.output_subdir=null"], hydra.runtime.cwd
+    command = [sys.executable, to_absolute_path(sys.argv[0]), *hydra.overrides.task, *run, "hydra.output_subdir=null"]
+    return command, hydra.runtime.cwd
 
 
 subprocess_script._hydra_subprocess_cmd = ddp_processes_command
@@ -255,7 +265,7 @@ class OutputDirectory(Callback):
 
 def _check_directory_option(config: DictConfig, given: str, used: str, mode: str) -> None:
     """hydra.run.dir in a sweep, or hydra.sweep.dir in a run, which Hydra ignores: the runs went elsewhere."""
-    if any(o.partition("=")[0].lstrip("+") == given for o in config.hydra.overrides.hydra):
+    if given in given_keys(config.hydra.overrides.hydra):
         refuse(f"{given} is not used by {mode}, which goes to {used}: give {used}=... instead.")
 
 
@@ -263,7 +273,7 @@ def _check_no_search(config: DictConfig) -> None:
     """A sweeper other than Hydra's basic one (hparams_search=iris_optuna) searches in a sweep (-m) only: without
     -m, Hydra would run one job of the default options, and say nothing of the search."""
     choices = config.hydra.runtime.choices
-    if choices["hydra/sweeper"] != "basic" and os.environ.get("LOCAL_RANK", "0") == "0":  # not a DDP job's process
+    if choices["hydra/sweeper"] != "basic" and not ddp_process():
         search = choices.get("hparams_search")
         given = f"hparams_search={search}" if search else f"hydra/sweeper={choices['hydra/sweeper']}"
         command = python_command(Path(sys.argv[0]).name, "-m", *sys.argv[1:])
@@ -272,13 +282,13 @@ def _check_no_search(config: DictConfig) -> None:
 
 def _check_hydra_options(config: DictConfig, option: str) -> None:
     # Hydra writes no .hydra/ record of the run's config and overrides; Lightning's DDP processes ask for that
-    if config.hydra.output_subdir is None and os.environ.get("LOCAL_RANK", "0") == "0":
+    if config.hydra.output_subdir is None and not ddp_process():
         refuse(
             "hydra.output_subdir=null is not supported by train.py: a run's resume line and a sweep's summary "
             "read its .hydra/ record. Leave it out."
         )
     # run_dir is where Hydra puts the run (its .hydra/ record, train.log): another would split the run in two
-    if any(o.lstrip("+~").partition("=")[0] == "run_dir" for o in config.hydra.overrides.task):
+    if "run_dir" in given_keys(config.hydra.overrides.task):
         refuse(f"run_dir is Hydra's directory for the run, its record and log too: give {option}=... instead.")
 
 
@@ -618,7 +628,7 @@ def check_free(run_dir: Path, resuming: bool) -> dict | None:
         if sweeping() and given_twice(run_dir):
             raise UserError(f"{run_dir.name}: {TWICE}.")
         option, whose = ("hydra.sweep.dir", "the sweep") if sweeping() else ("hydra.run.dir", "this run")
-        ended = status(held) in ("completed", "diverged")  # resumed, it would only train more epochs
+        ended = status(held) in ENDED
         way = (
             "Train it more epochs with ckpt_path=last trainer.max_epochs=..."
             if ended
@@ -651,11 +661,7 @@ def check_run_options(cfg: DictConfig) -> None:
         raise UserError(f"seed must be an integer from 0 to 2**32 - 1; got {cfg.seed!r}.")
     if cfg.threads is not None and (not is_number(cfg.threads, int) or cfg.threads < 0):
         raise UserError(f"threads must be a positive integer (0 or null: torch's default); got {cfg.threads!r}.")
-    given = (
-        {o.lstrip("+~").partition("=")[0] for o in HydraConfig.get().overrides.task}
-        if HydraConfig.initialized()
-        else ()
-    )
+    given = given_keys(HydraConfig.get().overrides.task) if HydraConfig.initialized() else set()
     unused = sorted({"model.depth", "model.width"}.intersection(given))
     if unused and cfg.model.get("hidden") is not None:  # a sweep of depth=1,2,3 trained one model three times
         raise UserError(
@@ -771,7 +777,7 @@ def train(cfg: DictConfig) -> dict:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         data, learner, trainer = build(cfg, run_dir)
-        ended = held is None or status(held) in ("completed", "diverged")  # or stopped before its outputs
+        ended = held is None or status(held) in ENDED  # or stopped before its outputs
         try:
             ckpt_path, step = resume_from(cfg.ckpt_path, trainer, learner, ended) if cfg.ckpt_path else (None, 0)
         except Trained:

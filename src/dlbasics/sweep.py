@@ -53,8 +53,12 @@ SWEPT = ".swept"  # the keys the sweep varies: its jobs' directories are named b
 JOBS = ".jobs"  # the sweep's jobs, each written as it starts (so a job killed later is one of them)
 REFUSED = ".refused"  # its jobs that found their directory holding a run, and left it as it was
 REFUSAL = "its directory already held a run, left as it was; see its error above"
-SUMMARY = ("summary.csv", "summary.png", "summary_seeds.csv", "multirun.yaml")  # the sweep's own files
+SUMMARY = ("summary.csv", "summary.png", "summary_seeds.csv")  # what summarize writes
+SWEEP_FILES = (*SUMMARY, "multirun.yaml")  # and Hydra's record of the sweep: kept where none of its jobs ran
 TWICE = "the same job as another of this sweep (a value given twice): it did not run"
+
+
+ENDED = ("completed", "diverged")  # a run that trained its epochs and wrote its outputs: resumed, it trains more
 
 
 def status(metrics: dict) -> str | None:
@@ -270,7 +274,7 @@ def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str, or
 def summarize(sweep_dir: Path, monitor: str, mode: str, jobs=None, refused=(), keys=None) -> pd.DataFrame:
     """Writes and prints the summary of the jobs `collect` reads; keys: the swept ones (by default, those whose
     values differ between jobs), each a column."""
-    for name in SUMMARY[:-1]:  # an earlier sweep's, into this directory
+    for name in SUMMARY:  # an earlier sweep's, into this directory
         (sweep_dir / name).unlink(missing_ok=True)
     table = collect(sweep_dir, jobs, refused)
     if table.empty:
@@ -373,7 +377,7 @@ class SweepSummary(Callback):
             for run in sweep_dir.iterdir()
             if (run / "metrics.json").is_file()
         }
-        self._earlier = {name: (sweep_dir / name).read_bytes() for name in SUMMARY if (sweep_dir / name).is_file()}
+        self._earlier = {n: (sweep_dir / n).read_bytes() for n in SWEEP_FILES if (sweep_dir / n).is_file()}
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:  # a run alone: Hydra calls this for it too
