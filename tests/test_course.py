@@ -239,3 +239,5 @@ def test_course_figures(tmp_path):
     for path in paths:
         with Image.open(path) as image:
             assert image.format == "PNG" and min(image.size) >= 300
+            colours = image.convert("RGB").getcolors(maxcolors=1 << 16)  # None: more than that
+            assert colours is None or len(colours) > 16  # curves, axes and text drawn, not a blank canvas

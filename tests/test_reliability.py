@@ -149,7 +149,7 @@ def test_a_run_that_failed_before_it_trained_leaves_its_directory_to_the_command
     assert f"'{tmp_path}' already holds a run" in capsys.readouterr().err
 
 
-def test_a_resume_with_the_data_scaled_otherwise_is_refused(tmp_path, capsys):
+def test_a_resume_with_the_data_scaled_otherwise_or_another_loss_is_refused(tmp_path, capsys):
     """Its weights stand for the units they were trained in: data.standardize=false after true, or a checkpoint of
     a version that did not scale the target, resumed to test r2 -1.25 and -448, as completed."""
     train(make_cfg(tmp_path, "data=boston", "logger=none", "trainer.max_epochs=2"))
@@ -159,6 +159,12 @@ def test_a_resume_with_the_data_scaled_otherwise_is_refused(tmp_path, capsys):
         "holds a model trained with other options (its data scaled otherwise (data.standardize"
         in capsys.readouterr().err
     )
+    # chapter 1's sum after the mean: its best val/loss (an MSE of 42) would stay best against sums in the 1000s
+    with pytest.raises(SystemExit):
+        cli(train, make_cfg(tmp_path, "data=boston", "logger=none", "loss=sse", "ckpt_path=last"))
+    assert "holds a model trained with other options (loss=auto)" in capsys.readouterr().err
+    # the loss that auto stands for is the same one
+    assert train(make_cfg(tmp_path, "data=boston", "logger=none", "loss=mse", "ckpt_path=last"))["epochs"] == 3
 
 
 def test_a_resume_on_other_data_of_the_same_sizes_is_refused(tmp_path, make_csv, capsys):
@@ -193,6 +199,9 @@ def test_a_resume_refused_before_training_leaves_the_run_as_it_ended(tmp_path, c
         (["optimizer.lr=0.01"], "holds a model trained with other options (optimizer.lr=0.001). Resume with"),
         (["optimizer=sgd"], "holds a model trained with other options (optimizer._target_=torch.optim.Adam)."),
         (["data.split_seed=3"], "holds a model trained with other options (data.split_seed=0)"),  # other rows
+        # another batch order: not the run it continues; its best val/loss and the new ones in other units
+        (["seed=7"], "holds a model trained with other options (seed=42)"),
+        (["data.batch_size=32"], "holds a model trained with other options (data.batch_size=16)"),
         (  # an optimizer's options are checked as the run is built, before the resume trains
             ["optimizer=sgd", "optimizer._target_=torch.optim.LBFGS", "~optimizer.momentum", "~optimizer.weight_decay"],
             "optimizer._target_: LBFGS is not supported",

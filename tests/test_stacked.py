@@ -220,3 +220,25 @@ def test_stacked_jobs_log_to_a_file_only_where_the_job_logging_does(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "2 jobs trained side by side" in result.stdout and len(list(tmp_path.glob("*/metrics.json"))) == 2
     assert not list(tmp_path.glob("*/*.log"))  # as Hydra's console job logging writes none for a run alone
+
+
+def test_a_stacked_job_writes_a_weights_only_checkpoint_beside_a_full_one_as_alone(tmp_path, capsys):
+    """The stack's checkpoint was taken once a step whatever was asked for: a full checkpoint after a weights-only
+    one at the same step failed every job (KeyError 'optimizer_states'); the other way, weights only held all."""
+    from dlbasics.stacked import train_stacked
+
+    full = "{_target_: dlbasics.callbacks.Checkpoints, dirpath: '${run_dir}/full', filename: full, monitor: val/acc"
+    full += ", mode: max}"
+    common = ["logger=none", "trainer.max_epochs=3", "+callbacks.model_checkpoint.save_weights_only=true"]
+    common.append(f"+callbacks.full={full}")
+    stacked = train_stacked([make_cfg(tmp_path / lr, *common, f"optimizer.lr={lr}") for lr in ("0.003", "0.03")])
+    alone = train(make_cfg(tmp_path / "alone", *common, "optimizer.lr=0.03"))
+    assert [m["status"] for m in stacked] == ["completed", "completed"] == [alone["status"], "completed"]
+    for run in (tmp_path / "0.03", tmp_path / "alone"):
+        weights = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+        whole = torch.load(run / "full" / "full.ckpt", weights_only=True)
+        assert "optimizer_states" not in weights and "optimizer_states" in whole
+    again = [make_cfg(tmp_path / f"twice{lr}", *common[:2], "+callbacks.again=${callbacks.model_checkpoint}")
+             for lr in ("0.003", "0.03")]  # fmt: skip
+    assert train_stacked(again) == [None, None]  # as alone: Lightning refuses two callbacks of one state
+    assert "callbacks.again is callbacks.model_checkpoint again" in capsys.readouterr().err

@@ -121,7 +121,7 @@ def test_several_targets_are_a_regression_with_an_output_neuron_each(tmp_path, m
     """The course, 2.2: "when regression is at stake, the number of neurons in the output layer is equal to the
     number of features to be predicted by the model". Each target is learnt in its own units; the metrics are
     scikit-learn's over all of them (r2 the mean of the targets')."""
-    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score, root_mean_squared_error
 
     path = make_csv(n=300, kind="regression")
     frame = pd.read_csv(path).eval("z = 1e6 * (f0 - f1) + 5e7")  # another quantity, in millions
@@ -138,6 +138,7 @@ def test_several_targets_are_a_regression_with_an_output_neuron_each(tmp_path, m
     assert metrics["test/r2"] == pytest.approx(r2_score(y, predicted), abs=1e-4)
     assert metrics["test/loss"] == pytest.approx(mean_squared_error(y, predicted), rel=1e-4)
     assert metrics["test/mae"] == pytest.approx(mean_absolute_error(y, predicted), rel=1e-4)
+    assert metrics["test/rmse"] == pytest.approx(root_mean_squared_error(y, predicted), rel=1e-4)  # each target's
     assert evaluate(make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", config="eval"))["test/r2"] == (
         pytest.approx(metrics["test/r2"], rel=1e-6)
     )
@@ -175,6 +176,10 @@ def test_eval_finds_moved_data_with_data_path_and_refuses_other_data(tmp_path, m
     with pytest.raises(SystemExit):
         cli(evaluate, make_cfg(tmp_path, ckpt, f"data_path={tmp_path / 'sorted.csv'}", config="eval"))
     assert "sorted.csv' has other test rows than the CSV this checkpoint was trained on" in capsys.readouterr().err
+    pd.read_csv(moved).eval("f2 = 10 * f2").to_csv(tmp_path / "changed.csv", index=False)  # a feature not the first
+    with pytest.raises(SystemExit):
+        cli(evaluate, make_cfg(tmp_path, ckpt, f"data_path={tmp_path / 'changed.csv'}", config="eval"))
+    assert "changed.csv' has other test rows than the CSV this checkpoint was trained on" in capsys.readouterr().err
 
     iris = train(make_cfg(tmp_path / "iris", "logger=none"))  # classes sorted by a feature keep their labels' order
     frame = pd.read_csv(ROOT / "data" / "iris.csv", index_col=0).sort_values(["target", "petal length (cm)"])

@@ -23,6 +23,11 @@ HIGHER_IS_BETTER = ("acc", "r2")  # the others are better lower
 ALL_OUTPUTS = ("auto", "identity", "relu", "sigmoid", "softmax")
 
 
+def loss_for(task: str, loss: str) -> str:
+    """The loss that `loss` names for a task: auto is the task's own."""
+    return LOSSES[task][0] if loss == "auto" else loss
+
+
 class Objective(nn.Module):
     """What a model is trained for: its loss, its output activation and the metrics of its task.
 
@@ -55,7 +60,7 @@ class Objective(nn.Module):
                 f"model.output_activation must be one of {', '.join(ALL_OUTPUTS)}; got {output_activation!r}."
             )
         self.task = task
-        self.loss = LOSSES[task][0] if loss == "auto" else loss
+        self.loss = loss_for(task, loss)
         self.output_activation = OUTPUT_ACTIVATIONS[task][0] if output_activation == "auto" else output_activation
         if self.loss not in LOSSES[task]:
             fits = ", ".join(LOSSES[task])
@@ -127,7 +132,7 @@ class Objective(nn.Module):
             out["acc"] = sums["correct"] / rows
         if "ae" in sums:
             se, targets = sums["se"], sums["se"].shape[-1]
-            out["rmse"] = (se.sum(-1) / (rows * targets)).sqrt()
+            out["rmse"] = (se / rows).sqrt().mean(-1)  # each target's, averaged, as scikit-learn's
             out["mae"] = sums["ae"] / (rows * targets)
             total = sums["y2"] - sums["y"].square() / rows  # each target's sum of squares about the split's mean
             # As scikit-learn's r2_score: a target without variance scores 1.0 if fitted exactly, else 0.0.

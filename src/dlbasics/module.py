@@ -90,8 +90,10 @@ def check_optimizer(cfg: dict, params) -> None:
 
 
 class Learner(L.LightningModule):
-    def __init__(self, data: dict, model: dict, optimizer: dict, loss: str = "auto"):
+    def __init__(self, data: dict, model: dict, optimizer: dict, loss: str = "auto", seed: int | None = None):
         super().__init__()
+        # `seed` (the run's: its first weights and its batch order) is only recorded, so that a checkpoint says
+        # it and a resume keeps it; None in the checkpoints of versions that did not record it
         self.save_hyperparameters(logger=False)
         # The step a student writes by hand (Lightning's manual optimization), about a millisecond a step
         # cheaper than the automatic closure; Trainer-level gradient clipping and accumulation do not apply.
@@ -204,9 +206,6 @@ class Learner(L.LightningModule):
         else:
             optimizer.step()
 
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
 
@@ -273,9 +272,6 @@ class Learner(L.LightningModule):
                 # A diverged model stops here rather than training on NaN for the remaining epochs.
                 member.diverged_epoch = self.current_epoch
                 member.trainer.should_stop = True
-
-    def on_validation_epoch_end(self):  # trainer.validate()
-        self._log_epoch("val")
 
     def on_test_epoch_end(self):
         self._log_epoch("test")

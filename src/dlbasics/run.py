@@ -36,6 +36,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.strategies.launchers import subprocess_script
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dlbasics.data import TabularData, feature_matrix, header, read_csv, scale, target_names
@@ -52,7 +53,7 @@ from dlbasics.errors import (
     say_error,
     user_mistake,
 )
-from dlbasics.losses import HIGHER_IS_BETTER, METRICS
+from dlbasics.losses import HIGHER_IS_BETTER, METRICS, loss_for
 from dlbasics.module import Learner
 from dlbasics.sweep import ENDED, TWICE, end_stopped_sweep, given_twice, status
 
@@ -439,7 +440,9 @@ def check_output_range(output_activation: str, data: TabularData) -> None:
 
 def build_learner(cfg: DictConfig, data: TabularData) -> Learner:
     check_output_range(cfg.model.get("output_activation", "auto"), data)
-    return Learner(data=data.meta, model=plain(cfg.model), optimizer=plain(cfg.optimizer), loss=cfg.loss.name)
+    return Learner(
+        data=data.meta, model=plain(cfg.model), optimizer=plain(cfg.optimizer), loss=cfg.loss.name, seed=cfg.seed
+    )
 
 
 # Trainer options of Lightning's batch loop and automatic optimization, with their defaults and why they have
@@ -510,7 +513,7 @@ def build_outputs(cfg: DictConfig, data: TabularData) -> tuple[list, list]:
     """A run's callbacks and loggers; without a val split, the monitored val/X follows train/X, in every
     callback that monitors it (also where its config was resolved before, as a stacked job's is)."""
     check_monitor(cfg.monitor, data)
-    given, follows, callbacks = cfg.monitor.metric, {}, []
+    given, follows, callbacks, states = cfg.monitor.metric, {}, [], {}
     if not data.has("val"):
         cfg.monitor.metric = follows["monitor"] = "train/" + given.split("/", 1)[1]
     for name, c in (cfg.callbacks or {}).items():
@@ -519,6 +522,16 @@ def build_outputs(cfg: DictConfig, data: TabularData) -> tuple[list, list]:
             check_measured(monitor, data, f"callbacks.{name}.monitor")
         if c:
             callbacks.append(_made(c, f"callbacks.{name}", L.Callback, **(follows if monitor == given else {})))
+            # a checkpoint holds each callback's state under its state_key: Lightning refuses two alike (at the
+            # Trainer, in a traceback; a stacked job's callbacks never reach it)
+            state = callbacks[-1].state_key
+            if is_overridden("state_dict", instance=callbacks[-1], parent=L.Callback) and state in states:
+                raise UserError(
+                    f"callbacks.{name} is callbacks.{states[state]} again ({type(callbacks[-1]).__name__} of the same "
+                    "monitor and mode), whose state a checkpoint could not tell apart. Give it another monitor or "
+                    "mode, or leave it out."
+                )
+            states[state] = name
             why = [why for kind, why in UNSUPPORTED_CALLBACKS.items() if isinstance(callbacks[-1], kind)]
             if why:
                 raise UserError(f"callbacks.{name} is not supported: {why[0]}.")
@@ -692,11 +705,16 @@ def resume_from(ckpt_path: str, trainer, learner: Learner, ended: bool = True) -
     was = [f"model.{k}={v}" for k, v in saved["model"].items() if ours["model"].get(k) != v]
     was += [f"data.{k}={saved['data'].get(k)}" for k in data if saved["data"].get(k) != ours["data"][k]]
     source = saved["data"].get("source", ours["data"]["source"])  # which rows it trained on
-    was += [
-        f"data.{k}={source[k]}"
-        for k in ("val_fraction", "test_fraction", "split_seed")
-        if source[k] != ours["data"]["source"][k]
+    was += [  # and in what batches
+        f"data.{k}={source.get(k)}"
+        for k in ("val_fraction", "test_fraction", "split_seed", "batch_size")
+        if source.get(k, ours["data"]["source"][k]) != ours["data"]["source"][k]
     ]
+    if saved.get("seed", ours["seed"]) != ours["seed"]:  # its batch order; none recorded in older checkpoints
+        was += [f"seed={saved['seed']}"]
+    task = saved["data"]["task"]
+    if loss_for(task, saved.get("loss", "auto")) != loss_for(task, ours["loss"]):  # its best's loss too, in its units
+        was += [f"loss={saved.get('loss', 'auto')}"]
     # its optimizer's state holds the options it was made with (torch restores lr, betas, ... from it): another
     # class would not load, another learning rate would be recorded and not used
     if saved["optimizer"]["_target_"] != ours["optimizer"]["_target_"]:

@@ -137,7 +137,7 @@ class Stacked(Learner):
         self.objective = members[0].objective
         self._sums, self._rows = {}, {}
         self.views: list[Member] = []
-        self._dumped: tuple[int, dict] | None = None
+        self._dumped: dict[bool, tuple[int, dict]] = {}  # weights_only: (step, checkpoint)
         # Each parameter of the members, stacked: shape (members, *shape), in the order of named_parameters.
         self._names = [name for name, _ in members[0].model.named_parameters()]
         self.stacked = nn.ParameterList(
@@ -207,10 +207,13 @@ class Stacked(Learner):
         return [(v.index, v.lightning_module) for v in self.views if not (fitting and v.stopped_at)]
 
     def dump_checkpoint(self, weights_only: bool) -> dict:
-        """The run's checkpoint (loops, epoch, step), taken once a step and shared by the members' own."""
-        if self._dumped is None or self._dumped[0] != self.trainer.global_step:
-            self._dumped = self.trainer.global_step, self.trainer._checkpoint_connector.dump_checkpoint(weights_only)
-        return self._dumped[1]
+        """The run's checkpoint (loops, epoch, step), taken once a step (of each kind: with the optimizer's state,
+        or weights only) and shared by the members' own."""
+        step, dumped = self._dumped.get(weights_only, (None, None))
+        if step != self.trainer.global_step:
+            dumped = self.trainer._checkpoint_connector.dump_checkpoint(weights_only)
+            self._dumped[weights_only] = self.trainer.global_step, dumped
+        return dumped
 
     def optimizer_state(self, index: int, state: dict) -> dict:
         """Member `index`'s part of the optimizer's state_dict, numbered as its own optimizer would number it."""
