@@ -119,6 +119,12 @@ def test_a_column_of_numbers_with_values_that_are_not_is_refused_not_left_out(tm
             UserError, match="column 'price' holds numbers written as text \\(for example '1,000,000'\\)"
         ):
             TabularData(path, "price", task=task)
+    pd.DataFrame({"x": np.arange(60.0), "rate": [f"{i / 2:.1f}%" for i in range(60)]}).to_csv(path, index=False)
+    for task in (None, "regression"):
+        with pytest.raises(UserError, match="column 'rate' holds numbers written as text \\(for example '0.0%'\\)"):
+            TabularData(path, "rate", task=task)
+    with pytest.raises(UserError, match="data.features: column 'rate' holds numbers written as text"):
+        TabularData(path, "x")  # a feature too: refused, not left out among the columns of text
 
 
 def test_string_labels_are_encoded_and_their_names_kept(make_csv):

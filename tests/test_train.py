@@ -166,6 +166,10 @@ def test_eval_finds_moved_data_with_data_path_and_refuses_other_data(tmp_path, m
     with pytest.raises(SystemExit):
         cli(evaluate, make_cfg(tmp_path, ckpt, config="eval"))
     assert f"data_path: no file '{path}', the CSV this checkpoint was trained on" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli(evaluate, make_cfg(tmp_path, ckpt, f"data_path={tmp_path / 'nope.csv'}", config="eval"))
+    nope = f"data_path: no file '{tmp_path / 'nope.csv'}'. Give the path of the CSV this checkpoint was trained on"
+    assert f"{nope}, '{path}'" in capsys.readouterr().err
     again = evaluate(make_cfg(tmp_path, ckpt, f"data_path={moved}", config="eval"))
     assert again["test/rmse"] == pytest.approx(metrics["test/rmse"], rel=1e-6)
     pd.read_csv(moved).head(70).to_csv(tmp_path / "fewer.csv", index=False)
@@ -252,12 +256,15 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
     words, semicolons = tmp_path / "words.csv", tmp_path / "semicolons.csv"
     words.write_text("f0,f1,f2\n1.5,2,3\n0.5,abc,1\n")
     semicolons.write_text("f0;f1;f2\n1.5;2;3\n")
+    (decimal_commas := tmp_path / "decimal_commas.csv").write_text("f0;f1;f2\n1,5;2,25;3\n")  # a European CSV
     (header := tmp_path / "header.csv").write_text("f0,f1,f2\n")
     kept = {p: p.read_bytes() for p in (path, Path(metrics["checkpoint"]))}
     cases = [
         ([f"input={tmp_path / 'none.csv'}"], "input: no file"),
         ([f"input={words}"], "input: column 'f1' holds numbers, and 1 row with a value that is not (first 'abc', at"),
         ([f"input={semicolons}"], "Its fields look separated by ';', not commas"),
+        ([f"input={decimal_commas}"], "input: the fields of '"),  # not 'a comma at the end of each row'
+        ([f"input={decimal_commas}"], "decimal_commas.csv' look separated by ';', not commas: save it as comma-"),
         ([f"input={words}", f"output={tmp_path / 'no' / 'out.csv'}"], "output: no directory"),
         ([f"input={words}", f"output={words}"], "is the input file"),
         ([f"input={words}", f"output={tmp_path}"], f"output: '{tmp_path}' is a directory; give a file in it"),
@@ -575,6 +582,33 @@ def test_depth_or_width_beside_hidden_widths_is_refused(tmp_path, monkeypatch):
         cfg = compose("train", ["model.hidden=[20,10]"], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     check_run_options(cfg)  # hidden alone: the mlp config's depth and width are defaults, not given
+
+
+def test_a_csv_of_ones_own_without_data_csv_is_refused(tmp_path, monkeypatch, make_csv):
+    """Forgetting data=csv read the file with iris's settings: its first column taken as the index (a feature
+    gone without a word), its target taken as classes."""
+    from dlbasics.run import check_run_options
+
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)
+    path = make_csv(kind="regression")
+    for overrides, refused in [
+        ([f"data.path={path}", "data.target=y"], True),
+        ([f"data.path={ROOT / 'data' / 'iris.csv'}"], False),  # the course's file, from another directory
+        (["data=iris", f"data.path={path}", "data.target=y"], False),  # iris's settings, asked for
+        (["data=csv", f"data.path={path}", "data.target=y"], False),
+    ]:
+        with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+            cfg = compose("train", overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        if refused:
+            with pytest.raises(
+                UserError,
+                match=r"^data.path is given without data=csv: the default data=iris would "
+                r"read it with its own settings \(index_col=0, task=multiclass\). Add data=csv",
+            ):
+                check_run_options(cfg)
+        else:
+            check_run_options(cfg)
 
 
 def test_the_model_is_summarized_in_full_once_in_a_process(tmp_path, caplog, monkeypatch):

@@ -66,9 +66,12 @@ def read_csv(
         fix = ": save it as UTF-8 text" if isinstance(err, UnicodeDecodeError) else ""
         raise UserError(f"{option}: '{path}' could not be read as CSV ({first_line(err)}){fix}.") from None
     if index_col is None and not frame.index.equals(pd.RangeIndex(len(frame))):  # pandas took a field as the index
+        if _other_separator(frame):  # 'a;b' as the header's one name, and decimal commas in the rows: '1,5;2,3'
+            raise UserError(f"{option}: the fields of '{path}' {_other_separator(frame)}.")
         raise UserError(
             f"{option}: the data rows of '{path}' have one field more than its header (a comma at the end of each "
-            "row?): name every column in the header, or take the extra field out."
+            "row, or a comma as the decimal point?): name every column in the header, or take the extra field out "
+            "(decimal points are dots in a CSV)."
         )
     return frame if whole else _data_columns(frame)
 
@@ -142,11 +145,16 @@ def _columns(frame: pd.DataFrame) -> str:
     numbers = pd.to_numeric(pd.Series(frame.columns, dtype=str), errors="coerce").notna()
     if len(frame.columns) > 1 and numbers.sum() > len(frame.columns) / 2:
         return f"{names}. Its first row looks like data: the CSV needs a header row that names its columns"
+    return f"{names}. Its fields {_other_separator(frame)}" if _other_separator(frame) else names
+
+
+def _other_separator(frame: pd.DataFrame) -> str:
+    """What is wrong when a header's one name holds the whole row's, separated by another character."""
     if len(frame.columns) == 1:
         for sep in (";", "\t", "|"):
             if sep in str(frame.columns[0]):
-                return f"{names}. Its fields look separated by {sep!r}, not commas: save it as comma-separated CSV"
-    return names
+                return f"look separated by {sep!r}, not commas: save it as comma-separated CSV"
+    return ""
 
 
 def _plain_numbers(values: pd.Series) -> pd.Series:
@@ -156,12 +164,12 @@ def _plain_numbers(values: pd.Series) -> pd.Series:
 
 def numbers_as_text(column: pd.Series) -> bool:
     """Whether a column pandas read as text holds numbers, at least half of its values: as they are, or once
-    thousands separators and currency signs are taken out ('1,025,140', '$12'). The others are typos or
-    placeholders ('?', '-'), or blanks beside True and False."""
+    thousands separators, currency and percent signs are taken out ('1,025,140', '$12', '5%'). The others are
+    typos or placeholders ('?', '-'), or blanks beside True and False."""
     if pd.api.types.is_numeric_dtype(column):
         return False
     values = column.dropna().astype(str)
-    unseparated = pd.to_numeric(values.str.replace(r"[,$€£\s]", "", regex=True), errors="coerce").notna()
+    unseparated = pd.to_numeric(values.str.replace(r"[,$€£%\s]", "", regex=True), errors="coerce").notna()
     return len(values) > 0 and (_plain_numbers(values) | unseparated).mean() >= 0.5
 
 
@@ -181,7 +189,7 @@ def _not_numbers(column: pd.Series, what: str, fix: str) -> UserError:
     example = values[~plain].iloc[0]
     return UserError(
         f"{what}: column '{column.name}' holds numbers written as text (for example {example!r}): save them as "
-        f"plain numbers, without thousands separators or currency signs. {fix}".strip()
+        f"plain numbers, without thousands separators, currency or percent signs. {fix}".strip()
     )
 
 
@@ -804,7 +812,13 @@ class TabularData(L.LightningDataModule):
         own scaling. A relative path in the checkpoint is read from the current directory, as train.py read it.
         """
         stats = {k: meta[k] for k in ("mean", "std", "y_mean", "y_std") if k in meta}
-        source = {**meta["source"], "path": path or meta["source"]["path"]}
+        trained_on = meta["source"]["path"]
+        source = {**meta["source"], "path": path or trained_on}
+        if path is not None and not Path(path).is_file():
+            raise UserError(
+                f"data_path: no file '{path}'. Give the path of the CSV this checkpoint was trained on, "
+                f"'{trained_on}': data_path=PATH/TO/{Path(trained_on).name}"
+            )
         if not Path(source["path"]).is_file():
             raise UserError(
                 f"data_path: no file '{source['path']}', the CSV this checkpoint was trained on. Run where "

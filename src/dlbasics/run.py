@@ -39,7 +39,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dlbasics.data import TabularData, feature_matrix, header, read_csv, scale, target_names
+from dlbasics.data import PROJECT, TabularData, feature_matrix, header, read_csv, scale, target_names
 from dlbasics.errors import (
     UserError,
     as_typed,
@@ -680,6 +680,16 @@ def check_run_options(cfg: DictConfig) -> None:
         raise UserError(
             f"{unused[0]} is not used: model.hidden={list(cfg.model.hidden)} gives the hidden layers' widths. Give "
             "one or the other (model.hidden=null for depth and width)."
+        )
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    course = Path(to_absolute_path(str(cfg.data.path))).parent == PROJECT / "data"  # the course's file, from elsewhere
+    if "data.path" in given and "data" not in given and choices.get("experiment") in (None, "null") and not course:
+        kept = [f"{k}={plain(cfg.data)[k]}" for k in ("index_col", "task", "features", "standardize") if k not in given]
+        kept = [k for k in kept if not k.endswith(("=None", "=True"))]  # csv's own defaults
+        raise UserError(
+            f"data.path is given without data=csv: the default data={choices.get('data')} would read it with its own "
+            f"settings ({', '.join(kept) or 'its target'}). Add data=csv for a CSV of your "
+            f"own, or data={choices.get('data')} to keep them."
         )
 
 
