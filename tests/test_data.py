@@ -1,4 +1,5 @@
 import hashlib
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -487,3 +488,16 @@ def test_a_column_whose_spread_underflows_float32_is_centred_not_blown_up(tmp_pa
     pd.DataFrame({"tiny": [0.0, 1e-40] * 10, "f": np.arange(20.0), "y": np.arange(20.0) % 2}).to_csv(path, index=False)
     data = TabularData(path, "y")
     assert data.meta["std"][0] == 1.0 and torch.isfinite(data.table.x).all()
+
+
+def test_a_large_file_with_a_mistyped_value_says_so_without_pandas_advice(tmp_path):
+    """pandas warned twice, 'Columns (6: f6) have mixed types. Specify dtype option on import or set
+    low_memory=False.', before the one line that says which value it is."""
+    rows = 300_000  # pandas types a column piece by piece of this many rows or so
+    frame = pd.DataFrame({"x": np.arange(rows) % 97 / 10, "y": np.arange(rows) % 89 / 7}).astype({"x": object})
+    frame.loc[rows - 10, "x"] = "abc"
+    frame.to_csv(path := tmp_path / "t.csv", index=False)
+    message = r"column 'x' holds numbers, and 1 row with a value that is not \(first 'abc'"
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(UserError, match=message):
+        TabularData(path, "y")
+    assert [str(w.message) for w in caught if issubclass(w.category, pd.errors.DtypeWarning)] == []

@@ -625,6 +625,26 @@ def test_the_model_is_summarized_in_full_once_in_a_process(tmp_path, caplog, mon
     assert "Layer (type)" in summaries[0] and "Layer (type)" in summaries[2]  # another model: in full
 
 
+def test_the_run_says_what_it_found_in_the_data(tmp_path, caplog, monkeypatch, make_csv):
+    """Which columns are the features, which class a binary model's output is the probability of, how many rows
+    each split got: a user saw only "7 inputs, binary, 2 classes"."""
+    from dlbasics.callbacks import ModelSummary
+
+    monkeypatch.setattr(ModelSummary, "shown", set())
+    path = make_csv(n=50, kind="binary")
+    with caplog.at_level("INFO", logger="dlbasics"):
+        train(make_cfg(tmp_path / "b", "data=csv", f"data.path={path}", "data.target=y", "logger=none"))
+        train(make_cfg(tmp_path / "r", "data=boston", "data.target=[PRICE,LSTAT]", "logger=none"))
+    data = [m for m in caplog.messages if m.startswith("Data: ")]
+    assert data == [
+        f"Data: {path}, 50 rows (30 train, 10 val, 10 test); target 'y', 2 classes (no, yes; the output is p(yes)); "
+        "3 features: f0, f1, f2",
+        "Data: data/boston.csv, 506 rows (304 train, 101 val, 101 test); targets 'PRICE', 'LSTAT', a quantity each; "
+        "6 features: RM, CRIM, INDUS, NOX, AGE, TAX",
+    ]
+    assert any(m.startswith("Model: MLP, 6 inputs, regression, 2 outputs\n") for m in caplog.messages)
+
+
 def test_progress_line_only_on_a_terminal(tmp_path, capsys, monkeypatch):
     train(make_cfg(tmp_path / "pipe", "logger=none"))
     assert "epoch" not in capsys.readouterr().out

@@ -34,6 +34,7 @@ def summarize(learner) -> str:
     widths = [max(len(r[j]) for r in rows) + 3 for j in range(3)]
     lines = ["".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     classes = f", {len(meta['classes'])} classes" if meta["classes"] else ""
+    classes += f", {meta['n_outputs']} outputs" if not meta["classes"] and meta["n_outputs"] > 1 else ""
     params = sum(p.numel() for p in learner.parameters())
     return "\n".join(
         [
@@ -48,14 +49,43 @@ def summarize(learner) -> str:
     )
 
 
+def _listed(names: Sequence, most: int = 10) -> str:
+    shown = ", ".join(map(str, names[:most]))
+    return shown + (f", ... ({len(names)} in all)" if len(names) > most else "")
+
+
+def describe_data(meta: dict, rows: dict[str, int]) -> str:
+    """The data as the run found it, in one line: where its rows went, what it predicts, from what (course 2.2: the
+    data dictates the input and output layers)."""
+    targets = meta["target"] if isinstance(meta["target"], list) else [meta["target"]]
+    named = ", ".join(f"'{t}'" for t in targets)
+    if meta["task"] == "regression":
+        target = f"target {named}, a quantity" if len(targets) == 1 else f"targets {named}, a quantity each"
+    else:
+        classes = meta["classes"]
+        positive = f"; the output is p({classes[1]})" if meta["task"] == "binary" else ""
+        target = f"target {named}, {len(classes)} classes ({_listed(classes)}{positive})"
+    splits = ", ".join(f"{n} {split}" for split, n in rows.items() if n)
+    features = meta["features"]
+    return (
+        f"Data: {meta['source']['path']}, {meta['rows']} rows ({splits}); {target}; "
+        f"{len(features)} feature{'s' * (len(features) != 1)}: {_listed(features)}"
+    )
+
+
 class ModelSummary(L.Callback):
-    """The model's summary as training starts; a model summarized in full before in this process (the sweep's
-    last job's, as Hydra's basic launcher runs its jobs one after another in one process) in one line."""
+    """The data and the model's summary as training starts; a model summarized in full before in this process (the
+    sweep's last job's, as Hydra's basic launcher runs its jobs one after another in one process) in one line."""
 
     shown: set[str] = set()
 
     @rank_zero_only
     def on_fit_start(self, trainer, learner):
+        rows = {split: len(trainer.datamodule.rows[split]) for split in ("train", "val", "test")}
+        data = describe_data(learner.hparams.data, rows)
+        if data not in ModelSummary.shown:
+            log.info(data)
+            ModelSummary.shown.add(data)
         text = summarize(learner)
         first, *_, params = text.splitlines()
         log.info(text if text not in ModelSummary.shown else f"{first}; {params} (as above)")

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -40,11 +41,19 @@ THREADS = min(4, os.cpu_count() or 1)  # more would hold more pieces in memory a
 PIECE_BYTES = (24 << 20) // THREADS
 
 
+def _quiet_dtypes() -> None:
+    """pandas' DtypeWarning, for a column typed otherwise in some rows ('Specify dtype option on import or set
+    low_memory=False'), is no user's to act on: the run names the value. Set for each read: the pieces are parsed
+    in threads, which a warnings context would not cover, and a test's warnings context undoes one set on import."""
+    warnings.filterwarnings("ignore", category=pd.errors.DtypeWarning, module=__name__)
+
+
 def read_csv(
     path: str | Path, index_col: int | str | None = None, option: str = "data.path", whole: bool = False
 ) -> pd.DataFrame:
     """The CSV at `path` (given as `option`, which the messages name), without its saved index columns unless
     `whole`."""
+    _quiet_dtypes()
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{option}: '{path}' is a directory. Give the path of a CSV file: {option}=path/to/file.csv")
@@ -420,6 +429,7 @@ def stream_table(
     float32 can hold in some piece (pandas may then type the whole column otherwise), a row with a field
     more than the header. The whole-file path then reads it, and says what is wrong over the whole file.
     """
+    _quiet_dtypes()
     path = Path(path)
     size = path.stat().st_size if path.is_file() else 0
     if not size:
