@@ -241,6 +241,13 @@ def test_missing_values_say_column_and_rows(tmp_path):
         UserError, match=r"column 'a' has 2 rows with missing or infinite values \(first at data row 2\)"
     ):
         TabularData(path, "y")
+    pd.DataFrame({"a": [1.0, 2, 3, 4, 5], "notes": None, "y": [1.0, 2, 3, 4, 5]}).to_csv(path, index=False)
+    with pytest.raises(UserError) as err:  # a column left empty: the fix that keeps the CSV as it is, too
+        TabularData(path, "y")
+    assert str(err.value).endswith(
+        "'notes' has 5 rows with missing or infinite values (first at data row 1). Drop, fill or rescale them in "
+        "the CSV, or leave the column out: data.features=[...]."
+    )
 
 
 def test_single_class_target(tmp_path):

@@ -50,6 +50,8 @@ def test_interrupt_keeps_the_last_epoch_and_resume_ends_where_an_uninterrupted_r
 
     resumed = subprocess.run([*args, "ckpt_path=last"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
+    path = run_dir / "checkpoints" / "last.ckpt"
+    assert f"Resuming '{path}' after epoch {trained} of {epochs}.\n" in resumed.stdout  # not a fresh run's look
     assert read_metrics(run_dir)["status"] == "completed" and read_metrics(run_dir)["epochs"] == epochs
     assert (
         torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == epochs * STEPS_PER_EPOCH
@@ -213,14 +215,18 @@ def test_a_resume_refused_before_training_leaves_the_run_as_it_ended(tmp_path, c
         assert files() == kept  # metrics.json too
 
 
-def test_a_run_stopped_after_training_resumes_to_its_test(tmp_path):
+def test_a_run_stopped_after_training_resumes_to_its_test(tmp_path, caplog):
     """Ctrl-C while it tested printed a resume line, which was then refused as having trained its epochs."""
     finished = train(make_cfg(tmp_path, "logger=none", "trainer.max_epochs=3"))
     last_epoch = {k: v for k, v in finished.items() if k.startswith(("train/", "val/")) and "best" not in k}
     stopped = {"status": "interrupted", **last_epoch, "epochs": 3, "seconds": 1.0}  # as Ctrl-C in its test leaves it
     (tmp_path / "metrics.json").write_text(json.dumps(stopped))
-    resumed = train(make_cfg(tmp_path, "logger=none", "trainer.max_epochs=3", "ckpt_path=last"))
+    with caplog.at_level("INFO", logger="dlbasics"):
+        resumed = train(make_cfg(tmp_path, "logger=none", "trainer.max_epochs=3", "ckpt_path=last"))
     assert resumed["status"] == "completed" and resumed["epochs"] == 3
+    assert (
+        f"Resuming '{tmp_path / 'checkpoints' / 'last.ckpt'}': its 3 epochs are trained; testing it." in caplog.messages
+    )
     assert {k: v for k, v in resumed.items() if "/" in k} == {k: v for k, v in finished.items() if "/" in k}
     with pytest.raises(SystemExit):  # completed now: nothing left to do
         cli(train, make_cfg(tmp_path, "logger=none", "trainer.max_epochs=3", "ckpt_path=last"))

@@ -239,9 +239,10 @@ def _check_finite(frame: pd.DataFrame, what: str) -> np.ndarray:
         rows = np.flatnonzero(bad[:, j])
         overflow = np.isfinite(frame.iloc[:, j].to_numpy(np.float64)[rows]).all()
         problem = "values beyond float32's range (±3.4e38)" if overflow else "missing or infinite values"
+        fix = ", or leave the column out: data.features=[...]" if what == "data.features" else ""
         raise UserError(
             f"{what}: column '{frame.columns[j]}' has {_rows(len(rows))} with {problem} "
-            f"(first at data row {rows[0] + 1}). Drop, fill or rescale them in the CSV."
+            f"(first at data row {rows[0] + 1}). Drop, fill or rescale them in the CSV{fix}."
         )
     return values
 

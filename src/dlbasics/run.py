@@ -747,6 +747,11 @@ def resume_from(ckpt_path: str, trainer, learner: Learner, ended: bool = True) -
             f"trainer.max_epochs={trainer.max_epochs}: '{path}' has trained {done} epochs already. Resume with more, "
             f"e.g. trainer.max_epochs={2 * done}, or test it with {test}."
         )
+    if 0 <= trainer.max_epochs <= done:  # stopped while testing
+        log.info(f"Resuming '{path}': its {done} epochs are trained; testing it.")
+    else:
+        to = f" of {trainer.max_epochs}" if trainer.max_epochs >= 0 else ""
+        log.info(f"Resuming '{path}' after epoch {done}{to}.")
     return str(path), ckpt["global_step"]
 
 
