@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dlbasics import data
-from dlbasics.data import Batches, EpochShuffle, Table, TabularData, infer_task, split_rows
+from dlbasics.data import Batches, EpochShuffle, Table, TabularData, infer_task, input_names, split_rows
 from dlbasics.errors import UserError
 
 from .conftest import ROOT
@@ -225,13 +225,26 @@ def test_the_courses_data_from_another_directory_is_pointed_to(tmp_path, monkeyp
     )
 
 
-def test_non_numeric_feature(tmp_path):
+def test_a_feature_of_categories_is_an_input_per_category(tmp_path):
+    """A column of text of few values (a colour, a city, yes and no) was left out of the features: a practitioner's
+    prices trained to RMSE 1079 without their city and colour, where Ridge with them one-hot encoded gets 469."""
     path = tmp_path / "t.csv"
-    pd.DataFrame({"a": [1, 2, 3, 4], "colour": ["red", "blue", "red", "blue"], "y": [1.0, 2, 3, 4]}).to_csv(
+    colour = ["red", "blue", "green", "blue"] * 10
+    pd.DataFrame({"a": np.arange(40.0) % 7, "colour": colour, "y": np.arange(40.0)}).to_csv(path, index=False)
+    data = TabularData(path, "y", standardize=False)
+    assert data.meta["features"] == ["a", "colour"] and data.meta["categories"] == {"colour": ["blue", "green", "red"]}
+    assert data.meta["n_features"] == 4 and input_names(data.meta) == ["a", "colour=blue", "colour=green", "colour=red"]
+    onehot = data.table.x[:, 1:].numpy()
+    expected = (np.array(colour)[:, None] == np.array(["blue", "green", "red"])).astype(np.float32)
+    assert (onehot == expected).all()  # each row its category's input 1, the others 0
+    assert TabularData(path, "y", features=["a", "colour"]).meta["n_features"] == 4  # the same when named
+    pd.DataFrame({"a": np.arange(40.0), "day": [f"2020-01-{i + 1:02}" for i in range(40)], "y": 1.0}).to_csv(
         path, index=False
     )
-    with pytest.raises(UserError, match="column 'colour' is not numeric"):
-        TabularData(path, "y", features=["a", "colour"])
+    with pytest.raises(
+        UserError, match="column 'day' has 40 distinct values of text \\(for example '2020-01-01'\\), too"
+    ):
+        TabularData(path, "y", features=["a", "day"])
 
 
 def test_missing_values_say_column_and_rows(tmp_path):
@@ -398,12 +411,13 @@ def test_boolean_columns_are_features_of_0_and_1(tmp_path):
 
 def test_the_columns_left_out_of_the_features_are_named(tmp_path, caplog):
     path = tmp_path / "t.csv"
-    table(40, colour=["red", "blue"] * 20).to_csv(path, index=False)
+    table(40, day=[f"2020-01-{i + 1:02}" for i in range(40)]).to_csv(path, index=False)
     with caplog.at_level("INFO", logger="dlbasics"):
         TabularData(path, "y")
         TabularData(path, "y", features=["f0", "f1"])  # as asked: nothing to say
     assert [r.getMessage() for r in caplog.records] == [
-        "Not numeric, left out of the features: colour (data.features=[...] names the features)"
+        "Left out of the features, as text of more than 20 distinct values (an id, a date, free text?): day "
+        "(data.features=[...] names the features)"
     ]
 
 

@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -236,6 +237,32 @@ def test_predict_writes_classes_and_probabilities_beside_the_input(tmp_path, mak
     assert with_ids.read_text().splitlines()[0] == ",f0,f1,f2,predicted_y,p(no),p(yes)"  # kept, to join on
     assert pd.read_csv(with_ids, index_col=0).index.tolist() == list(range(1000, 1005))
     assert pd.read_csv(with_ids, index_col=0).reset_index(drop=True).equals(result)
+
+
+def test_a_feature_of_categories_trains_tests_and_predicts_with_its_categories(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    city, x = rng.choice(["Lyon", "Paris", "Rome"], 300), rng.normal(size=300)
+    y = x + np.select([city == "Lyon", city == "Paris"], [-3.0, 0.0], 3.0) + 0.1 * rng.normal(size=300)
+    (path := tmp_path / "t.csv").write_text(pd.DataFrame({"x": x, "city": city, "y": y}).to_csv(index=False))
+    data = ["data=csv", f"data.path={path}", "data.target=y", "logger=none"]
+    metrics = train(make_cfg(tmp_path / "run", *data, "trainer.max_epochs=30"))
+    assert metrics["test/r2"] > 0.9  # the city is most of y: x alone explains a seventh of its variance
+    learner = load_learner(metrics["checkpoint"])
+    assert learner.hparams.data["categories"] == {"city": ["Lyon", "Paris", "Rome"]}
+    assert learner.model[0].in_features == 4  # x and a 0/1 input per city
+    ckpt = f"ckpt_path={metrics['checkpoint']}"
+    assert evaluate(make_cfg(tmp_path, ckpt, config="eval"))["test/r2"] == pytest.approx(metrics["test/r2"], rel=1e-6)
+    new = pd.DataFrame({"x": [0.0, 0.0, 0.0], "city": ["Rome", "Lyon", "Paris"]})
+    new.to_csv(tmp_path / "new.csv", index=False)
+    out = pd.read_csv(predict(make_cfg(tmp_path, ckpt, f"input={tmp_path / 'new.csv'}", config="predict")))
+    np.testing.assert_allclose(out["predicted_y"], [3.0, -3.0, 0.0], atol=0.5)
+    new.assign(city=["Rome", "Oslo", "Paris"]).to_csv(tmp_path / "oslo.csv", index=False)
+    with pytest.raises(SystemExit):
+        cli(predict, make_cfg(tmp_path, ckpt, f"input={tmp_path / 'oslo.csv'}", config="predict"))
+    assert (
+        "input: column 'city' has a category the model was not trained on: 'Oslo'. It knows 'Lyon', 'Paris', 'Rome'."
+        in capsys.readouterr().err
+    )
 
 
 def test_predict_names_missing_feature_columns(tmp_path, make_csv, capsys):

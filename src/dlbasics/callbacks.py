@@ -66,7 +66,8 @@ def describe_data(meta: dict, rows: dict[str, int]) -> str:
         positive = f"; the output is p({classes[1]})" if meta["task"] == "binary" else ""
         target = f"target {named}, {len(classes)} classes ({_listed(classes)}{positive})"
     splits = ", ".join(f"{n} {split}" for split, n in rows.items() if n)
-    features = meta["features"]
+    categories = meta.get("categories", {})
+    features = [f"{f} ({len(categories[f])} categories)" if f in categories else f for f in meta["features"]]
     return (
         f"Data: {meta['source']['path']}, {meta['rows']} rows ({splits}); {target}; "
         f"{len(features)} feature{'s' * (len(features) != 1)}: {_listed(features)}"
@@ -270,7 +271,7 @@ class DataFit(L.Callback):
     @rank_zero_only
     def on_train_end(self, trainer, learner):
         meta = learner.hparams.data
-        if meta["task"] != "regression" or meta["n_features"] != 1 or meta["n_outputs"] != 1:
+        if meta["task"] != "regression" or meta["n_features"] != 1 or meta["n_outputs"] != 1 or "categories" in meta:
             return
         from dlbasics import figures
 

@@ -32,6 +32,7 @@ PROJECT = Path(__file__).resolve().parents[2]  # where data/ is, for a checkout 
 
 TASKS = ("regression", "binary", "multiclass")
 MAX_CLASSES = 10  # an integer target with at most this many distinct values is taken as class labels
+MAX_CATEGORIES = 20  # a feature of text with at most this many distinct values is a category, a 0/1 input each
 HEAD_BYTES = 1 << 16  # the first piece of a CSV, read alone: its columns' types decide the features
 THREADS = min(4, os.cpu_count() or 1)  # more would hold more pieces in memory at once for little gain
 # Each further piece is parsed in a thread of its own; the pieces being parsed hold about 24 MB of text in
@@ -247,15 +248,42 @@ def _check_finite(frame: pd.DataFrame, what: str) -> np.ndarray:
     return values
 
 
-def feature_matrix(frame: pd.DataFrame, features: list[str], option: str = "data.features") -> np.ndarray:
-    """The feature columns as a float32 matrix, once they are known to exist, be numeric and finite."""
+def is_category(column: pd.Series) -> bool:
+    """Whether a column is text of few distinct values (a city, a colour, yes and no): a feature of categories.
+    Text that never repeats is an id or free text (also in the first rows of a large file, read alone)."""
+    if pd.api.types.is_numeric_dtype(column) or numbers_as_text(column):
+        return False
+    distinct = column.nunique()
+    return 0 < distinct <= MAX_CATEGORIES and distinct < column.count()
+
+
+def find_categories(frame: pd.DataFrame, features: list[str]) -> dict[str, list[str]]:
+    """Each feature of categories, with its categories in order: what one-hot encoding turns into inputs."""
+    return {f: sorted(map(str, frame[f].dropna().unique())) for f in features if f in frame and is_category(frame[f])}
+
+
+def input_names(meta: dict) -> list[str]:
+    """The model's inputs, a feature or one of its categories each: 'age', 'city=Lyon', 'city=Paris'."""
+    categories = meta.get("categories", {})
+    return [n for f in meta["features"] for n in ([f"{f}={c}" for c in categories[f]] if f in categories else [f])]
+
+
+def feature_matrix(
+    frame: pd.DataFrame, features: list[str], option: str = "data.features", categories: dict | None = None
+) -> np.ndarray:
+    """The feature columns as a float32 matrix, once they are known to exist, be numeric and finite; a feature of
+    `categories` one-hot encoded, a 0/1 column for each of its categories."""
     missing = [f for f in features if f not in frame.columns]
     if missing:
         error = no_column(option, missing, frame)
         if option != "data.features":  # the columns of a model's data: all of them are needed
             error = UserError(f"{error} The model takes: {', '.join(features)}.")
         raise error
+    categories = categories or {}
     for f in features:
+        if f in categories:
+            _check_categories(frame[f], categories[f], option)
+            continue
         if numbers_as_text(frame[f]):
             fix = "Fix or drop them in the CSV, or leave the column out: data.features=[...]"
             raise _not_numbers(frame[f], option, fix if option == "data.features" else "")
@@ -263,11 +291,45 @@ def feature_matrix(frame: pd.DataFrame, features: list[str], option: str = "data
             values = frame[f].dropna()
             words = values[pd.to_numeric(values, errors="coerce").isna()]  # the values that are not numbers
             example = (words if len(words) else values).iloc[0] if len(values) else "empty"
-            fix = "or leave it out: data.features=[...]" if option == "data.features" else "as the model was trained"
+            if option == "data.features":
+                many = f"has {values.nunique()} distinct values of text (for example {example!r}), too many to be "
+                raise UserError(
+                    f"{option}: column '{f}' {many}categories (at most {MAX_CATEGORIES}): an id, a date or free "
+                    "text? Encode it as numbers in the CSV, or leave it out: data.features=[...]."
+                )
             raise UserError(
-                f"{option}: column '{f}' is not numeric (for example {example!r}). Encode it as numbers, {fix}."
+                f"{option}: column '{f}' is not numeric (for example {example!r}). Encode it as numbers, as the "
+                "model was trained."
             )
-    return _check_finite(frame[features], option)
+    numbers = [f for f in features if f not in categories]
+    x = _check_finite(frame[numbers], option)
+    if not categories:
+        return x
+    columns = iter(x.T)
+    parts = [
+        (frame[f].astype(str).to_numpy()[:, None] == np.array(categories[f])).astype(np.float32)
+        if f in categories
+        else next(columns)[:, None]
+        for f in features
+    ]
+    return np.hstack(parts)
+
+
+def _check_categories(column: pd.Series, categories: list[str], option: str) -> None:
+    """A feature of categories must have a value in every row, one of the categories the model knows."""
+    if column.isna().any():
+        row = int(np.flatnonzero(column.isna())[0]) + 1
+        raise UserError(
+            f"{option}: column '{column.name}' (categories) has {_rows(int(column.isna().sum()))} with missing "
+            f"values (first at data row {row}). Fill them in the CSV, with a category of their own if need be."
+        )
+    unknown = sorted(set(column.astype(str)) - set(categories))
+    if unknown:
+        raise UserError(
+            f"{option}: column '{column.name}' has {'categories' if len(unknown) > 1 else 'a category'} the model "
+            f"was not trained on: {', '.join(map(repr, unknown[:3]))}{', ...' * (len(unknown) > 3)}. It knows "
+            f"{', '.join(map(repr, categories))}."
+        )
 
 
 def _column_names(value, option: str, what: str) -> list[str]:
@@ -298,10 +360,13 @@ def feature_names(frame: pd.DataFrame, targets: list[str], features=None) -> lis
         features = [
             c
             for c in frame.columns
-            if c not in targets and (pd.api.types.is_numeric_dtype(frame[c]) or numbers_as_text(frame[c]))
+            if c not in targets
+            and (pd.api.types.is_numeric_dtype(frame[c]) or numbers_as_text(frame[c]) or is_category(frame[c]))
         ]
         if not features:
-            raise UserError(f"no numeric feature column besides {besides}. The columns are: {_columns(frame)}.")
+            raise UserError(
+                f"no feature column of numbers or categories besides {besides}. The columns are: {_columns(frame)}."
+            )
     features = _column_names(features, "data.features", "feature")
     if not features:
         raise UserError("data.features is empty: name the feature columns, or null for every numeric column.")
@@ -312,13 +377,24 @@ def feature_names(frame: pd.DataFrame, targets: list[str], features=None) -> lis
 
 
 def tabulate(
-    frame: pd.DataFrame, targets: list[str], features=None, task: str | None = None, classes: list | None = None
+    frame: pd.DataFrame,
+    targets: list[str],
+    features=None,
+    task: str | None = None,
+    classes: list | None = None,
+    categories: dict | None = None,
 ):
-    """Checks a table and turns it into arrays (x, y) and the metadata the model is built from."""
+    """Checks a table and turns it into arrays (x, y) and the metadata the model is built from. `categories`:
+    a checkpoint's, which keep the inputs it was trained with."""
     if frame.shape[0] == 0:
         raise UserError(f"data.path: the CSV has a header ({_columns(frame)}) but no data rows: add rows below it.")
     features = feature_names(frame, targets, features)
-    return feature_matrix(frame, features), *encode_targets(frame[targets], features, task, classes)
+    categories = find_categories(frame, features) if categories is None else categories
+    x = feature_matrix(frame, features, categories=categories)
+    y, meta = encode_targets(frame[targets], features, task, classes)
+    if categories:  # recorded only where there are some: a checkpoint of numbers is as it was
+        meta.update(categories=categories, n_features=x.shape[1])
+    return x, y, meta
 
 
 def encode_targets(frame: pd.DataFrame, features: list[str], task: str | None = None, classes: list | None = None):
@@ -733,6 +809,7 @@ class TabularData(L.LightningDataModule):
         shuffle_seed: int = 0,  # the batch order's; a stacked run sets a list, one order per member
         stats: dict | None = None,
         classes: list | None = None,
+        categories: dict | None = None,
     ):
         super().__init__()
         if not isinstance(standardize, bool):
@@ -746,8 +823,8 @@ class TabularData(L.LightningDataModule):
         targets = target_names(target)
         check_header(path)
         table = stream_table(path, targets, features, task, index_col, classes)
-        if table is None:  # not a clean table: read whole, to say what is wrong with it over the whole file
-            table = tabulate(read_csv(path, index_col), targets, features, task, classes)
+        if table is None:  # not a table of numbers: read whole, for its categories or to say what is wrong with it
+            table = tabulate(read_csv(path, index_col), targets, features, task, classes, categories)
         x, y, self.meta = table
         classes, target = self.meta["classes"], targets[0]
         if task is None and classes is not None and len(classes) > 2 and all(map(is_number, classes)):
@@ -770,8 +847,11 @@ class TabularData(L.LightningDataModule):
             columns = _data_columns(pd.DataFrame(columns=header(path)), index_col).columns
             left_out = ", ".join(str(c) for c in columns if c not in (*targets, *self.meta["features"]))
             if left_out:
-                log.info(f"Not numeric, left out of the features: {left_out} (data.features=[...] names the features)")
-            for j, name in enumerate(self.meta["features"]):
+                log.info(
+                    f"Left out of the features, as text of more than {MAX_CATEGORIES} distinct values (an id, a date, "
+                    f"free text?): {left_out} (data.features=[...] names the features)"
+                )
+            for j, name in enumerate(input_names(self.meta)):
                 if _counts_rows(x[:, j]):  # a feature that tells the model nothing but where a row was in the file
                     log.info(
                         f"Column '{name}' numbers the rows ({x[0, j]:g}, {x[1, j]:g}, ...), as an id does, and is a "
@@ -842,6 +922,7 @@ class TabularData(L.LightningDataModule):
                 features=meta["features"],
                 task=meta["task"],
                 classes=meta["classes"],
+                categories=meta.get("categories", {}),
                 stats=stats,
             )
         except UserError as err:  # what is wrong with the file, not an option of eval.py's (data.target, ...)

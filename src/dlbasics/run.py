@@ -711,9 +711,9 @@ def resume_from(ckpt_path: str, trainer, learner: Learner, ended: bool = True) -
         path = Path(callback.dirpath, "last.ckpt")
     ckpt = read_checkpoint(path)
     saved, ours = ckpt["hyper_parameters"], learner.hparams
-    data = ("task", "target", "features", "classes", "n_features", "n_outputs")  # what its weights stand for
-    was = [f"model.{k}={v}" for k, v in saved["model"].items() if ours["model"].get(k) != v]
-    was += [f"data.{k}={saved['data'].get(k)}" for k in data if saved["data"].get(k) != ours["data"][k]]
+    data = ("task", "target", "features", "categories", "classes", "n_features", "n_outputs")  # what its weights
+    was = [f"model.{k}={v}" for k, v in saved["model"].items() if ours["model"].get(k) != v]  # stand for
+    was += [f"data.{k}={saved['data'].get(k)}" for k in data if saved["data"].get(k) != ours["data"].get(k)]
     source = saved["data"].get("source", ours["data"]["source"])  # which rows it trained on
     was += [  # and in what batches
         f"data.{k}={source.get(k)}"
@@ -1003,7 +1003,8 @@ def predict(cfg: DictConfig) -> Path:
     frame = read_csv(cfg.input, option="input", whole=True)  # a saved index too: the rows' ids, to join on
     if frame.empty:
         raise UserError(f"input: '{cfg.input}' has a header but no data rows: add the rows to predict.")
-    x = torch.from_numpy(scale(feature_matrix(frame, meta["features"], option="input"), meta))
+    x = feature_matrix(frame, meta["features"], option="input", categories=meta.get("categories", {}))
+    x = torch.from_numpy(scale(x, meta))
     with torch.no_grad():
         out = learner.objective.predict(learner(x)).numpy()
     classes = meta["classes"]
