@@ -431,6 +431,14 @@ def test_a_column_that_numbers_the_rows_is_pointed_out_as_an_id(tmp_path, caplog
         "Column 'id' numbers the rows (1, 2, ...), as an id does, and is a feature: data.index_col=id makes it the "
         "rows' index (or name the features)"
     ]
+    caplog.clear()
+    pd.read_csv(path).sample(frac=1, random_state=0).to_csv(path, index=False)  # sorted by another column
+    with caplog.at_level("INFO", logger="dlbasics"):
+        TabularData(path, "y")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Column 'id' numbers the rows (1 to 40, one a row, in another order), as an id does, and is a feature: "
+        "data.index_col=id makes it the rows' index (or name the features)"
+    ]
 
 
 def test_a_checkpoints_classes_keep_their_codes_and_other_labels_are_refused(tmp_path):

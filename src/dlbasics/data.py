@@ -775,9 +775,21 @@ class Epochs:
         yield self.train, self.measured
 
 
-def _counts_rows(column: np.ndarray) -> bool:
-    """Whether a column goes up by one from each row to the next, as a row number does."""
-    return len(column) > 2 and (column[1] - column[0] == column[2] - column[1] == 1) and (np.diff(column) == 1).all()
+def _numbers_rows(column: np.ndarray) -> str | None:
+    """How a column numbers the rows, as an id does: up by one from each row to the next ('1, 2, ...'), or each
+    whole number from its least to its greatest once, in another order (a file sorted by another column)."""
+    if len(column) < 3 or column[0] != np.floor(column[0]):  # a measurement: at once
+        return None
+    if column[1] - column[0] == column[2] - column[1] == 1 and (np.diff(column) == 1).all():
+        return f"{column[0]:g}, {column[1]:g}, ..."
+    low, high = column.min(), column.max()
+    if (
+        high - low == len(column) - 1
+        and np.array_equal(np.floor(column), column)
+        and len(np.unique(column)) == len(column)
+    ):
+        return f"{low:g} to {high:g}, one a row, in another order"
+    return None
 
 
 def _per_target(values: np.ndarray) -> float | list[float]:
@@ -852,10 +864,11 @@ class TabularData(L.LightningDataModule):
                     f"free text?): {left_out} (data.features=[...] names the features)"
                 )
             for j, name in enumerate(input_names(self.meta)):
-                if _counts_rows(x[:, j]):  # a feature that tells the model nothing but where a row was in the file
+                counted = _numbers_rows(x[:, j])  # a feature that tells the model nothing but where a row was
+                if counted:
                     log.info(
-                        f"Column '{name}' numbers the rows ({x[0, j]:g}, {x[1, j]:g}, ...), as an id does, and is a "
-                        f"feature: data.index_col={name} makes it the rows' index (or name the features)"
+                        f"Column '{name}' numbers the rows ({counted}), as an id does, and is a feature: "
+                        f"data.index_col={name} makes it the rows' index (or name the features)"
                     )
         # What it takes to read and split the same rows again, from a checkpoint alone.
         self.meta["source"] = dict(
