@@ -245,6 +245,10 @@ def test_a_feature_of_categories_is_an_input_per_category(tmp_path):
         UserError, match="column 'day' has 40 distinct values of text \\(for example '2020-01-01'\\), too"
     ):
         TabularData(path, "y", features=["a", "day"])
+    names = [f"n{i}" for i in range(20)]  # text that never repeats: an id, unless named
+    pd.DataFrame({"a": np.arange(20.0), "name": names, "y": np.arange(20.0)}).to_csv(path, index=False)
+    assert TabularData(path, "y").meta["features"] == ["a"]
+    assert TabularData(path, "y", features=["a", "name"]).meta["n_features"] == 21
 
 
 def test_missing_values_say_column_and_rows(tmp_path):
@@ -416,8 +420,8 @@ def test_the_columns_left_out_of_the_features_are_named(tmp_path, caplog):
         TabularData(path, "y")
         TabularData(path, "y", features=["f0", "f1"])  # as asked: nothing to say
     assert [r.getMessage() for r in caplog.records] == [
-        "Left out of the features, as text of more than 20 distinct values (an id, a date, free text?): day "
-        "(data.features=[...] names the features)"
+        "Left out of the features, as text of too many distinct values to be categories (an id, a date, free "
+        "text?): day (data.features=[...] names the features)"
     ]
 
 

@@ -248,18 +248,21 @@ def _check_finite(frame: pd.DataFrame, what: str) -> np.ndarray:
     return values
 
 
-def is_category(column: pd.Series) -> bool:
+def is_category(column: pd.Series, named: bool = False) -> bool:
     """Whether a column is text of few distinct values (a city, a colour, yes and no): a feature of categories.
-    Text that never repeats is an id or free text (also in the first rows of a large file, read alone)."""
+    Text that never repeats is an id or free text (also in the first rows of a large file, read alone), unless
+    data.features `named` it."""
     if pd.api.types.is_numeric_dtype(column) or numbers_as_text(column):
         return False
     distinct = column.nunique()
-    return 0 < distinct <= MAX_CATEGORIES and distinct < column.count()
+    return 0 < distinct <= MAX_CATEGORIES and (named or distinct < column.count())
 
 
-def find_categories(frame: pd.DataFrame, features: list[str]) -> dict[str, list[str]]:
+def find_categories(frame: pd.DataFrame, features: list[str], named: bool = False) -> dict[str, list[str]]:
     """Each feature of categories, with its categories in order: what one-hot encoding turns into inputs."""
-    return {f: sorted(map(str, frame[f].dropna().unique())) for f in features if f in frame and is_category(frame[f])}
+    return {
+        f: sorted(map(str, frame[f].dropna().unique())) for f in features if f in frame and is_category(frame[f], named)
+    }
 
 
 def input_names(meta: dict) -> list[str]:
@@ -388,8 +391,8 @@ def tabulate(
     a checkpoint's, which keep the inputs it was trained with."""
     if frame.shape[0] == 0:
         raise UserError(f"data.path: the CSV has a header ({_columns(frame)}) but no data rows: add rows below it.")
-    features = feature_names(frame, targets, features)
-    categories = find_categories(frame, features) if categories is None else categories
+    named, features = features is not None, feature_names(frame, targets, features)
+    categories = find_categories(frame, features, named) if categories is None else categories
     x = feature_matrix(frame, features, categories=categories)
     y, meta = encode_targets(frame[targets], features, task, classes)
     if categories:  # recorded only where there are some: a checkpoint of numbers is as it was
@@ -860,7 +863,7 @@ class TabularData(L.LightningDataModule):
             left_out = ", ".join(str(c) for c in columns if c not in (*targets, *self.meta["features"]))
             if left_out:
                 log.info(
-                    f"Left out of the features, as text of more than {MAX_CATEGORIES} distinct values (an id, a date, "
+                    f"Left out of the features, as text of too many distinct values to be categories (an id, a date, "
                     f"free text?): {left_out} (data.features=[...] names the features)"
                 )
             for j, name in enumerate(input_names(self.meta)):
