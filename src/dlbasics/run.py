@@ -682,8 +682,8 @@ def check_run_options(cfg: DictConfig) -> None:
             "one or the other (model.hidden=null for depth and width)."
         )
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
-    course = Path(to_absolute_path(str(cfg.data.path))).parent == PROJECT / "data"  # the course's file, from elsewhere
-    if "data.path" in given and "data" not in given and choices.get("experiment") in (None, "null") and not course:
+    preset = "data.path" in given and "data" not in given and choices.get("experiment") in (None, "null")
+    if preset and Path(to_absolute_path(str(cfg.data.path))).parent != PROJECT / "data":  # not the course's file
         kept = [f"{k}={plain(cfg.data)[k]}" for k in ("index_col", "task", "features", "standardize") if k not in given]
         kept = [k for k in kept if not k.endswith(("=None", "=True"))]  # csv's own defaults
         raise UserError(
