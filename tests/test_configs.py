@@ -124,6 +124,7 @@ def test_help_shows_what_the_script_takes(monkeypatch, capsys, script, shows, no
             "callbacks=early_stopping callbacks.early_stopping.patience=3",
         ),
         (["loss=mae"], "loss=mae: no such config. Did you mean loss=mse? Choose one of: auto, logistic, mse, sse."),
+        (["optimizer=SGD"], "optimizer=SGD: no such config. Did you mean optimizer=sgd? Choose one of: adam, sgd."),
         (  # the keys every data option shares are csv's (data=csv), not an option of their own
             ["data=irsi"],
             "data=irsi: no such config. Did you mean data=iris? "

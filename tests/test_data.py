@@ -1,4 +1,6 @@
 import hashlib
+import re
+import sys
 import warnings
 
 import numpy as np
@@ -223,9 +225,15 @@ def test_the_courses_data_from_another_directory_is_pointed_to(tmp_path, monkeyp
         f"data.path: no file 'data/iris.csv' in {tmp_path}; the project's is {ROOT / 'data' / 'iris.csv'}. Run from "
         f"the project's directory (cd {ROOT}), or give data.path={ROOT / 'data' / 'iris.csv'}"
     )
+    clone = tmp_path / "clone"  # python clone/train.py, where the package is installed from another checkout
+    (clone / "data").mkdir(parents=True)
+    (clone / "data" / "iris.csv").write_bytes((ROOT / "data" / "iris.csv").read_bytes())
+    monkeypatch.setattr(sys, "argv", [str(clone / "train.py")])
+    with pytest.raises(UserError, match=f"the project's is {re.escape(str(clone / 'data' / 'iris.csv'))}. Run from"):
+        TabularData("data/iris.csv", "target")
 
 
-def test_a_feature_of_categories_is_an_input_per_category(tmp_path):
+def test_a_feature_of_categories_is_an_input_per_category(tmp_path, caplog):
     """A column of text of few values (a colour, a city, yes and no) was left out of the features: a practitioner's
     prices trained to RMSE 1079 without their city and colour, where Ridge with them one-hot encoded gets 469."""
     path = tmp_path / "t.csv"
@@ -245,6 +253,15 @@ def test_a_feature_of_categories_is_an_input_per_category(tmp_path):
         UserError, match="column 'day' has 40 distinct values of text \\(for example '2020-01-01'\\), too"
     ):
         TabularData(path, "y", features=["a", "day"])
+    frame = pd.DataFrame({"a": np.arange(40.0) % 7, "colour": colour, "y": np.arange(40.0)})
+    frame.loc[3, "colour"] = "Blue "  # a data-entry slip
+    frame.to_csv(path, index=False)
+    with caplog.at_level("INFO", logger="dlbasics"):
+        assert TabularData(path, "y").meta["categories"]["colour"] == ["Blue ", "blue", "green", "red"]
+    assert caplog.messages == [
+        "Column 'colour' has categories that differ only in case or spaces ('Blue ', 'blue'): each is an input of "
+        "its own. Write them alike in the CSV if they are one."
+    ]
     names = [f"n{i}" for i in range(20)]  # text that never repeats: an id, unless named
     pd.DataFrame({"a": np.arange(20.0), "name": names, "y": np.arange(20.0)}).to_csv(path, index=False)
     assert TabularData(path, "y").meta["features"] == ["a"]

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import re
+import sys
 import warnings
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +50,11 @@ def _quiet_dtypes() -> None:
     warnings.filterwarnings("ignore", category=pd.errors.DtypeWarning, module=__name__)
 
 
+def projects() -> list[Path]:
+    """Where the course's data/ may be: beside the script run (python ~/dlbasics/train.py), or the package's."""
+    return [Path(sys.argv[0]).resolve().parent, PROJECT] if sys.argv and sys.argv[0] else [PROJECT]
+
+
 def read_csv(
     path: str | Path, index_col: int | str | None = None, option: str = "data.path", whole: bool = False
 ) -> pd.DataFrame:
@@ -60,10 +66,11 @@ def read_csv(
         raise UserError(f"{option}: '{path}' is a directory. Give the path of a CSV file: {option}=path/to/file.csv")
     if not path.is_file():
         where = "" if path.is_absolute() else f" in {Path.cwd()}"  # relative: to where the command was started
-        if not path.is_absolute() and (PROJECT / path).is_file():  # the course's data/, from another directory
+        project = next((p for p in projects() if not path.is_absolute() and (p / path).is_file()), None)
+        if project is not None:
             raise UserError(
-                f"{option}: no file '{path}'{where}; the project's is {PROJECT / path}. Run from the project's "
-                f"directory (cd {PROJECT}), or give {option}={PROJECT / path}"
+                f"{option}: no file '{path}'{where}; the project's is {project / path}. Run from the project's "
+                f"directory (cd {project}), or give {option}={project / path}"
             )
         raise UserError(f"{option}: no file '{path}'{where}. Give the path of a CSV file: {option}=path/to/file.csv")
     try:
@@ -841,6 +848,14 @@ class TabularData(L.LightningDataModule):
         if table is None:  # not a table of numbers: read whole, for its categories or to say what is wrong with it
             table = tabulate(read_csv(path, index_col), targets, features, task, classes, categories)
         x, y, self.meta = table
+        for name, found in self.meta.get("categories", {}).items() if categories is None else ():
+            alike = [c for c in found if [d.strip().lower() for d in found].count(c.strip().lower()) > 1]
+            if alike:  # a data-entry slip: 'Paris' and 'paris ' are two inputs
+                named = ", ".join(map(repr, alike))
+                log.info(
+                    f"Column '{name}' has categories that differ only in case or spaces ({named}): each is an input "
+                    "of its own. Write them alike in the CSV if they are one."
+                )
         classes, target = self.meta["classes"], targets[0]
         if task is None and classes is not None and len(classes) > 2 and all(map(is_number, classes)):
             # a count, or labels? (0 and 1 are labels)

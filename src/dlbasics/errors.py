@@ -102,7 +102,10 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
         if not (found and err.options):
             return first_line(err)
         group, name = found.groups()
-        near = "".join(f" Did you mean {group}={m}?" for m in difflib.get_close_matches(name, err.options, 1))
+        options = {o.lower(): o for o in err.options}  # optimizer=SGD: sgd
+        near = "".join(
+            f" Did you mean {group}={options[m]}?" for m in difflib.get_close_matches(name.lower(), options, 1)
+        )
         return f"{group}={name}: no such config.{near} Choose one of: {', '.join(err.options)}."
     if isinstance(err, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         key = cause.full_key  # model.widht=10: "Could not override 'model.widht'", not in the config

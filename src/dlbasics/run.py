@@ -39,7 +39,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dlbasics.data import PROJECT, TabularData, feature_matrix, header, read_csv, scale, target_names
+from dlbasics.data import TabularData, feature_matrix, header, projects, read_csv, scale, target_names
 from dlbasics.errors import (
     UserError,
     as_typed,
@@ -683,7 +683,7 @@ def check_run_options(cfg: DictConfig) -> None:
         )
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     preset = "data.path" in given and "data" not in given and choices.get("experiment") in (None, "null")
-    if preset and Path(to_absolute_path(str(cfg.data.path))).parent != PROJECT / "data":  # not the course's file
+    if preset and Path(to_absolute_path(str(cfg.data.path))).parent not in [p / "data" for p in projects()]:
         kept = [f"{k}={plain(cfg.data)[k]}" for k in ("index_col", "task", "features", "standardize") if k not in given]
         kept = [k for k in kept if not k.endswith(("=None", "=True"))]  # csv's own defaults
         raise UserError(
