@@ -684,7 +684,8 @@ def check_run_options(cfg: DictConfig) -> None:
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     preset = "data.path" in given and "data" not in given and choices.get("experiment") in (None, "null")
     if preset and Path(to_absolute_path(str(cfg.data.path))).parent not in [p / "data" for p in projects()]:
-        kept = [f"{k}={plain(cfg.data)[k]}" for k in ("index_col", "task", "features", "standardize") if k not in given]
+        data = plain(cfg.data)
+        kept = [f"{k}={data[k]}" for k in ("index_col", "task", "features", "standardize") if k not in given]
         kept = [k for k in kept if not k.endswith(("=None", "=True"))]  # csv's own defaults
         raise UserError(
             f"data.path is given without data=csv: the default data={choices.get('data')} would read it with its own "
