@@ -330,6 +330,10 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         (["+trainer.gradient_clip_val=1.0"], "trainer.gradient_clip_val=1.0 is not supported: each minibatch takes"),
         (["+trainer.accumulate_grad_batches=2"], "accumulate_grad_batches=2 is not supported: each minibatch takes"),
         (["data=csv"], "data.path is required: add data.path=... to the command line."),
+        (
+            ["data=csv", "data.path=data/boston.csv"],
+            "data.target is required: add data.target=COLUMN, the column to predict. The columns are: CRIM, ZN,",
+        ),
         (["data.index_col=9"], "data.index_col=9 is not a column of 'data/iris.csv': give a column number from 0 to 5"),
         (["data.batch_size=abc"], "data.batch_size must be a positive integer, or null for the whole split; got 'abc'"),
         (["data.features=[]"], "data.features is empty: name the feature columns"),

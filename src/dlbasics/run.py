@@ -681,6 +681,14 @@ def check_run_options(cfg: DictConfig) -> None:
             f"{unused[0]} is not used: model.hidden={list(cfg.model.hidden)} gives the hidden layers' widths. Give "
             "one or the other (model.hidden=null for depth and width)."
         )
+    if OmegaConf.is_missing(cfg.data, "target") and not OmegaConf.is_missing(cfg.data, "path"):
+        path = Path(to_absolute_path(str(cfg.data.path)))
+        columns = header(path) if path.is_file() else []  # none where the file is the problem: reading it says
+        if columns:
+            raise UserError(
+                f"data.target is required: add data.target=COLUMN, the column to predict. The columns are: "
+                f"{', '.join(map(str, columns))}."
+            )
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     preset = "data.path" in given and "data" not in given and choices.get("experiment") in (None, "null")
     if preset and Path(to_absolute_path(str(cfg.data.path))).parent not in [p / "data" for p in projects()]:
