@@ -3,6 +3,7 @@
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -150,6 +151,14 @@ def test_a_job_refused_by_its_config_fails_alone_and_bad_data_fails_every_job(tm
     assert train_stacked(cfgs) == [None, None]  # the trainer every job shares
     assert all(read_metrics(tmp_path / f"t{lr}")["status"] == "failed" for lr in ("0.1", "0.01"))
     assert capsys.readouterr().err.count("error: trainer: `max_epochs` must be a non-negative integer") == 1
+    # the options a run alone refuses before it reads its data: a half-precision Adam diverged, a seed was ignored
+    for option, message in [
+        ("trainer.precision=16-true", "error: trainer.precision=16-true: the optimizer's eps=1e-08 is 0 in float16"),
+        ("+data.shuffle_seed=7", "error: data.shuffle_seed is the run's to set"),
+    ]:
+        cfgs = [make_cfg(tmp_path / f"o{lr}{option}", option, f"optimizer.lr={lr}") for lr in ("0.1", "0.01")]
+        assert train_stacked(cfgs) == [None, None]
+        assert capsys.readouterr().err.count(message) == 2
 
 
 def test_a_job_whose_directory_holds_another_run_is_refused_and_that_run_kept(tmp_path, capsys):
@@ -242,3 +251,18 @@ def test_a_stacked_job_writes_a_weights_only_checkpoint_beside_a_full_one_as_alo
              for lr in ("0.003", "0.03")]  # fmt: skip
     assert train_stacked(again) == [None, None]  # as alone: Lightning refuses two callbacks of one state
     assert "callbacks.again is callbacks.model_checkpoint again" in capsys.readouterr().err
+
+
+def test_jobs_that_differ_in_more_than_learning_rate_and_seed_run_alone_as_in_any_sweep(tmp_path):
+    result = run_script(
+        "train.py", "-m", "model.width=4,8", "trainer.max_epochs=2", "logger=none", "hydra/launcher=stacked",
+        f"hydra.sweep.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Launching 2 jobs locally: 0 in 0 stack(s), the rest alone" in result.stdout
+    assert "side by side" not in result.stdout
+    for width in (4, 8):
+        job = tmp_path / f"model.width={width}"
+        assert read_metrics(job)["status"] == "completed" and read_metrics(job)["epochs"] == 2
+        assert load_learner(job / "checkpoints" / "best.ckpt").model[0].out_features == width
+    assert len(pd.read_csv(tmp_path / "summary.csv")) == 2

@@ -503,6 +503,21 @@ def test_eval_refuses_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
     assert "is refused: it is not a complete PyTorch checkpoint" in capsys.readouterr().err
 
 
+def test_eval_refuses_a_checkpoint_without_a_test_split_or_with_weights_of_another_model(tmp_path, capsys):
+    run = train(make_cfg(tmp_path / "run", "logger=none", "trainer.max_epochs=1", "data.test_fraction=0"))
+    with pytest.raises(SystemExit):
+        cli(evaluate, make_cfg(tmp_path, f"ckpt_path={run['checkpoint']}", config="eval"))
+    assert "error: this checkpoint's data has no test split (it was trained with data.test_fraction=0)" in (
+        capsys.readouterr().err
+    )
+    ckpt = torch.load(run["checkpoint"], weights_only=True)
+    ckpt["hyper_parameters"]["model"]["width"] = 50  # its weights are of width 100
+    torch.save(ckpt, tmp_path / "edited.ckpt")
+    with pytest.raises(SystemExit):
+        cli(evaluate, make_cfg(tmp_path, f"ckpt_path={tmp_path / 'edited.ckpt'}", config="eval"))
+    assert "edited.ckpt' holds weights that do not fit its own model (" in capsys.readouterr().err
+
+
 def test_command_line_errors_end_without_traceback(tmp_path):
     """As a user sees it: one line, exit status 2, no Python traceback, also for what Hydra cannot compose."""
     bad_csv = run_script("train.py", "data=csv", "data.path=nope.csv", "data.target=y", f"hydra.run.dir={tmp_path}")

@@ -243,11 +243,8 @@ class OutputDirectory(Callback):
     Hydra makes the directory."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        HydraConfig.instance().set_config(config)  # not yet set: the default run dir reads ${hydra:runtime...}
         _check_no_search(config)
-        _check_directory_option(config, given="hydra.sweep.dir", used="hydra.run.dir", mode="a run (without -m)")
-        _check_hydra_options(config, "hydra.run.dir")
-        _make_directory(config.hydra.run.dir, "hydra.run.dir")
+        _check_output(config, used="hydra.run.dir", other="hydra.sweep.dir", mode="a run (without -m)")
         run_dir = Path(config.hydra.run.dir)
         try:  # before Hydra writes its .hydra/ record there: another run's stays as that run left it
             check_free(run_dir, resuming=bool(config.get("ckpt_path")))
@@ -258,16 +255,7 @@ class OutputDirectory(Callback):
             _RECORD.update({f: f.read_bytes() for f in (run_dir / config.hydra.output_subdir).glob("*.yaml")})
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        HydraConfig.instance().set_config(config)
-        _check_directory_option(config, given="hydra.run.dir", used="hydra.sweep.dir", mode="a sweep (-m)")
-        _check_hydra_options(config, "hydra.sweep.dir")
-        _make_directory(config.hydra.sweep.dir, "hydra.sweep.dir")
-
-
-def _check_directory_option(config: DictConfig, given: str, used: str, mode: str) -> None:
-    """hydra.run.dir in a sweep, or hydra.sweep.dir in a run, which Hydra ignores: the runs went elsewhere."""
-    if given in given_keys(config.hydra.overrides.hydra):
-        refuse(f"{given} is not used by {mode}, which goes to {used}: give {used}=... instead.")
+        _check_output(config, used="hydra.sweep.dir", other="hydra.run.dir", mode="a sweep (-m)")
 
 
 def _check_no_search(config: DictConfig) -> None:
@@ -281,25 +269,27 @@ def _check_no_search(config: DictConfig) -> None:
         refuse(f"{given} searches over many runs: add -m ({command})")
 
 
-def _check_hydra_options(config: DictConfig, option: str) -> None:
-    # Hydra writes no .hydra/ record of the run's config and overrides; Lightning's DDP processes ask for that
-    if config.hydra.output_subdir is None and not ddp_process():
+def _check_output(config: DictConfig, used: str, other: str, mode: str) -> None:
+    """The run's or sweep's directory (`used`) made, or one line for the options that would put it elsewhere or
+    keep no record of it."""
+    HydraConfig.instance().set_config(config)  # not yet set: the default run dir reads ${hydra:runtime...}
+    if other in given_keys(config.hydra.overrides.hydra):  # which Hydra ignores: the runs would go elsewhere
+        refuse(f"{other} is not used by {mode}, which goes to {used}: give {used}=... instead.")
+    if config.hydra.output_subdir is None and not ddp_process():  # Lightning's DDP processes ask for no record
         refuse(
             "hydra.output_subdir=null is not supported by train.py: a run's resume line and a sweep's summary "
             "read its .hydra/ record. Leave it out."
         )
     # run_dir is where Hydra puts the run (its .hydra/ record, train.log): another would split the run in two
     if "run_dir" in given_keys(config.hydra.overrides.task):
-        refuse(f"run_dir is Hydra's directory for the run, its record and log too: give {option}=... instead.")
-
-
-def _make_directory(path: str, option: str) -> None:
-    if not str(path).strip():  # Path('') is the working directory: the project's own, as like as not
-        refuse(f"{option} is empty. Give the run a directory of its own: {option}=...")
+        refuse(f"run_dir is Hydra's directory for the run, its record and log too: give {used}=... instead.")
+    path = str(OmegaConf.select(config, used))
+    if not path.strip():  # Path('') is the working directory: the project's own, as like as not
+        refuse(f"{used} is empty. Give the run a directory of its own: {used}=...")
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        refuse(f"{option}: cannot make '{path}' ({err.strerror}). Give one you can write to: {option}=...")
+        refuse(f"{used}: cannot make '{path}' ({err.strerror}). Give one you can write to: {used}=...")
 
 
 def refuse(message: str) -> NoReturn:
@@ -360,8 +350,6 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict) -> None:
     TensorBoard then makes the table's columns from every run's options and scalars, where it would take
     one run's summary for all (a sweep over data=iris,boston would show no accuracy column).
     """
-    from lightning.pytorch.loggers import TensorBoardLogger
-
     writers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
     if not writers:
         return
@@ -384,13 +372,8 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict) -> None:
 
 def build(cfg: DictConfig, run_dir: Path):
     """The data module, the Lightning module and the trainer that a composed config describes."""
-    if "shuffle_seed" in cfg.data:  # the run's own, which would outweigh it
-        raise UserError(
-            "data.shuffle_seed is the run's to set: the batch order follows seed=... (the split's: data.split_seed)."
-        )
     data = instantiate(cfg.data, shuffle_seed=cfg.seed)
     learner = build_learner(cfg, data)
-    check_half_precision(cfg)
     callbacks, loggers = build_outputs(cfg, data)
     # callbacks.model_checkpoint=null means no checkpoints, not Lightning's default of a file every epoch;
     # callbacks.progress=null no progress display, not Lightning's default bar
@@ -411,7 +394,10 @@ def check_half_precision(cfg: DictConfig) -> None:
     and its steps divide by it: the first epoch is NaN."""
     if str(cfg.trainer.get("precision")) not in ("16-true", "16", "half"):
         return
-    parameter = inspect.signature(get_object(cfg.optimizer._target_)).parameters.get("eps")
+    try:
+        parameter = inspect.signature(get_object(cfg.optimizer._target_)).parameters.get("eps")
+    except Exception:  # no such optimizer: building it says so
+        return
     eps = cfg.optimizer.get("eps", parameter.default if parameter else None)
     if is_number(eps) and eps < torch.finfo(torch.float16).tiny:
         raise UserError(
@@ -606,9 +592,7 @@ def python_command(script: str, *overrides: str) -> str:
 
 def claim(run_dir: Path, resuming: bool) -> dict | None:
     """Makes run_dir this run's: its metrics.json says `running` (and which process) until the run ends.
-    A directory that holds another run is refused, unless this run resumes it and that run's process is no
-    longer alive: its checkpoints and logs stay as they are. Returns what the resumed run's metrics.json said.
-    """
+    Another run's directory is refused as check_free says; returns what the resumed run's metrics.json said."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if rank_zero_only.rank != 0:  # under DDP, the process of rank 0 writes for all
         return None
@@ -670,6 +654,10 @@ def _read_json(path: Path) -> dict:
 def check_run_options(cfg: DictConfig) -> None:
     """The options of a run itself (each group checks its own when it is built)."""
     check_added(cfg)
+    if "shuffle_seed" in cfg.data:  # the run's own, which would outweigh it
+        raise UserError(
+            "data.shuffle_seed is the run's to set: the batch order follows seed=... (the split's: data.split_seed)."
+        )
     if not is_number(cfg.seed, int) or not 0 <= cfg.seed < 2**32:
         raise UserError(f"seed must be an integer from 0 to 2**32 - 1; got {cfg.seed!r}.")
     if cfg.threads is not None and (not is_number(cfg.threads, int) or cfg.threads < 0):
@@ -681,8 +669,8 @@ def check_run_options(cfg: DictConfig) -> None:
             f"{unused[0]} is not used: model.hidden={list(cfg.model.hidden)} gives the hidden layers' widths. Give "
             "one or the other (model.hidden=null for depth and width)."
         )
-    if OmegaConf.is_missing(cfg.data, "target") and not OmegaConf.is_missing(cfg.data, "path"):
-        path = Path(to_absolute_path(str(cfg.data.path)))
+    path = None if OmegaConf.is_missing(cfg.data, "path") else Path(to_absolute_path(str(cfg.data.path)))
+    if path is not None and OmegaConf.is_missing(cfg.data, "target"):
         columns = header(path) if path.is_file() else []  # none where the file is the problem: reading it says
         if columns:
             raise UserError(
@@ -691,7 +679,7 @@ def check_run_options(cfg: DictConfig) -> None:
             )
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     preset = "data.path" in given and "data" not in given and choices.get("experiment") in (None, "null")
-    if preset and Path(to_absolute_path(str(cfg.data.path))).parent not in [p / "data" for p in projects()]:
+    if preset and path.parent not in [p / "data" for p in projects()]:
         data = plain(cfg.data)
         kept = [f"{k}={data[k]}" for k in ("index_col", "task", "features", "standardize") if k not in given]
         kept = [k for k in kept if not k.endswith(("=None", "=True"))]  # csv's own defaults
@@ -700,6 +688,7 @@ def check_run_options(cfg: DictConfig) -> None:
             f"settings ({', '.join(kept) or 'its target'}). Add data=csv for a CSV of your "
             f"own, or data={choices.get('data')} to keep them."
         )
+    check_half_precision(cfg)
 
 
 class Trained(UserError):
@@ -944,7 +933,7 @@ def read_checkpoint(path: str | Path) -> dict:
         why = (
             "it holds pickled objects, not only tensors and plain values"
             if "Unsupported global" in str(err)
-            else ("it is not a complete PyTorch checkpoint")
+            else "it is not a complete PyTorch checkpoint"
         )
         raise UserError(f"ckpt_path: '{path}' is refused: {why}. Give a checkpoint written by train.py.") from None
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None

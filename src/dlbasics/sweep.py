@@ -33,16 +33,7 @@ from dlbasics.errors import first_line, is_number, say_error
 logging.getLogger("tensorboard").setLevel(logging.ERROR)
 METRIC_ORDER = (
     "train/loss",
-    "val/loss",
-    "val/acc",
-    "val/rmse",
-    "val/mae",
-    "val/r2",
-    "test/loss",
-    "test/acc",
-    "test/rmse",
-    "test/mae",
-    "test/r2",
+    *(f"{split}/{m}" for split in ("val", "test") for m in ("loss", "acc", "rmse", "mae", "r2")),
 )
 
 
