@@ -288,6 +288,31 @@ def test_resuming_where_there_is_no_last_checkpoint_yet_says_so_and_trains_afres
     assert f"ckpt_path=last: no last.ckpt in '{tmp_path / 'checkpoints'}' yet; training starts afresh." in caplog.text
 
 
+def test_a_run_directory_moved_and_resumed_keeps_its_best_checkpoint(tmp_path, caplog):
+    """Lightning keeps a best checkpoint's score only in the directory it was taken in: a run copied to another
+    machine and resumed there chose a worse later epoch as its best, overwrote best.ckpt with it and tested it."""
+    common = ["logger=none", "data.batch_size=16", "optimizer.lr=0.5", "callbacks.model_checkpoint.write_seconds=0"]
+    alone = train(make_cfg(tmp_path / "alone", *common, "trainer.max_epochs=12"))
+    assert torch.load(alone["checkpoint"], weights_only=True)["epoch"] < 6  # its best is before the resume
+    train(make_cfg(tmp_path / "first", *common, "trainer.max_epochs=6"))
+    moved = (tmp_path / "first").rename(tmp_path / "moved")
+    with caplog.at_level(logging.INFO, logger="dlbasics"):
+        resumed = train(make_cfg(moved, *common, "trainer.max_epochs=12", "ckpt_path=last"))
+    assert resumed["checkpoint"] == str(moved / "checkpoints" / "best.ckpt")
+    for key in ("val/loss_best", "test/loss", "test/acc"):
+        assert resumed[key] == alone[key]
+    assert "chosen anew" not in caplog.text
+    # from a checkpoint of another run, into a new directory: the best is this directory's, from its first epoch
+    with caplog.at_level(logging.INFO, logger="dlbasics"):
+        other = train(
+            make_cfg(tmp_path / "new", *common, "trainer.max_epochs=12", f"ckpt_path={resumed['checkpoint']}")
+        )
+    assert other["checkpoint"] == str(tmp_path / "new" / "checkpoints" / "best.ckpt")
+    assert f"The best checkpoint is chosen anew in this run's directory ({tmp_path / 'new' / 'checkpoints'})." in (
+        caplog.text
+    )
+
+
 def test_resuming_a_run_whose_process_still_runs_is_refused(tmp_path, capsys):
     train(make_cfg(tmp_path, "logger=none", "trainer.max_epochs=2"))
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
