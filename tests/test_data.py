@@ -112,6 +112,10 @@ def test_a_column_of_numbers_with_values_that_are_not_is_refused_not_left_out(tm
         UserError, match=r"'f1' holds numbers, and 1 row with a value that is not \(first '\?', at data row 6\)"
     ):
         TabularData(path, "y")
+    frame.insert(0, "id", [f"r{i}" for i in range(100, 160)])  # an index of text: its labels are not row numbers
+    frame.to_csv(tmp_path / "ids.csv", index=False)
+    with pytest.raises(UserError, match=r"1 row with a value that is not \(first '\?', at data row 6\)"):
+        TabularData(tmp_path / "ids.csv", "y", index_col="id")
     with pytest.raises(UserError, match=r"data.features: column 'flag' has missing values \(first at data row 8\)"):
         TabularData(path, "y", features=["f0", "flag"])
     pd.DataFrame({"x": np.arange(60.0), "price": [f"{1_000_000 + 1000 * i:,}" for i in range(60)]}).to_csv(

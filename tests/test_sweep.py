@@ -338,6 +338,30 @@ def test_jobs_on_other_data_are_ranked_among_their_own(tmp_path, capsys):
     assert "Sweep of 4 jobs, best first by val/loss_best (min) within each data:" in capsys.readouterr().out
 
 
+def test_a_sweep_over_splits_is_ranked_within_each_and_averaged_over_them(tmp_path, capsys):
+    """data.split_seed=0,1,2 (the course's quality table, a mean over splits): each split's validation rows are
+    others, so their losses were ranked against each other, and no mean was made (only `seed` was averaged)."""
+    from dlbasics.sweep import summarize
+
+    jobs = [(0, 0.1, 0.3, 0.90), (0, 0.01, 0.2, 0.96), (1, 0.1, 0.1, 0.93), (1, 0.01, 0.4, 0.87)]
+    for split, lr, loss, acc in jobs:
+        name = f"data.split_seed={split},optimizer.lr={lr}"
+        metrics = {"status": "completed", "epochs": 3, "val/loss_best": loss, "test/acc": acc}
+        _job_dir(tmp_path, name, metrics)
+        (tmp_path / name / ".hydra" / "overrides.yaml").write_text(f"- data.split_seed={split}\n- optimizer.lr={lr}\n")
+    table = summarize(tmp_path, "val/loss", "min")
+    assert table["val/loss_best"].tolist() == [0.2, 0.3, 0.1, 0.4]  # by split, then by loss
+    out = capsys.readouterr().out
+    assert "best first by val/loss_best (min) within each data.split_seed:" in out
+    assert "Mean and standard deviation over data.split_seed:" in out
+    averaged = pd.read_csv(tmp_path / "summary_seeds.csv")
+    assert averaged["optimizer.lr"].tolist() == [0.01, 0.1] and averaged["seeds"].tolist() == [2, 2]
+    assert averaged["test/acc mean"].tolist() == pytest.approx([0.915, 0.915])
+    assert averaged["test/acc std"].tolist() == pytest.approx(
+        [np.std([0.96, 0.87], ddof=1), np.std([0.9, 0.93], ddof=1)]
+    )
+
+
 def test_the_loss_panel_says_so_when_no_job_logged_its_curve(tmp_path):
     """With logger=none the jobs leave no TensorBoard or CSV log: the panel says so, rather than draw empty axes."""
     from dlbasics.sweep import plot

@@ -37,9 +37,7 @@ MAX_CATEGORIES = 20  # a feature of text with at most this many distinct values 
 HEAD_BYTES = 1 << 16  # the first piece of a CSV, read alone: its columns' types decide the features
 THREADS = min(4, os.cpu_count() or 1)  # more would hold more pieces in memory at once for little gain
 # Each further piece is parsed in a thread of its own; the pieces being parsed hold about 24 MB of text in
-# all. Larger pieces load faster, more text in flight takes more memory: a 1,000,000 x 20 file on 2 threads
-# loads in 0.53 s with 8 MB pieces, 0.43 s with 12 MB and 0.42 s with 16 MB, at a peak of 1.7x, 1.84x and
-# up to 2.0x the data's size as float32 beyond the interpreter (benchmarks/speed.py, row 6).
+# all: larger pieces load faster, and take more memory (docs/speed.md, row 6).
 PIECE_BYTES = (24 << 20) // THREADS
 
 
@@ -191,13 +189,13 @@ def numbers_as_text(column: pd.Series) -> bool:
         return False
     values = counts.index.astype(str).to_series()
     unseparated = pd.to_numeric(values.str.replace(r"[,$€£%\s]", "", regex=True), errors="coerce").notna()
-    numbers = (_plain_numbers(values) | unseparated).to_numpy()
+    numbers = (unseparated | values.isin(["True", "False"])).to_numpy()  # a plain number is one unseparated too
     return counts.to_numpy()[numbers].sum() >= 0.5 * counts.sum()
 
 
 def _not_numbers(column: pd.Series, what: str, fix: str) -> UserError:
     """A column of numbers that holds some values that are not (typos, placeholders), or numbers written as text."""
-    values = column.dropna().astype(str)
+    values = column.reset_index(drop=True).dropna().astype(str)  # by position, the data row: not data.index_col's
     plain = _plain_numbers(values)
     if plain.all() and len(values) < len(column):  # True/False with blanks: missing values
         row = int(np.flatnonzero(column.isna())[0]) + 1

@@ -163,14 +163,6 @@ class Stacked(Learner):
         self._share()  # moving to a device, or to another dtype, copies each tensor on its own
         return self
 
-    @property
-    def trainer(self):
-        return L.LightningModule.trainer.fget(self)
-
-    @trainer.setter
-    def trainer(self, trainer) -> None:
-        self._trainer = trainer  # the members keep their own view of it
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x of shape (rows, features), or (members, rows, features); outputs (members, rows, outputs)."""
         stacked = iter(self._leaves)

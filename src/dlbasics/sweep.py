@@ -31,6 +31,7 @@ from dlbasics.errors import first_line, is_number, say_error
 
 # its event reader narrates every file at INFO, and warns of each resumed run's log (purge_step) as of a restart
 logging.getLogger("tensorboard").setLevel(logging.ERROR)
+SEEDS = ("seed", "data.split_seed")  # the draws a result is averaged over: first weights and batch order, the split
 METRIC_ORDER = (
     "train/loss",
     *(f"{split}/{m}" for split in ("val", "test") for m in ("loss", "acc", "rmse", "mae", "r2")),
@@ -193,8 +194,8 @@ def swept(table: pd.DataFrame) -> list[str]:
 
 
 def by_seed(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of each otherwise equal configuration."""
-    others = [k for k in keys if k != "seed"]
+    """Mean and standard deviation over seeds (SEEDS) of each otherwise equal configuration."""
+    others = [k for k in keys if k not in SEEDS]
     metrics = metric_names(table.columns)
     grouped = table.groupby([_text(table[k]) for k in others] if others else [0] * len(table), sort=False)
     out = grouped[metrics].agg(["mean", "std"])
@@ -276,8 +277,8 @@ def summarize(sweep_dir: Path, monitor: str, mode: str, jobs=None, refused=(), k
         monitor = training
     if f"{monitor}_best" in table:  # the best checkpoint's value: its test metrics are in the row
         monitor = f"{monitor}_best"
-    # the losses of other data, or of another loss, do not compare: each is ranked among its own
-    apart = [k for k in ("data", "loss") if k in keys and table[k].nunique() > 1]
+    # the losses of other data, of another split of it or of another loss do not compare: each ranked among its own
+    apart = [k for k in ("data", "data.split_seed", "loss") if k in keys and table[k].nunique() > 1]
     if monitor in table:
         ascending = [True] * len(apart) + [mode == "min"]
         table = table.sort_values([*apart, monitor], ascending=ascending, na_position="last", kind="stable")
@@ -291,10 +292,11 @@ def summarize(sweep_dir: Path, monitor: str, mode: str, jobs=None, refused=(), k
     count = f"{len(table)} job{'s' * (len(table) != 1)}"
     within = f" within each {' and '.join(apart)}" if apart else ""
     print(f"\nSweep of {count}, best first by {monitor} ({mode}){within}:\n{shown.to_string(index=False, na_rep='')}")
-    if "seed" in keys and table["seed"].nunique() > 1 and any(m in table for m in METRIC_ORDER):  # some to average
-        seeds = by_seed(table, keys)
-        seeds.to_csv(sweep_dir / "summary_seeds.csv", index=False)
-        print(f"\nMean and standard deviation over seeds:\n{seeds.to_string(index=False)}")
+    seeds = [k for k in SEEDS if k in keys and table[k].nunique() > 1]
+    if seeds and any(m in table for m in METRIC_ORDER):  # some to average
+        averaged = by_seed(table, keys)
+        averaged.to_csv(sweep_dir / "summary_seeds.csv", index=False)
+        print(f"\nMean and standard deviation over {' and '.join(seeds)}:\n{averaged.to_string(index=False)}")
     written = [sweep_dir / "summary.csv"]
     if (~table["status"].isin(["failed", "refused"])).any():  # some job trained: its curve, or its result, to draw
         try:
