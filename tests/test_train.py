@@ -573,6 +573,17 @@ def test_a_run_directory_named_from_hydras_choices_is_made_before_the_run(tmp_pa
     assert (tmp_path / "iris-run").is_dir()
 
 
+def test_a_run_of_a_csv_is_named_after_its_file(tmp_path, make_csv, monkeypatch):
+    """Every CSV of a lab went to logs/csv-mlp/, and TensorBoard named each run csv-mlp."""
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # restored after the test
+    path = make_csv(name="wine.csv.gz")
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        for overrides, name in [(["data=csv", f"data.path={path}", "data.target=y"], "wine-mlp"), ([], "iris-mlp")]:
+            cfg = compose("train", overrides, return_hydra_config=True)
+            HydraConfig.instance().set_config(cfg)  # as Hydra sets it before it makes the run's directory
+            assert Path(cfg.hydra.run.dir).parent == Path("logs", name)
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [

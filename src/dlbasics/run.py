@@ -93,6 +93,16 @@ def output_dir() -> str:
 OmegaConf.register_new_resolver("output_dir", output_dir, replace=True)  # train.yaml's run_dir: ${output_dir:}
 
 
+def data_name(choice: str, path: str | None) -> str:
+    """A run directory's first word (logs/iris-mlp/...): the data option's name; for data=csv, the CSV's own
+    (logs/wine-mlp/... for data.path=wine.csv), where every CSV of a lab went to logs/csv-mlp/."""
+    name = Path(str(path)).name if choice == "csv" and path else ""
+    return name.split(".")[0] if name.split(".")[0] else choice  # wine.csv.gz: wine
+
+
+OmegaConf.register_new_resolver("data_name", data_name, replace=True)  # train.yaml's hydra.run.dir
+
+
 def given_keys(overrides) -> set[str]:
     """The keys a list of overrides sets, adds or takes out (key=..., +key=..., ~key)."""
     return {o.lstrip("+~").partition("=")[0] for o in overrides}
