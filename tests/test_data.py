@@ -63,6 +63,8 @@ def test_integer_labels_taken_as_classes_are_said_so(tmp_path, caplog):
         assert TabularData(path, "count").meta["classes"][:2] == [0.0, 2.0]
         pd.read_csv(path).assign(count=np.arange(200) % 16).to_csv(path, index=False)
         assert TabularData(path, "count").meta["task"] == "regression"
+        pd.read_csv(path).assign(count=np.arange(200) % 80).to_csv(path, index=False)  # 80 classes: no one's guess
+        assert TabularData(path, "count").meta["task"] == "regression"
     assert caplog.messages == [
         "data.task: multiclass, as the target 'count' holds 10 distinct whole numbers (at most 10 are classes); "
         "data.task=regression takes them as a quantity"

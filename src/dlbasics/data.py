@@ -871,7 +871,7 @@ class TabularData(L.LightningDataModule):
             task is None
             and self.meta["task"] == "regression"
             and len(targets) == 1
-            and (MAX_CLASSES < _whole_numbers(y) <= len(y) / 2)
+            and (MAX_CLASSES < _whole_numbers(y) <= min(2 * MAX_CLASSES, len(y) / 2))  # not 214 classes
         ):
             log.info(
                 f"data.task: regression, as the target '{target}' holds {_whole_numbers(y)} distinct whole numbers "
