@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -74,6 +75,9 @@ def test_iris_learns_and_logs_to_tensorboard(tmp_path):
     assert hparams["data.standardize"].string_value == "true" and hparams["data.features"].string_value == "null"
     assert hparams["status"].string_value == "completed"
     assert hparams["trainer.max_epochs"].number_value == hparams["epochs"].number_value == 32
+    # Lightning's hparams.yaml beside the logs held {}: it holds the module's, as the checkpoints do
+    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
+    assert yaml.safe_load((tmp_path / "hparams.yaml").read_text()) == saved
 
 
 def test_regression_metrics_agree_with_each_other(tmp_path):

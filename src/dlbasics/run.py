@@ -32,7 +32,8 @@ from lightning.pytorch.callbacks import (
     ModelCheckpoint,
     ProgressBar,
 )
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.core.saving import save_hparams_to_yaml
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.strategies.launchers import subprocess_script
 from lightning.pytorch.utilities import rank_zero_only
@@ -917,6 +918,8 @@ def report(metrics: dict, trainer, learner: Learner, cfg: DictConfig, run_dir: P
         if best:  # a scalar, for the HPARAMS table's column
             logger.log_metrics(best, step=trainer.global_step)
         logger.finalize("success")
+        if isinstance(logger, (CSVLogger, TensorBoardLogger)):  # Lightning's hparams.yaml, which held {}: the module's
+            save_hparams_to_yaml(Path(logger.log_dir) / "hparams.yaml", dict(learner.hparams))  # as its checkpoints
     _log_hparams(trainer, cfg, metrics)
     shown = {k: v for k, v in metrics.items() if k.startswith("test/")} or {
         k: v for k, v in metrics.items() if k.startswith(("val/", "train/"))
