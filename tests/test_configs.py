@@ -145,6 +145,10 @@ def test_help_shows_what_the_script_takes(monkeypatch, capsys, script, shows, no
             "ckpt_path: a value with '=' in it is quoted for Hydra: "
             """'ckpt_path="logs/multiruns/X/optimizer.lr=0.1/checkpoints/best.ckpt"' (quotes as shown).""",
         ),
+        (  # a path with a ~ in it (the shell expands only a leading one), or a # in a file's name
+            ["hydra.run.dir=/tmp/x~y#2"],
+            """hydra.run.dir: a value with '#' and '~' in it is quoted for Hydra: 'hydra.run.dir="/tmp/x~y#2"'""",
+        ),
         (
             ["data.target=価格"],  # a column name in another script
             """data.target: a value with letters beyond ASCII is quoted for Hydra: 'data.target="価格"'""",

@@ -79,11 +79,14 @@ def user_mistake(err: BaseException) -> UserError | None:
     return None
 
 
+UNQUOTED = "=~&#!;^`<>"  # characters Hydra's override grammar takes only in a quoted value
+
+
 def as_typed(value) -> str:
     """A value as the command line gives it to Hydra: quoted where its grammar would read it otherwise (a path
     with `=` in it, a sweep job's; a name in another script, data.target=価格)."""
     text = str(value)
-    return f'"{text}"' if re.search(r"[=,:\s'\"\[\](){}]", text) or not text.isascii() else text
+    return f'"{text}"' if re.search(rf"[,:\s'\"\[\](){{}}{UNQUOTED}]", text) or not text.isascii() else text
 
 
 def say_error(message) -> None:
@@ -147,8 +150,9 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
         key, _, value = err.override.partition("=")
         # a sweep job's path (.../optimizer.lr=0.1/...), a column name in another script (data.target=価格)
         quoted = value.startswith(("'", '"'))
-        if not quoted and ("=" in value or not value.isascii()):
-            what = "'=' in it" if "=" in value else "letters beyond ASCII"
+        odd = sorted({c for c in value if c in UNQUOTED})  # a home directory's ~, a path with = or #
+        if not quoted and (odd or not value.isascii()):
+            what = f"{' and '.join(map(repr, odd))} in it" if odd else "letters beyond ASCII"
             items = value.startswith("[") and value.endswith("]")  # data.features=[面積]: each item is quoted
             typed = "[" + ",".join(f'"{v.strip()}"' for v in value[1:-1].split(",")) + "]" if items else as_typed(value)
             return f"{key}: a value with {what} is quoted for Hydra: '{key}={typed}' (quotes as shown)."
