@@ -1,10 +1,11 @@
 """Test quality of the default runs against scikit-learn, on the same splits.
 
-    python benchmarks/quality.py [--seeds 5] [override ...]
+    python benchmarks/quality.py [--seeds 5] [--data iris,wine,...] [override ...]
 
 For each of data=iris, data=boston, boston2 (data=boston with two targets, PRICE and LSTAT: an output
-neuron each; r2 is the mean of theirs) and cities (a generated CSV of 1,000 rows whose price depends on two
-numbers and on two features of categories, a city and a colour, which the run one-hot encodes) with
+neuron each; r2 is the mean of theirs), cities (a generated CSV of 1,000 rows whose price depends on two
+numbers and on two features of categories, a city and a colour, which the run one-hot encodes) and three of
+scikit-learn's real datasets written as CSV files (wine, breast_cancer, diabetes: data=csv) with
 model=mlp and the defaults, trains with data.split_seed=0..N-1 and fits scikit-learn's MLP (100 hidden units)
 and gradient boosting (a model per target) on exactly the same training rows and inputs (scaled the same
 way), then prints mean and standard deviation of the test metric.
@@ -59,9 +60,27 @@ def write_cities(path: Path, rows: int = 1000) -> None:
     pd.DataFrame({"x1": x1, "x2": x2, "city": city, "colour": colour, "price": price}).to_csv(path, index=False)
 
 
+def write_real(directory: Path) -> None:
+    """Three of scikit-learn's real datasets as the CSV files a user would bring: wine (3 cultivars, as numbers),
+    breast cancer (its diagnosis as text, malignant or benign) and diabetes (a disease's progression, in its units)."""
+    from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+
+    wine, cancer, diabetes = load_wine(as_frame=True), load_breast_cancer(as_frame=True), load_diabetes(scaled=False)
+    wine.data.assign(cultivar=wine.target).to_csv(directory / "wine.csv", index=False)
+    diagnosis = cancer.target.map(dict(enumerate(cancer.target_names)))
+    cancer.data.assign(diagnosis=diagnosis).to_csv(directory / "breast_cancer.csv", index=False)
+    pd.DataFrame(diabetes.data, columns=diabetes.feature_names).assign(progression=diabetes.target).to_csv(
+        directory / "diabetes.csv", index=False
+    )
+    for name, target, like in [("wine", "cultivar", "iris"), ("breast_cancer", "diagnosis", "iris"),
+                               ("diabetes", "progression", "boston")]:  # fmt: skip
+        TASKS[name] = (["data=csv", f"data.path={directory / name}.csv", f"data.target={target}"], *TASKS[like][1:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--data", help="the rows to measure, e.g. --data iris,wine (default: all)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     logging.getLogger("dlbasics").setLevel(logging.WARNING)
@@ -72,7 +91,12 @@ def main() -> None:
         ["data=csv", f"data.path={Path(files.name, 'cities.csv')}", "data.target=price"],
         *TASKS["boston"][1:],
     )
-    for data, (options, metric, mlp, boost, score) in TASKS.items():
+    write_real(Path(files.name))
+    chosen = args.data.split(",") if args.data else list(TASKS)
+    unknown = [d for d in chosen if d not in TASKS]
+    if unknown:
+        parser.error(f"--data: no row {unknown[0]!r}; the rows are {', '.join(TASKS)}")
+    for data, (options, metric, mlp, boost, score) in ((d, TASKS[d]) for d in chosen):
         ours, theirs, boosted, seconds = [], [], [], []
         for seed in range(args.seeds):
             with (
@@ -106,10 +130,10 @@ def main() -> None:
                 boosted.append(score(yt, boost(random_state=seed).fit(x, y).predict(xt)))
         rows.append((data, metric, ours, theirs, boosted, seconds))
 
-    print(f"{'data':8} {'metric':10} {'dlbasics mlp':>16} {'sklearn MLP':>16} {'sklearn GBoost':>16} {'train s':>8}")
+    print(f"{'data':13} {'metric':9} {'dlbasics mlp':>16} {'sklearn MLP':>16} {'sklearn GBoost':>16} {'train s':>8}")
     for data, metric, ours, theirs, boosted, seconds in rows:
         cells = " ".join(f"{np.mean(v):>8.4f} ± {np.std(v, ddof=1):.3f}" for v in (ours, theirs, boosted))
-        print(f"{data:8} {metric:10} {cells} {np.mean(seconds):>8.2f}")
+        print(f"{data:13} {metric:9} {cells} {np.mean(seconds):>8.2f}")
     print(f"(mean ± std over data.split_seed=0..{args.seeds - 1}; same train/test rows and scaling for all)")
 
 

@@ -1,5 +1,6 @@
 """Training end to end, in process: what a run leaves, and what eval and predict make of it."""
 
+import logging
 import math
 import sys
 from collections import Counter
@@ -241,6 +242,27 @@ def test_predict_writes_classes_and_probabilities_beside_the_input(tmp_path, mak
     assert with_ids.read_text().splitlines()[0] == ",f0,f1,f2,predicted_y,p(no),p(yes)"  # kept, to join on
     assert pd.read_csv(with_ids, index_col=0).index.tolist() == list(range(1000, 1005))
     assert pd.read_csv(with_ids, index_col=0).reset_index(drop=True).equals(result)
+
+
+def test_predict_points_out_rows_far_outside_the_training_data(tmp_path, make_csv, caplog):
+    """A feature in other units (cents for dollars) was predicted from without a word: p = 1.0 for every row."""
+    path = make_csv(n=80, kind="binary")
+    metrics = train(make_cfg(tmp_path / "run", "data=csv", f"data.path={path}", "data.target=y", "logger=none"))
+    meta = load_learner(metrics["checkpoint"]).hparams.data
+    new, rows = tmp_path / "new.csv", pd.read_csv(path).drop(columns="y").head(5)
+    rows.to_csv(new, index=False)
+    cfg = make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", f"input={new}", config="predict")
+    with caplog.at_level(logging.INFO, logger="dlbasics"):
+        predict(cfg)
+        assert "standard deviations" not in caplog.text  # rows like the training rows
+        rows.loc[[1, 3], "f2"] *= 1000
+        rows.to_csv(new, index=False)
+        predict(cfg)
+    assert (
+        f"2 rows of 5 have a feature more than 10 standard deviations from the training rows' mean (first at data "
+        f"row 2: 'f2' {rows.loc[1, 'f2']:g}, where training had {meta['mean'][2]:.4g} ± {meta['std'][2]:.4g}): the "
+        "model was not trained on such values." in caplog.text
+    )
 
 
 def test_a_feature_of_categories_trains_tests_and_predicts_with_its_categories(tmp_path, capsys):

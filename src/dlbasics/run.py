@@ -40,7 +40,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dlbasics.data import TabularData, feature_matrix, header, projects, read_csv, scale, target_names
+from dlbasics.data import TabularData, feature_matrix, header, input_names, projects, read_csv, scale, target_names
 from dlbasics.errors import (
     UserError,
     as_typed,
@@ -991,6 +991,27 @@ def evaluate(cfg: DictConfig) -> dict:
     return metrics
 
 
+FAR = 10.0  # standard deviations of a feature from its training mean beyond which a model extrapolates
+
+
+def far_out(x: torch.Tensor, raw: np.ndarray, meta: dict) -> None:
+    """A line for rows with a number far outside what the model was trained on (standardized: |x| > FAR), whose
+    predictions are extrapolations (a price in cents where it learnt dollars, a unit changed)."""
+    if meta.get("mean") is None:  # data.standardize=false: no statistics to compare with
+        return
+    names, categories = input_names(meta), meta.get("categories", {})
+    numbers = [j for j, name in enumerate(names) if name not in categories and name in meta["features"]]
+    far = x[:, numbers].abs() > FAR
+    if far.any():
+        (row, k), rows = map(int, far.nonzero()[0]), int(far.any(1).sum())
+        j = numbers[k]
+        log.info(
+            f"{rows} row{'s' * (rows != 1)} of {len(x)} have a feature more than {FAR:g} standard deviations from "
+            f"the training rows' mean (first at data row {row + 1}: '{names[j]}' {raw[row, j]:g}, where training had "
+            f"{meta['mean'][j]:.4g} ± {meta['std'][j]:.4g}): the model was not trained on such values."
+        )
+
+
 def predict(cfg: DictConfig) -> Path:
     """Writes the input's rows with the model's predictions beside them: values, or classes and probabilities."""
     check_added(cfg)
@@ -1015,7 +1036,9 @@ def predict(cfg: DictConfig) -> Path:
     if frame.empty:
         raise UserError(f"input: '{cfg.input}' has a header but no data rows: add the rows to predict.")
     x = feature_matrix(frame, meta["features"], option="input", categories=meta.get("categories", {}))
+    raw = x.copy()
     x = torch.from_numpy(scale(x, meta))
+    far_out(x, raw, meta)
     with torch.no_grad():
         out = learner.objective.predict(learner(x)).numpy()
     classes = meta["classes"]
