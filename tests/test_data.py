@@ -395,7 +395,8 @@ def test_a_target_of_numbers_with_a_word_among_them_is_named_not_taken_as_classe
     frame.to_csv(path, index=False)
     with pytest.raises(
         UserError,
-        match=rf"'y' holds numbers, and 1 row with a value that is not \(first '\?', at data row {rows - 4}\)",
+        match=rf"'y' holds numbers, and 1 row with a value that is not \(first '\?', at data row {rows - 4}\)\. "
+        r"Fix or drop them in the CSV, or set data.task=multiclass to take every value as a class label\.$",
     ):
         TabularData(path, "y")
     labels = table(rows, y=np.where(np.arange(rows) % 2, "1", "0").astype(object))

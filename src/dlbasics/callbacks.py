@@ -146,6 +146,16 @@ def _check_counts(callback: str, **counts) -> None:
             raise UserError(f"callbacks.{callback}.{option} must be an integer >= 2; got {value!r}.")
 
 
+def show(trainer, fig, tag: str, path: Path) -> None:
+    """A figure in TensorBoard's Images tab, under `tag`, and in the file `path`."""
+    from dlbasics import figures
+
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure(tag, fig, global_step=trainer.global_step, close=False)
+    figures.save(fig, path)
+
+
 class LossLandscape(L.Callback):
     """Chapter 1's picture: the loss over a model's one or two parameters, and the path gradient descent took.
 
@@ -252,10 +262,7 @@ class LossLandscape(L.Callback):
         pd.DataFrame(path, columns=self.names).assign(loss=losses).rename_axis(steps[:-1]).to_csv(
             self.dirpath / "trajectory.csv"
         )
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure("landscape", fig, global_step=trainer.global_step, close=False)
-        figures.save(fig, self.dirpath / "landscape.png")
+        show(trainer, fig, "landscape", self.dirpath / "landscape.png")
 
 
 class DataFit(L.Callback):
@@ -293,10 +300,7 @@ class DataFit(L.Callback):
             x, y = x[drawn], y[drawn]
         fig = figures.data_fit(x, y, grid, predicted, meta["features"][0], meta["target"], title, rows)
         self.dirpath.mkdir(parents=True, exist_ok=True)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure("data_fit", fig, global_step=trainer.global_step, close=False)
-        figures.save(fig, self.dirpath / "fit.png")
+        show(trainer, fig, "data_fit", self.dirpath / "fit.png")
 
 
 def _check_seconds(option: str, value) -> None:
@@ -401,16 +405,12 @@ class Checkpoints(ModelCheckpoint):
         self._pending.clear()
         self._written = time.monotonic()
 
-    def _take_last(self, trainer) -> None:
-        # Lightning 2.6 refreshes last.ckpt only when a best one was taken: taking it every epoch is cheap here,
-        # and a resumed run must start from the last completed epoch.
-        if not self._should_skip_saving_checkpoint(trainer):  # nor taken at this step already
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-
     def on_train_epoch_end(self, trainer, learner) -> None:
         super().on_train_epoch_end(trainer, learner)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._take_last(trainer)
+        # Lightning 2.6 refreshes last.ckpt only when a best one was taken: taking it every epoch is cheap here,
+        # and a resumed run must start from the last completed epoch (nor taken at this step already)
+        if self._should_save_on_train_epoch_end(trainer) and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_train_end(self, trainer, learner) -> None:
         super().on_train_end(trainer, learner)

@@ -439,14 +439,10 @@ def encode_target(y: pd.Series, features: list[str], task: str | None = None, cl
             f"data.target: column '{target}' has {_rows(int(y.isna().sum()))} with missing values "
             f"(first at data row {int(np.flatnonzero(y.isna())[0]) + 1}). Drop or fill them in the CSV."
         )
-    if task in (None, "regression") and not pd.api.types.is_numeric_dtype(y):
-        words = np.flatnonzero(pd.to_numeric(y, errors="coerce").isna())
-        if len(words) < len(y) / 2:  # mostly numbers: the others are typos or placeholders ('?', '-', 'n/a')
-            raise UserError(
-                f"data.target: column '{target}' holds numbers, and {_rows(len(words))} with a value that is not "
-                f"(first {y.iloc[words[0]]!r}, at data row {words[0] + 1}). Fix or drop them in the CSV, or set "
-                "data.task=multiclass to take every value as a class label."
-            )
+    numeric = pd.api.types.is_numeric_dtype(y)  # or mostly numbers: the others typos or placeholders ('?', 'n/a')
+    if task in (None, "regression") and not numeric and pd.to_numeric(y, errors="coerce").notna().mean() > 0.5:
+        fix = "Fix or drop them in the CSV, or set data.task=multiclass to take every value as a class label."
+        raise _not_numbers(y, "data.target", fix)
     inferred = infer_task(y)
     task = task or inferred
     if task not in TASKS:
@@ -490,9 +486,9 @@ def encode_target(y: pd.Series, features: list[str], task: str | None = None, cl
         )
     if task == "binary" and len(classes) != 2:
         raise UserError(f"data.task=binary needs 2 classes; '{target}' has {len(classes)}. Use data.task=multiclass.")
-    if len(classes) > max(MAX_CLASSES, len(y) / 2) and numbers_as_text(y):  # '1,025,140'
-        raise _not_numbers(y, "data.target", "")
     if len(classes) > max(MAX_CLASSES, len(y) / 2):  # about a row a class: an id or a quantity, not labels
+        if numbers_as_text(y):  # '1,025,140'
+            raise _not_numbers(y, "data.target", "")
         raise UserError(
             f"data.target: '{target}' has {len(classes)} distinct values in {len(y)} rows, too many to be classes "
             "to learn. Check the target column, or set data.task=regression for a quantity."
