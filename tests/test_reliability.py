@@ -288,7 +288,7 @@ def test_resuming_where_there_is_no_last_checkpoint_yet_says_so_and_trains_afres
     assert f"ckpt_path=last: no last.ckpt in '{tmp_path / 'checkpoints'}' yet; training starts afresh." in caplog.text
 
 
-def test_a_run_directory_moved_and_resumed_keeps_its_best_checkpoint(tmp_path, caplog):
+def test_a_run_directory_moved_and_resumed_keeps_its_best_checkpoint(tmp_path, caplog, capsys):
     """Lightning keeps a best checkpoint's score only in the directory it was taken in: a run copied to another
     machine and resumed there chose a worse later epoch as its best, overwrote best.ckpt with it and tested it."""
     common = ["logger=none", "data.batch_size=16", "optimizer.lr=0.5", "callbacks.model_checkpoint.write_seconds=0"]
@@ -311,6 +311,12 @@ def test_a_run_directory_moved_and_resumed_keeps_its_best_checkpoint(tmp_path, c
     assert f"The best checkpoint is chosen anew in this run's directory ({tmp_path / 'new' / 'checkpoints'})." in (
         caplog.text
     )
+    # another run's checkpoint into a directory that holds a run would overwrite it (and had its best tested)
+    kept = {p: p.read_bytes() for p in (tmp_path / "alone").rglob("*") if p.is_file()}
+    with pytest.raises(SystemExit):
+        cli(train, make_cfg(tmp_path / "alone", *common, "trainer.max_epochs=20", f"ckpt_path={other['checkpoint']}"))
+    assert "already holds a run (its metrics.json, completed)" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in (tmp_path / "alone").rglob("*") if p.is_file()} == kept
 
 
 def test_resuming_a_run_whose_process_still_runs_is_refused(tmp_path, capsys):

@@ -260,8 +260,8 @@ def test_predict_points_out_rows_far_outside_the_training_data(tmp_path, make_cs
         predict(cfg)
     assert (
         f"2 rows of 5 have a feature more than 10 standard deviations from the training rows' mean (first at data "
-        f"row 2: 'f2' {rows.loc[1, 'f2']:g}, where training had {meta['mean'][2]:.4g} ± {meta['std'][2]:.4g}): the "
-        "model was not trained on such values." in caplog.text
+        f"row 2: 'f2' {rows.loc[1, 'f2']:.4g}, where the training rows had {meta['mean'][2]:.4g} ± "
+        f"{meta['std'][2]:.4g}): the predictions there extrapolate. Check its units." in caplog.text
     )
 
 
@@ -602,9 +602,13 @@ def test_a_run_directory_named_from_hydras_choices_is_made_before_the_run(tmp_pa
 def test_a_run_of_a_csv_is_named_after_its_file(tmp_path, make_csv, monkeypatch):
     """Every CSV of a lab went to logs/csv-mlp/, and TensorBoard named each run csv-mlp."""
     monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # restored after the test
-    path = make_csv(name="wine.csv.gz")
+    gz, dotted = make_csv(name="wine.csv.gz"), make_csv(name="2024.01.iris.CSV")
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        for overrides, name in [(["data=csv", f"data.path={path}", "data.target=y"], "wine-mlp"), ([], "iris-mlp")]:
+        for overrides, name in [
+            (["data=csv", f"data.path={gz}", "data.target=y"], "wine-mlp"),
+            (["data=csv", f"data.path={dotted}", "data.target=y"], "2024.01.iris-mlp"),
+            ([], "iris-mlp"),
+        ]:
             cfg = compose("train", overrides, return_hydra_config=True)
             HydraConfig.instance().set_config(cfg)  # as Hydra sets it before it makes the run's directory
             assert Path(cfg.hydra.run.dir).parent == Path("logs", name)
@@ -649,6 +653,24 @@ def test_the_directory_option_of_the_other_mode_is_refused(tmp_path, monkeypatch
         getattr(OutputDirectory(), hook)(cfg)
     assert exit_.value.code == 2 and not any(tmp_path.iterdir())
     assert capsys.readouterr().err.startswith(f"error: {message}")
+
+
+def test_an_optuna_search_optimizes_in_the_monitored_metrics_direction(tmp_path, monkeypatch, capsys):
+    """hparams_search=iris_optuna monitor.metric=val/acc minimized the accuracy: its best trial was the worst."""
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # as when Hydra calls the hook; restored after
+    search = ["hparams_search=iris_optuna", f"hydra.sweep.dir={tmp_path}/s"]
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        for metric, direction in [("val/loss", "minimize"), ("val/acc", "maximize")]:
+            cfg = compose("train", [*search, f"monitor.metric={metric}"], return_hydra_config=True)
+            assert cfg.hydra.sweeper.direction == direction
+        OutputDirectory().on_multirun_start(cfg)  # val/acc, maximized: a sweep
+        cfg = compose("train", [*search, "hydra.sweeper.direction=maximize"], return_hydra_config=True)
+    with pytest.raises(SystemExit):
+        OutputDirectory().on_multirun_start(cfg)
+    assert capsys.readouterr().err == (
+        "error: hydra.sweeper.direction=maximize searches for the worst val/loss (monitor.mode=min): leave it out, "
+        "as it follows monitor.mode.\n"
+    )
 
 
 def test_depth_or_width_beside_hidden_widths_is_refused(tmp_path, monkeypatch):

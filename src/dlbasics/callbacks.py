@@ -359,25 +359,27 @@ class Checkpoints(ModelCheckpoint):
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Lightning keeps the best checkpoint's score only where it was taken, in the same directory. A run
-        directory moved or copied, and resumed there, has it in its own: its paths are taken as this directory's,
-        and the best kept (it was overwritten by a worse epoch). Resumed into a new run directory, the best is
-        chosen anew there, from the first epoch."""
+        directory moved or copied, and resumed there, holds its best under the same name: its paths are taken
+        as this directory's, and the best kept (a worse later epoch overwrote it). Resumed into a new run
+        directory (which holds no run: check_free), the best is chosen anew there."""
         taken = state_dict.get("dirpath")
         if taken is not None and taken != self.dirpath:
 
             def here(path):
                 return os.path.join(self.dirpath, os.path.basename(path)) if path else path
 
-            if state_dict.get("best_model_path") and os.path.isfile(here(state_dict["best_model_path"])):
+            best = state_dict.get("best_model_path") or ""
+            if best and os.path.isfile(here(best)):
                 paths = ("best_model_path", "kth_best_model_path", "last_model_path")
                 state_dict = (
                     state_dict
                     | {k: here(state_dict.get(k)) for k in paths}
                     | {"best_k_models": {here(k): v for k, v in state_dict.get("best_k_models", {}).items()}}
                 )
-            else:
-                log.info(f"The best checkpoint is chosen anew in this run's directory ({self.dirpath}).")
-                state_dict = self.state_dict() | {"best_model_path": state_dict.get("best_model_path", "")}
+            else:  # the resumed run's best, where it still is, until an epoch here is better
+                if self.save_top_k and self.monitor:
+                    log.info(f"The best checkpoint is chosen anew in this run's directory ({self.dirpath}).")
+                state_dict = self.state_dict() | {"best_model_path": best if os.path.isfile(best) else ""}
             state_dict["dirpath"] = self.dirpath
         super().load_state_dict(state_dict)
 

@@ -99,6 +99,13 @@ def header(path: str | Path) -> list[str]:
         return []
 
 
+def columns_of(path: str | Path, index_col=None) -> str:
+    """A CSV's columns for a message, as a missing column lists them (without a saved index), or '' for a file
+    that is not one."""
+    columns = header(path)
+    return _columns(_data_columns(pd.DataFrame(columns=columns), index_col)) if columns else ""
+
+
 def check_header(path: str | Path) -> None:
     """A header that names a column twice: pandas would rename the second (y.1), and a copy of the target, after
     a join, would be a feature."""

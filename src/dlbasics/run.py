@@ -5,6 +5,7 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 import signal
 import socket
@@ -40,7 +41,17 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dlbasics.data import TabularData, feature_matrix, header, input_names, projects, read_csv, scale, target_names
+from dlbasics.data import (
+    TabularData,
+    columns_of,
+    feature_matrix,
+    header,
+    input_names,
+    projects,
+    read_csv,
+    scale,
+    target_names,
+)
 from dlbasics.errors import (
     UserError,
     as_typed,
@@ -98,7 +109,7 @@ def data_name(choice: str, path: str | None) -> str:
     """A run directory's first word (logs/iris-mlp/...): the data option's name; for data=csv, the CSV's own
     (logs/wine-mlp/... for data.path=wine.csv), where every CSV of a lab went to logs/csv-mlp/."""
     name = Path(str(path)).name if choice == "csv" and path else ""
-    return name.split(".")[0] if name.split(".")[0] else choice  # wine.csv.gz: wine
+    return re.sub(r"(\.csv)?(\.(gz|bz2|xz|zip|zst|tar))?$", "", name, flags=re.IGNORECASE) or choice  # wine.csv.gz
 
 
 OmegaConf.register_new_resolver("data_name", data_name, replace=True)  # train.yaml's hydra.run.dir
@@ -258,7 +269,7 @@ class OutputDirectory(Callback):
         _check_output(config, used="hydra.run.dir", other="hydra.sweep.dir", mode="a run (without -m)")
         run_dir = Path(config.hydra.run.dir)
         try:  # before Hydra writes its .hydra/ record there: another run's stays as that run left it
-            check_free(run_dir, resuming=bool(config.get("ckpt_path")))
+            check_free(run_dir, resuming=resumes(run_dir, config.get("ckpt_path")))
         except UserError as err:
             refuse(str(err))
         # and the record of a run this one resumes, put back if the resume is refused (train())
@@ -267,6 +278,12 @@ class OutputDirectory(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         _check_output(config, used="hydra.sweep.dir", other="hydra.run.dir", mode="a sweep (-m)")
+        searched, mode = OmegaConf.select(config, "hydra.sweeper.direction"), OmegaConf.select(config, "monitor.mode")
+        if isinstance(searched, str) and mode and searched != direction(mode):  # it would search for the worst
+            refuse(
+                f"hydra.sweeper.direction={searched} searches for the worst {config.monitor.metric} (monitor.mode="
+                f"{mode}): leave it out, as it follows monitor.mode."
+            )
 
 
 def _check_no_search(config: DictConfig) -> None:
@@ -581,6 +598,14 @@ def better(metric: str) -> str:
 OmegaConf.register_new_resolver("better", better, replace=True)  # monitor.mode: ${better:${monitor.metric}}
 
 
+def direction(mode: str) -> str:
+    """An Optuna search's hydra.sweeper.direction for monitor.mode: minimize or maximize."""
+    return {"min": "minimize", "max": "maximize"}.get(str(mode), str(mode))
+
+
+OmegaConf.register_new_resolver("direction", direction, replace=True)  # ${direction:${monitor.mode}}
+
+
 def check_measured(metric: str, data: TabularData, option: str) -> None:
     measured = ["train/loss", *(f"val/{m}" for m in METRICS[data.meta["task"]] if data.has("val"))]
     if metric not in measured:
@@ -619,9 +644,16 @@ def claim(run_dir: Path, resuming: bool) -> dict | None:
         return held
 
 
+def resumes(run_dir: Path, ckpt_path) -> bool:
+    """Whether ckpt_path resumes the run of run_dir (`last`, or a checkpoint in it), not another run's."""
+    path = Path(to_absolute_path(str(ckpt_path))) if ckpt_path else None
+    return ckpt_path == "last" or (path is not None and path.resolve().is_relative_to(run_dir.resolve()))
+
+
 def check_free(run_dir: Path, resuming: bool) -> dict | None:
-    """Refuses a directory that holds another run, unless this run resumes it and its process is gone.
-    Returns what the resumed run's metrics.json said."""
+    """Refuses a directory that holds another run, unless this run resumes it (`resumes`: from a checkpoint of
+    that run's, not of another's, which would overwrite it) and its process is gone. Returns what the resumed
+    run's metrics.json said."""
     path = run_dir / "metrics.json"
     if rank_zero_only.rank != 0 or not path.exists():  # under DDP, the process of rank 0 claims for all
         return None
@@ -682,11 +714,12 @@ def check_run_options(cfg: DictConfig) -> None:
         )
     path = None if OmegaConf.is_missing(cfg.data, "path") else Path(to_absolute_path(str(cfg.data.path)))
     if path is not None and OmegaConf.is_missing(cfg.data, "target"):
-        columns = header(path) if path.is_file() else []  # none where the file is the problem: reading it says
-        if columns:
+        if not path.is_file():
+            read_csv(str(cfg.data.path))  # which says what is wrong with the path, as given
+        columns = columns_of(path, cfg.data.get("index_col"))
+        if columns:  # '' for a file that is not a CSV: reading it says why
             raise UserError(
-                f"data.target is required: add data.target=COLUMN, the column to predict. The columns are: "
-                f"{', '.join(map(str, columns))}."
+                f"data.target is required: add data.target=COLUMN, the column to predict. The columns are: {columns}."
             )
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     preset = "data.path" in given and "data" not in given and choices.get("experiment") in (None, "null")
@@ -808,7 +841,7 @@ def train(cfg: DictConfig) -> dict:
     """
     run_dir, record = Path(cfg.run_dir), Path(cfg.run_dir, "metrics.json")
     found_at = record.stat().st_mtime_ns if record.is_file() else None
-    held = claim(run_dir, resuming=bool(cfg.ckpt_path))
+    held = claim(run_dir, resuming=resumes(run_dir, cfg.ckpt_path))
     hint = resume_hint(run_dir)  # now: a run refused later may write its own .hydra/ record here
     start, trainer, learner, metrics, fitting, trained = time.perf_counter(), None, None, {}, False, False
     environment = {k: os.environ.get(k) for k in DDP_ENVIRONMENT}
@@ -918,8 +951,8 @@ def report(metrics: dict, trainer, learner: Learner, cfg: DictConfig, run_dir: P
         if best:  # a scalar, for the HPARAMS table's column
             logger.log_metrics(best, step=trainer.global_step)
         logger.finalize("success")
-        if isinstance(logger, (CSVLogger, TensorBoardLogger)):  # Lightning's hparams.yaml, which held {}: the module's
-            save_hparams_to_yaml(Path(logger.log_dir) / "hparams.yaml", dict(learner.hparams))  # as its checkpoints
+        if isinstance(logger, (CSVLogger, TensorBoardLogger)):  # Lightning's hparams.yaml held {}: the checkpoints'
+            save_hparams_to_yaml(Path(logger.log_dir) / "hparams.yaml", dict(learner.hparams))
     _log_hparams(trainer, cfg, metrics)
     shown = {k: v for k, v in metrics.items() if k.startswith("test/")} or {
         k: v for k, v in metrics.items() if k.startswith(("val/", "train/"))
@@ -994,21 +1027,23 @@ def evaluate(cfg: DictConfig) -> dict:
 FAR = 10.0  # standard deviations of a feature from its training mean beyond which a model extrapolates
 
 
-def far_out(x: torch.Tensor, raw: np.ndarray, meta: dict) -> None:
-    """A line for rows with a number far outside what the model was trained on (standardized: |x| > FAR), whose
-    predictions are extrapolations (a price in cents where it learnt dollars, a unit changed)."""
+def far_out(x: torch.Tensor, meta: dict) -> None:
+    """A line for rows with a number far from the training rows' (standardized: |x| > FAR), where the model's
+    predictions extrapolate: a price in cents where it learnt dollars, a unit changed."""
     if meta.get("mean") is None:  # data.standardize=false: no statistics to compare with
         return
-    names, categories = input_names(meta), meta.get("categories", {})
-    numbers = [j for j, name in enumerate(names) if name not in categories and name in meta["features"]]
+    names = input_names(meta)
+    numbers = [j for j, name in enumerate(names) if name in meta["features"]]  # not a category's 0/1 input
     far = x[:, numbers].abs() > FAR
     if far.any():
         (row, k), rows = map(int, far.nonzero()[0]), int(far.any(1).sum())
         j = numbers[k]
+        mean, std = meta["mean"][j], meta["std"][j]
         log.info(
-            f"{rows} row{'s' * (rows != 1)} of {len(x)} have a feature more than {FAR:g} standard deviations from "
-            f"the training rows' mean (first at data row {row + 1}: '{names[j]}' {raw[row, j]:g}, where training had "
-            f"{meta['mean'][j]:.4g} ± {meta['std'][j]:.4g}): the model was not trained on such values."
+            f"{rows} row{'s' * (rows != 1)} of {len(x)} {'have' if rows != 1 else 'has'} a feature more than "
+            f"{FAR:g} standard deviations from the training rows' mean (first at data row {row + 1}: '{names[j]}' "
+            f"{float(x[row, j]) * std + mean:.4g}, where the training rows had {mean:.4g} ± {std:.4g}): the "
+            "predictions there extrapolate. Check its units."
         )
 
 
@@ -1036,9 +1071,8 @@ def predict(cfg: DictConfig) -> Path:
     if frame.empty:
         raise UserError(f"input: '{cfg.input}' has a header but no data rows: add the rows to predict.")
     x = feature_matrix(frame, meta["features"], option="input", categories=meta.get("categories", {}))
-    raw = x.copy()
     x = torch.from_numpy(scale(x, meta))
-    far_out(x, raw, meta)
+    far_out(x, meta)
     with torch.no_grad():
         out = learner.objective.predict(learner(x)).numpy()
     classes = meta["classes"]

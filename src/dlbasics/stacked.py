@@ -133,7 +133,7 @@ class Stacked(Learner):
     def __init__(self, members: list[Learner]):
         L.LightningModule.__init__(self)
         self.automatic_optimization = False
-        self.members = nn.ModuleList(members)
+        self.members = nn.ModuleList(members)  # not LightningModule children: Lightning's trainer setter skips them
         self.objective = members[0].objective
         self._sums, self._rows = {}, {}
         self.views: list[Member] = []

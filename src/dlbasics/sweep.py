@@ -3,7 +3,7 @@
 Read from what each job left (.hydra/overrides.yaml, metrics.json, its TensorBoard or CSV log), so it
 also describes jobs that diverged or failed. The jobs are those the sweep recorded as they started, so a
 sweep run into an earlier one's directory describes its own. With several seeds, jobs that differ only in
-`seed` are also summarized together, as mean and standard deviation.
+`seed` or `data.split_seed` are also summarized together, as mean and standard deviation.
 """
 
 import contextlib
@@ -223,7 +223,7 @@ def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str, or
     in `order`, the jobs' names in the order the sweep ran them, that of the values given; else by the values."""
     from dlbasics.figures import plt
 
-    numeric = [k for k in keys if pd.api.types.is_numeric_dtype(table[k]) and k != "seed"]
+    numeric = [k for k in keys if pd.api.types.is_numeric_dtype(table[k]) and k not in SEEDS]
     fig, axes = plt.subplots(1, len(numeric) + 1, figsize=(5 * (len(numeric) + 1), 4), layout="constrained")
     axes = list(axes) if len(numeric) else [axes]
     for ax, key in zip(axes, numeric, strict=False):
