@@ -438,6 +438,14 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         ),
         (["+callbacks.lr={logging_interval:step}"], "callbacks.lr names no class: give it one, e.g. +callbacks.lr="),
         (["+callbacks.relu={_target_:torch.nn.ReLU}"], "callbacks.relu._target_=torch.nn.ReLU is not a Lightning"),
+        (  # it trained as without it: its schedule is stepped by automatic optimization
+            ["+callbacks.swa={_target_:lightning.pytorch.callbacks.StochasticWeightAveraging,swa_lrs:0.5}"],
+            "callbacks.swa is not supported: it needs Lightning's automatic optimization",
+        ),
+        (
+            ["+callbacks.bar={_target_:lightning.pytorch.callbacks.TQDMProgressBar}"],
+            "only one progress bar is supported. Add callbacks.progress=null to show yours in place of the project's",
+        ),
         (
             ["+callbacks.gas={_target_:lightning.pytorch.callbacks.GradientAccumulationScheduler,scheduling:{0:2}}"],
             "callbacks.gas is not supported: each minibatch takes its own optimizer step",
@@ -653,6 +661,17 @@ def test_the_directory_option_of_the_other_mode_is_refused(tmp_path, monkeypatch
         getattr(OutputDirectory(), hook)(cfg)
     assert exit_.value.code == 2 and not any(tmp_path.iterdir())
     assert capsys.readouterr().err.startswith(f"error: {message}")
+
+
+def test_early_stopping_says_when_and_why_it_stopped(tmp_path, caplog):
+    """It stopped after 5 of 200 epochs and the console looked like a full run's: only metrics.json said 5."""
+    options = ["callbacks=early_stopping", "callbacks.early_stopping.patience=3", "optimizer.lr=0.1", "logger=none"]
+    with caplog.at_level(logging.INFO, logger="dlbasics"):
+        metrics = train(make_cfg(tmp_path, *options, "trainer.max_epochs=200"))
+    assert metrics["status"] == "completed" and metrics["epochs"] < 200
+    line = f"Stopped early after epoch {metrics['epochs']} of 200: val/loss had not improved for 3 epochs."
+    assert caplog.messages.count(line) == 1
+    assert caplog.messages.index(line) < next(i for i, m in enumerate(caplog.messages) if m.startswith("test/"))
 
 
 def test_an_optuna_search_optimizes_in_the_monitored_metrics_direction(tmp_path, monkeypatch, capsys):

@@ -65,7 +65,12 @@ def user_mistake(err: BaseException) -> UserError | None:
         return UserError(f"{err.full_key} is required: add {err.full_key}=... to the command line.")
     if isinstance(err, MisconfigurationException):
         gpu = "No supported gpu backend found" in str(err)  # trainer=ddp, trainer.accelerator=gpu without one
-        return UserError(first_line(err) + " (this machine has none: trainer=ddp_cpu trains with DDP on the CPU)" * gpu)
+        bars = "multiple progress bar callbacks" in str(err)  # +callbacks.bar={_target_: ...RichProgressBar}
+        return UserError(
+            first_line(err)
+            + " (this machine has none: trainer=ddp_cpu trains with DDP on the CPU)" * gpu
+            + " Add callbacks.progress=null to show yours in place of the project's progress line." * bars
+        )
     if isinstance(err, ModuleNotFoundError) and not (err.name or "").startswith("dlbasics"):  # ours: a bug
         return UserError(f"{first_line(err)}: an option given needs a package that is not installed.")
     if isinstance(err, InterpolationResolutionError):  # data.batch_size='${nope}'

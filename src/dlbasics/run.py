@@ -28,11 +28,14 @@ from hydra.utils import get_object, to_absolute_path
 from lightning.pytorch.callbacks import (
     BatchSizeFinder,
     Checkpoint,
+    EarlyStopping,
     GradientAccumulationScheduler,
     LearningRateFinder,
     ModelCheckpoint,
     ProgressBar,
+    StochasticWeightAveraging,
 )
+from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.logger import Logger
@@ -490,6 +493,9 @@ UNSUPPORTED_CALLBACKS = {
     GradientAccumulationScheduler: STEP,  # accumulate_grad_batches by epoch
     BatchSizeFinder: "the batch size is data.batch_size (null: the whole split, gradient descent)",
     LearningRateFinder: "the learning rate is optimizer.lr; a sweep compares some: -m optimizer.lr=1e-3,1e-2,1e-1",
+    # its schedule of learning rates is stepped by Lightning's automatic optimization: it trained as without it
+    StochasticWeightAveraging: "it needs Lightning's automatic optimization, and each minibatch takes its own "
+    "optimizer step here (manual optimization)",
 }
 # Trainer arguments the run gives from options of its own, which a value in trainer would not outweigh.
 RUN_OPTIONS = {
@@ -868,6 +874,8 @@ def train(cfg: DictConfig) -> dict:
             fitting = True
             trainer.fit(learner, datamodule=data, ckpt_path=ckpt_path)
         trained = True
+        if trainer.is_global_zero:
+            say_stopped_early(trainer)
         # the last epoch's: of this segment, or of the one before where it had trained its epochs (stopped testing)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()} or {
             k: v for k, v in (held or {}).items() if k.startswith(EPOCH_METRICS) and not k.endswith("_best")
@@ -909,6 +917,16 @@ def train(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         report(metrics, trainer, learner, cfg, run_dir)
     return metrics
+
+
+def say_stopped_early(trainer) -> None:
+    """The line of an early stopping that ended training, read as it ends (testing the best checkpoint then puts
+    back the callbacks' states of its epoch)."""
+    for stop in (c for c in trainer.callbacks if isinstance(c, EarlyStopping) and c.stopped_epoch):
+        why = stop.stopping_reason_message  # Lightning's; the patience exhausted in the course's words
+        if stop.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED:
+            why = f"{stop.monitor} had not improved for {stop.patience} epochs"
+        log.info(f"Stopped early after epoch {trainer.current_epoch} of {trainer.max_epochs}: {why.rstrip('.')}.")
 
 
 def outcome(metrics: dict, trainer, learner: Learner) -> dict:
