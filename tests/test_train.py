@@ -21,7 +21,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from dlbasics.data import TabularData
 from dlbasics.errors import UserError
 from dlbasics.losses import METRICS
-from dlbasics.run import OutputDirectory, cli, evaluate, load_learner, predict, train
+from dlbasics.run import OutputDirectory, cli, evaluate, load_learner, predict, predictions, train
 
 from .conftest import CONF, ROOT, make_cfg, read_metrics, run_script
 
@@ -236,6 +236,9 @@ def test_predict_writes_classes_and_probabilities_beside_the_input(tmp_path, mak
     assert set(result["predicted_y"]) <= {"yes", "no"}
     assert (result["p(no)"] + result["p(yes)"]).round(5).eq(1).all()
     assert ((result["p(yes)"] > 0.5) == (result["predicted_y"] == "yes")).all()
+    from_python = predictions(load_learner(metrics["checkpoint"]), pd.read_csv(new))  # the same, in Python
+    assert from_python.drop(columns=["p(no)", "p(yes)"]).equals(result.drop(columns=["p(no)", "p(yes)"]))
+    assert np.allclose(from_python[["p(no)", "p(yes)"]], result[["p(no)", "p(yes)"]], rtol=1e-6)
     ids = pd.read_csv(path).drop(columns="y").head(5).set_axis(range(1000, 1005))  # a saved index: the rows' ids
     ids.to_csv(new)
     with_ids = predict(make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", f"input={new}", config="predict"))
@@ -643,6 +646,17 @@ def test_a_search_without_multirun_is_refused_before_the_run(tmp_path, monkeypat
         OutputDirectory().on_run_start(cfg)
     assert exit_.value.code == 2 and not (tmp_path / "run").exists()
     assert capsys.readouterr().err.startswith(f"error: {message}")
+
+
+def test_commands_to_paste_name_the_script_as_it_was_run(tmp_path, monkeypatch):
+    """python ~/dlbasics/train.py from another directory printed `Resume: python train.py ...`, which runs nothing."""
+    from dlbasics.run import resume_hint, script
+
+    monkeypatch.setattr("sys.argv", ["/home/you/my labs/train.py", "seed=1"])
+    assert script() == "'/home/you/my labs/train.py'" and script("eval.py") == "eval.py"
+    assert resume_hint(tmp_path).startswith("Resume: python '/home/you/my labs/train.py' hydra.run.dir=")
+    monkeypatch.setattr("sys.argv", ["/usr/bin/pytest"])  # not one of the project's scripts
+    assert resume_hint(tmp_path).startswith("Resume: python train.py hydra.run.dir=")
 
 
 @pytest.mark.parametrize(

@@ -197,7 +197,7 @@ def shell(main) -> None:
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises what it cannot compose, rather than printing it itself
     threading.excepthook = _quiet_disk_full
-    command = f"python {Path(sys.argv[0]).name}"
+    command = f"python {script()}"
     try:
         main()
         if _JOBS_FAILED:  # a sweep (of eval.py, or without train.py's summary, which says so itself)
@@ -256,7 +256,7 @@ def check_added(cfg: DictConfig) -> None:
         raise UserError(
             f"{override}: nothing reads {key}, so it would change nothing."
             + (f" Did you mean {' or '.join(f'{k}={value}' for k in near)}?" if near else "")
-            + f" `python {Path(sys.argv[0]).name} --cfg job` shows every key."
+            + f" `python {script()} --cfg job` shows every key."
         )
 
 
@@ -296,7 +296,7 @@ def _check_no_search(config: DictConfig) -> None:
     if choices["hydra/sweeper"] != "basic" and not ddp_process():
         search = choices.get("hparams_search")
         given = f"hparams_search={search}" if search else f"hydra/sweeper={choices['hydra/sweeper']}"
-        command = python_command(Path(sys.argv[0]).name, "-m", *sys.argv[1:])
+        command = python_command(script(), "-m", *sys.argv[1:])
         refuse(f"{given} searches over many runs: add -m ({command})")
 
 
@@ -624,7 +624,19 @@ def resume_hint(run_dir: Path) -> str:
     saved = run_dir / ".hydra" / "overrides.yaml"  # as Hydra saved them for this run
     overrides = OmegaConf.to_container(OmegaConf.load(saved), resolve=False) if saved.is_file() else []  # as typed
     kept = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
-    return "Resume: " + python_command("train.py", *kept, f"hydra.run.dir={as_typed(run_dir)}", "ckpt_path=last")
+    where = f"hydra.run.dir={as_typed(run_dir)}"
+    return "Resume: " + python_command(script("train.py"), *kept, where, "ckpt_path=last")
+
+
+SCRIPTS = ("train.py", "eval.py", "predict.py")
+
+
+def script(name: str | None = None) -> str:
+    """The script `name` (by default the one run), as the command line gave it where that was it (python
+    ~/dlbasics/train.py, run from another directory): a command to paste."""
+    given = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path(name or "train.py")
+    name = name or given.name
+    return shlex.quote(str(given)) if given.name == name and name in SCRIPTS else name
 
 
 def python_command(script: str, *overrides: str) -> str:
@@ -1088,11 +1100,22 @@ def predict(cfg: DictConfig) -> Path:
     frame = read_csv(cfg.input, option="input", whole=True)  # a saved index too: the rows' ids, to join on
     if frame.empty:
         raise UserError(f"input: '{cfg.input}' has a header but no data rows: add the rows to predict.")
-    x = feature_matrix(frame, meta["features"], option="input", categories=meta.get("categories", {}))
+    result = predictions(learner, frame)
+    result.to_csv(path, index=False)
+    log.info(f"Predictions for {len(result)} rows: {path}")
+    return path
+
+
+def predictions(learner: Learner, frame, option: str = "input"):
+    """The frame's rows with the model's predictions beside them (predict.py's file, from Python): a value per
+    target, or the class and a probability per class; its features in the CSV's units, scaled and encoded as the
+    checkpoint says. `option` names the frame in a message."""
+    meta, targets = learner.hparams.data, target_names(learner.hparams.data["target"])
+    x = feature_matrix(frame, meta["features"], option=option, categories=meta.get("categories", {}))
     x = torch.from_numpy(scale(x, meta))
     far_out(x, meta)
     with torch.no_grad():
-        out = learner.objective.predict(learner(x)).numpy()
+        out = learner.objective.predict(learner(x.to(learner.device, learner.dtype))).cpu().numpy()
     classes = meta["classes"]
     result = frame.rename(columns=lambda c: "" if str(c).startswith("Unnamed: ") else c)  # as the header has it
     if classes is None:
@@ -1103,9 +1126,7 @@ def predict(cfg: DictConfig) -> Path:
         result[f"predicted_{targets[0]}"] = [classes[i] for i in probs.argmax(1)]
         for i, c in enumerate(classes):
             result[f"p({c})"] = probs[:, i]
-    result.to_csv(path, index=False)
-    log.info(f"Predictions for {len(result)} rows: {path}")
-    return path
+    return result
 
 
 def monitored(metrics: dict | None, cfg: DictConfig) -> float | None:
