@@ -1,5 +1,6 @@
 """hydra/launcher=stacked: jobs differing only in learning rate and seed, trained as one model, end as if alone."""
 
+import logging
 import shutil
 
 import numpy as np
@@ -210,15 +211,19 @@ def test_jobs_refused_or_failed_leave_the_others_training_as_they_would_alone(tm
         assert together["epochs"] == alone["epochs"] == 6
 
 
-def test_a_stacked_job_stops_early_once_min_epochs_are_done_as_alone(tmp_path):
+def test_a_stacked_job_stops_early_once_min_epochs_are_done_as_alone(tmp_path, caplog):
     from dlbasics.stacked import train_stacked
 
     options = ["data=iris", "callbacks=early_stopping", "callbacks.early_stopping.patience=3", "logger=none"]
     options += ["+trainer.min_epochs=40", "trainer.max_epochs=100"]
-    together = train_stacked([make_cfg(tmp_path / f"lr{lr}", *options, f"optimizer.lr={lr}") for lr in (0.03, 0.1)])
-    alone = train(make_cfg(tmp_path / "alone", *options, "optimizer.lr=0.1"))
+    with caplog.at_level(logging.INFO, logger="dlbasics"):
+        together = train_stacked([make_cfg(tmp_path / f"lr{lr}", *options, f"optimizer.lr={lr}") for lr in (0.03, 0.1)])
+        caplog.clear()
+        alone = train(make_cfg(tmp_path / "alone", *options, "optimizer.lr=0.1"))
     assert together[1]["epochs"] == alone["epochs"] >= 40  # patience 3 alone would stop it in 5 epochs
     assert together[0]["epochs"] >= 40
+    said = [m for m in caplog.messages if m.startswith(f"Stopped early after epoch {alone['epochs']} of 100: ")]
+    assert len(said) == 1 and said[0] in (tmp_path / "lr0.1" / "train.log").read_text()  # its log says so too
 
 
 def test_stacked_jobs_log_to_a_file_only_where_the_job_logging_does(tmp_path):

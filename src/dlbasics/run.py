@@ -886,8 +886,9 @@ def train(cfg: DictConfig) -> dict:
             fitting = True
             trainer.fit(learner, datamodule=data, ckpt_path=ckpt_path)
         trained = True
-        if trainer.is_global_zero:
-            say_stopped_early(trainer)
+        stop = stopped_early(trainer)
+        if stop and trainer.is_global_zero:
+            log.info(stop)
         # the last epoch's: of this segment, or of the one before where it had trained its epochs (stopped testing)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()} or {
             k: v for k, v in (held or {}).items() if k.startswith(EPOCH_METRICS) and not k.endswith("_best")
@@ -931,14 +932,15 @@ def train(cfg: DictConfig) -> dict:
     return metrics
 
 
-def say_stopped_early(trainer) -> None:
+def stopped_early(trainer) -> str | None:
     """The line of an early stopping that ended training, read as it ends (testing the best checkpoint then puts
     back the callbacks' states of its epoch)."""
     for stop in (c for c in trainer.callbacks if isinstance(c, EarlyStopping) and c.stopped_epoch):
         why = stop.stopping_reason_message  # Lightning's; the patience exhausted in the course's words
         if stop.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED:
             why = f"{stop.monitor} had not improved for {stop.patience} epochs"
-        log.info(f"Stopped early after epoch {trainer.current_epoch} of {trainer.max_epochs}: {why.rstrip('.')}.")
+        return f"Stopped early after epoch {trainer.current_epoch} of {trainer.max_epochs}: {why.rstrip('.')}."
+    return None
 
 
 def outcome(metrics: dict, trainer, learner: Learner) -> dict:

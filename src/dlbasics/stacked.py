@@ -39,6 +39,7 @@ from dlbasics.run import (
     report,
     resume_hint,
     sigterm_interrupts,
+    stopped_early,
     write_json,
 )
 
@@ -84,6 +85,7 @@ class Member:
         self.callback_metrics: dict[str, torch.Tensor] = {}
         self.should_stop = False
         self.stopped_at: tuple[int, int] | None = None  # (epochs, global step) when it stopped training
+        self.stopped_early: str | None = None  # the line its early stopping says, as a run alone's
         self._checkpoint_connector = self
         learner._trainer = self
 
@@ -306,6 +308,8 @@ def _fit_and_test(trainer: L.Trainer, stacked: "Stacked", data) -> list[dict]:
     """Trains the stack, then tests each member with its best weights, all in one pass: each member's outcome."""
     trainer.fit(stacked, datamodule=data)
     fitted = [{k: float(v) for k, v in view.callback_metrics.items()} for view in stacked.views]
+    for view in stacked.views:
+        view.stopped_early = stopped_early(view)
     if data.has("test"):
         for view in stacked.views:
             best = best_checkpoint(view)
@@ -409,6 +413,8 @@ def train_stacked(cfgs: list[DictConfig], log_name: str | None = "train") -> lis
     for i, view in zip(jobs, stacked.views, strict=True):
         if i in logs:
             root.addHandler(logs[i])
+        if view.stopped_early:
+            log.info(view.stopped_early)
         report(results[i], view, view.lightning_module, cfgs[i], dirs[i])
         if i in logs:
             root.removeHandler(logs[i])
