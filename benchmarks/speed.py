@@ -336,11 +336,14 @@ def startup_row(number: int, repeats: int) -> dict:
         {
             "dlbasics": lambda tmp: train_command("logger=none", "trainer.max_epochs=1", f"hydra.run.dir={tmp}"),
             "lightning": lambda tmp: ["-c", "import lightning"],
+            "help": lambda tmp: ["train.py", "--help"],  # which imports no Lightning
+            "hydra": lambda tmp: ["-c", "import hydra"],
         },
         repeats,
     )
     ours, theirs = best["dlbasics"], best["lightning"]
     note = f"row {number}: best of {repeats}, taking turns; python train.py takes {ours - theirs:+.2f} s more"
+    note += f"; python train.py --help {best['help']:.2f} s, against python -c 'import hydra' {best['hydra']:.2f} s"
     return dict(
         row=number,
         what="python train.py (iris, 1 epoch) vs import lightning",

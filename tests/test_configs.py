@@ -12,10 +12,11 @@ from hydra.errors import HydraException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from dlbasics.command import REFUSED_KEYS
 from dlbasics.errors import UserError, config_mistake
-from dlbasics.run import REFUSED_KEYS, build, check_added
+from dlbasics.run import build, check_added
 
-from .conftest import CONF, ROOT, make_cfg, read_metrics
+from .conftest import CONF, ROOT, make_cfg, read_metrics, run_script
 
 OPTIONS = {
     group: sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml") if p.stem != "default" or group != "data")
@@ -100,6 +101,35 @@ def test_help_shows_what_the_script_takes(monkeypatch, capsys, script, shows, no
     they share its conf/ directory."""
     help_text = shown(monkeypatch, capsys, script, "--help")
     assert all(s in help_text for s in shows) and not any(s in help_text for s in not_shown)
+
+
+PROBE = """
+import os, runpy, sys
+os.environ["COMP_LINE"] = "python train.py data="  # what bash hands Hydra's completion at a tab
+for script, *args in [*(["train.py", a] for a in ("--help", "-sc query=bash", "modle=mlp")), ["train.py", "--cfg",
+        "job", "--resolve"], ["eval.py", "--help"], ["predict.py", "--cfg", "job"]]:
+    os.environ.pop("HYDRA_FULL_ERROR", None)
+    sys.argv = [script, *" ".join(args).split()]
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as exit:
+        print("exit status", exit.code)
+print("imported:", *[m for m in ("lightning", "torch") if m in sys.modules])
+"""
+
+
+def test_help_config_and_tab_completion_answer_without_importing_lightning():
+    """--help, --cfg, tab completion and a command line Hydra cannot compose took 5 s each, most of it importing
+    Lightning and torch: they answer at once, and only a job imports them (dlbasics.command holds the config's
+    resolvers and the shell)."""
+    probe = run_script("-c", PROBE)
+    out = probe.stdout
+    assert probe.returncode == 0, probe.stderr
+    assert "== Configuration groups ==" in out and "python eval.py ckpt_path=" in out  # train.py's, eval.py's help
+    assert "data=boston data=boston_rm data=csv data=iris data=iris_binary" in out  # the tab's completions
+    assert "error: modle: no such key. Did you mean model?" in probe.stderr and "exit status 2" in out
+    assert f"run_dir: {ROOT}/logs/iris-mlp/" in out and "input: ???" in out  # the resolved config; predict.py's
+    assert out.endswith("imported:\n")
 
 
 @pytest.mark.parametrize(
@@ -251,7 +281,8 @@ def test_a_key_added_to_what_a_class_takes_is_its_to_check(monkeypatch):
 
 @pytest.mark.parametrize("override, where", [("data.batch_size", "data"), ("model.width", "model.width")])
 def test_an_interpolation_that_names_nothing_is_a_users_mistake(tmp_path, capsys, override, where):
-    from dlbasics.run import cli, train
+    from dlbasics.command import cli
+    from dlbasics.run import train
 
     with pytest.raises(SystemExit) as exit:
         cli(train, make_cfg(tmp_path, f"{override}=${{nope}}", "logger=none"))
@@ -270,7 +301,8 @@ def test_an_interpolation_that_names_nothing_is_a_users_mistake(tmp_path, capsys
     ],
 )
 def test_a_config_without_what_the_run_needs_is_a_users_mistake(tmp_path, capsys, overrides, message):
-    from dlbasics.run import cli, train
+    from dlbasics.command import cli
+    from dlbasics.run import train
 
     with pytest.raises(SystemExit) as exit:
         cli(train, make_cfg(tmp_path, *overrides, "logger=none"))

@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from dlbasics.callbacks import Checkpoints
+from dlbasics.command import cli, shell
 from dlbasics.data import TabularData
-from dlbasics.run import claim, cli, evaluate, shell, train
+from dlbasics.run import claim, evaluate, train
 
 from .conftest import ROOT, make_cfg, read_metrics, run_script
 

@@ -509,7 +509,7 @@ def test_a_job_killed_without_a_word_is_summarized_as_killed_and_fails_the_sweep
 )
 def test_a_sweep_stopped_before_its_end_is_summarized_and_fails(tmp_path, monkeypatch, capsys, stop, said):
     """Hydra does not end a sweep stopped by an exception: shell() writes its summary, its jobs as they ended."""
-    from dlbasics.run import shell
+    from dlbasics.command import shell
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     hydra = {"sweep": {"dir": str(tmp_path)}, "overrides": {"task": ["optimizer.lr=1e-3,1e-2"]}}

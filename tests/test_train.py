@@ -18,10 +18,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from dlbasics.command import cli
 from dlbasics.data import TabularData
 from dlbasics.errors import UserError
 from dlbasics.losses import METRICS
-from dlbasics.run import OutputDirectory, cli, evaluate, load_learner, predict, predictions, train
+from dlbasics.run import OutputDirectory, evaluate, load_learner, predict, predictions, train
 
 from .conftest import CONF, ROOT, make_cfg, read_metrics, run_script
 
@@ -650,7 +651,8 @@ def test_a_search_without_multirun_is_refused_before_the_run(tmp_path, monkeypat
 
 def test_commands_to_paste_name_the_script_as_it_was_run(tmp_path, monkeypatch):
     """python ~/dlbasics/train.py from another directory printed `Resume: python train.py ...`, which runs nothing."""
-    from dlbasics.run import resume_hint, script
+    from dlbasics.command import script
+    from dlbasics.run import resume_hint
 
     monkeypatch.setattr("sys.argv", ["/home/you/my labs/train.py", "seed=1"])
     assert script() == "'/home/you/my labs/train.py'" and script("eval.py") == "eval.py"

@@ -18,7 +18,6 @@ from hydra.errors import (
     MissingConfigException,
     OverrideParseException,
 )
-from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 from omegaconf.errors import (
     ConfigAttributeError,
@@ -51,6 +50,13 @@ def disk_full(err: BaseException | None) -> bool:
     return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
+def _misconfiguration(err: BaseException) -> bool:
+    """Whether err is Lightning's MisconfigurationException, without importing Lightning (seconds) where no job ran
+    (dlbasics.command): one it raised was imported with it."""
+    exceptions = sys.modules.get("lightning.fabric.utilities.exceptions")
+    return exceptions is not None and isinstance(err, exceptions.MisconfigurationException)
+
+
 def user_mistake(err: BaseException) -> UserError | None:
     """The error as a user's mistake, or None for anything else (a bug keeps its traceback).
 
@@ -63,7 +69,7 @@ def user_mistake(err: BaseException) -> UserError | None:
         return err
     if isinstance(err, MissingMandatoryValue):
         return UserError(f"{err.full_key} is required: add {err.full_key}=... to the command line.")
-    if isinstance(err, MisconfigurationException):
+    if _misconfiguration(err):
         gpu = "No supported gpu backend found" in str(err)  # trainer=ddp, trainer.accelerator=gpu without one
         bars = "multiple progress bar callbacks" in str(err)  # +callbacks.bar={_target_: ...RichProgressBar}
         return UserError(

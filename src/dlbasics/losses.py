@@ -19,7 +19,6 @@ OUTPUT_ACTIVATIONS = {
 }
 ALL_LOSSES = ("auto", "mse", "sse", "logistic")
 METRICS = {"regression": ("loss", "rmse", "mae", "r2"), "binary": ("loss", "acc"), "multiclass": ("loss", "acc")}
-HIGHER_IS_BETTER = ("acc", "r2")  # the others are better lower
 ALL_OUTPUTS = ("auto", "identity", "relu", "sigmoid", "softmax")
 
 

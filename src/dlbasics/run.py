@@ -5,25 +5,19 @@ import json
 import logging
 import math
 import os
-import re
-import shlex
 import signal
 import socket
 import sys
 import threading
 import time
-import traceback
 import warnings
 from pathlib import Path
-from typing import NoReturn
 
 import lightning as L
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from hydra.utils import get_object, to_absolute_path
 from lightning.pytorch.callbacks import (
     BatchSizeFinder,
@@ -42,8 +36,19 @@ from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.strategies.launchers import subprocess_script
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.model_helpers import is_overridden
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
+from dlbasics.command import (
+    BATCH_LOOP_OPTIONS,
+    RUN_OPTIONS,
+    STEP,
+    better,
+    direction,
+    python_command,
+    refuse,
+    script,
+    sweeping,
+)
 from dlbasics.data import (
     TabularData,
     columns_of,
@@ -58,19 +63,16 @@ from dlbasics.data import (
 from dlbasics.errors import (
     UserError,
     as_typed,
-    config_mistake,
-    disk_full,
     first_line,
     instantiate,
     is_number,
     nearest_keys,
     read,
-    say_error,
     user_mistake,
 )
-from dlbasics.losses import HIGHER_IS_BETTER, METRICS, loss_for
+from dlbasics.losses import METRICS, loss_for
 from dlbasics.module import Learner
-from dlbasics.sweep import ENDED, TWICE, end_stopped_sweep, given_twice, status
+from dlbasics.sweep import ENDED, TWICE, given_twice, status
 
 log = logging.getLogger("dlbasics")
 
@@ -96,28 +98,6 @@ def plain(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
-def output_dir() -> str:
-    """A job's directory, ${hydra:runtime.output_dir}, which Hydra sets as the job starts; before, as `--cfg job
-    --resolve` shows the config, the one a run started now would get (not None): hydra.run.dir, as Hydra makes it."""
-    hydra = HydraConfig.get()
-    if OmegaConf.is_missing(hydra.runtime, "output_dir"):
-        return os.path.abspath(hydra.run.dir)
-    return hydra.runtime.output_dir
-
-
-OmegaConf.register_new_resolver("output_dir", output_dir, replace=True)  # train.yaml's run_dir: ${output_dir:}
-
-
-def data_name(choice: str, path: str | None) -> str:
-    """A run directory's first word (logs/iris-mlp/...): the data option's name; for data=csv, the CSV's own
-    (logs/wine-mlp/... for data.path=wine.csv), where every CSV of a lab went to logs/csv-mlp/."""
-    name = Path(str(path)).name if choice == "csv" and path else ""
-    return re.sub(r"(\.csv)?(\.(gz|bz2|xz|zip|zst|tar))?$", "", name, flags=re.IGNORECASE) or choice  # wine.csv.gz
-
-
-OmegaConf.register_new_resolver("data_name", data_name, replace=True)  # train.yaml's hydra.run.dir
-
-
 def given_keys(overrides) -> set[str]:
     """The keys a list of overrides sets, adds or takes out (key=..., +key=..., ~key)."""
     return {o.lstrip("+~").partition("=")[0] for o in overrides}
@@ -126,11 +106,6 @@ def given_keys(overrides) -> set[str]:
 def ddp_process() -> bool:
     """Whether this is a process Lightning started for DDP (rank 1 and up), which runs under its parent's checks."""
     return os.environ.get("LOCAL_RANK", "0") != "0"
-
-
-def sweeping() -> bool:
-    """Whether this is a job of a Hydra multirun (`-m`)."""
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 _ddp_processes_command = subprocess_script._hydra_subprocess_cmd
@@ -152,94 +127,7 @@ def ddp_processes_command(local_rank: int) -> tuple[list[str], str]:
 subprocess_script._hydra_subprocess_cmd = ddp_processes_command
 
 
-_JOBS_STARTED = False  # whether cli() has run a job in this process: errors before are the command line's
-_JOBS_FAILED = 0  # the sweep's jobs in this process that failed and let the others go on
-
-
-def cli(fn, cfg: DictConfig):
-    """Runs fn(cfg) for a Hydra shell: a user's mistake is one line on stderr and exit status 2.
-
-    In a sweep, the failed job is recorded (its metrics.json says so) and the others go on. A library's
-    warning is one line too, without the path and source line of the code that warned.
-    """
-    global _JOBS_STARTED, _JOBS_FAILED
-    _JOBS_STARTED = True
-    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
-    try:
-        from_launch_directory(cfg)
-        return fn(cfg)
-    except Exception as err:
-        mistake = user_mistake(err)
-        if mistake is not None:
-            say_error(mistake)
-            if not sweeping():
-                sys.exit(2)
-        elif not sweeping():
-            raise
-        else:
-            log.exception("This job failed; the sweep goes on.")  # a bug, not a user's mistake: keep the traceback
-        _JOBS_FAILED += 1
-        return None
-
-
-def _quiet_disk_full(args) -> None:
-    """A full disk stops TensorBoard's writer thread too: the run's own error says so, in one line."""
-    if not disk_full(args.exc_value):
-        threading.__excepthook__(args)
-
-
-def shell(main) -> None:
-    """Runs a @hydra.main entry point: a command line Hydra cannot compose (a misspelt key or config choice, an
-    override that does not parse) ends in one line that names it and the fix, exit status 2, as our own
-    checks do, where Hydra prints a few lines, some not the fix, and exits 1. HYDRA_FULL_ERROR=1 keeps Hydra's."""
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        main()
-        return
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises what it cannot compose, rather than printing it itself
-    threading.excepthook = _quiet_disk_full
-    command = f"python {script()}"
-    try:
-        main()
-        if _JOBS_FAILED:  # a sweep (of eval.py, or without train.py's summary, which says so itself)
-            say_error(f"{_JOBS_FAILED} of the sweep's jobs failed (above).")
-            sys.exit(1)
-    except BaseException as err:  # an interrupt, a launcher's error, or a command line Hydra refused
-        conf = Path(sys.argv[0]).resolve().parent / "conf"  # the shells' config_path
-        mistake = config_mistake(err, command, conf, REFUSED_KEYS) if isinstance(err, HydraException) else None
-        frame = traceback.extract_tb(err.__traceback__)[-1].filename
-        in_hydra = isinstance(err, Exception) and f"{os.sep}hydra{os.sep}" in frame
-        if mistake is None and not _JOBS_STARTED and in_hydra:
-            # Hydra's own refusal of the command line (model=null, a sweep its sweeper cannot run, ...)
-            nulls = [a for a in sys.argv[1:] if a.endswith("=null") and "." not in a.split("=")[0]]
-            if "Config group override must be a string" in str(err) and nulls:  # logger=null: "Got NoneType"
-                mistake = f"{' '.join(nulls)}: a config group takes one of its configs, not null"
-            elif "does not support sweep type" in str(err):  # optimizer.lr=interval(1e-4,1e-2)
-                mistake = f"{first_line(err)}: Hydra's basic sweeper runs lists and range(); optuna searches an "
-                mistake += "interval, e.g. hparams_search=iris_optuna"
-            else:
-                mistake = first_line(err)
-            mistake += f" (`{command} --help` shows the config groups and their options)"
-        if mistake is not None:
-            refuse(mistake)
-        if end_stopped_sweep(err) or isinstance(err, KeyboardInterrupt):  # train() said where it stopped
-            sys.exit(1)
-        raise
-
-
 COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip", ".tar")  # what pandas reads a CSV from, by its suffix
-GIVEN_PATHS = ("data.path", "ckpt_path", "data_path", "input", "output")  # read or written: train, eval, predict
-
-
-def from_launch_directory(cfg: DictConfig) -> None:
-    """With hydra.job.chdir=true a job runs in its own directory: the paths a user gave it, relative to where
-    the command was started (Hydra's runtime.cwd), become absolute, as hydra.utils.to_absolute_path makes them."""
-    if not HydraConfig.initialized() or Path.cwd() == Path(HydraConfig.get().runtime.cwd):
-        return
-    with open_dict(cfg):
-        for key in GIVEN_PATHS:
-            value = OmegaConf.select(cfg, key)
-            if isinstance(value, str) and value != "last":
-                OmegaConf.update(cfg, key, to_absolute_path(value))
 
 
 def check_added(cfg: DictConfig) -> None:
@@ -321,12 +209,6 @@ def _check_output(config: DictConfig, used: str, other: str, mode: str) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         refuse(f"{used}: cannot make '{path}' ({err.strerror}). Give one you can write to: {used}=...")
-
-
-def refuse(message: str) -> NoReturn:
-    """A user's mistake, found before any run: one line on stderr, exit status 2."""
-    say_error(message)
-    sys.exit(2)
 
 
 def write_json(path: Path, content: dict) -> None:
@@ -462,32 +344,6 @@ def build_learner(cfg: DictConfig, data: TabularData) -> Learner:
     )
 
 
-# Trainer options of Lightning's batch loop and automatic optimization, with their defaults and why they have
-# nothing to act on: an epoch is one step of that loop (Learner.training_step), which steps manually.
-EPOCH = (
-    "each epoch trains on every minibatch of the training split, then validates on the val split. Leave it out "
-    "(data.batch_size and data.val_fraction set what an epoch holds)"
-)
-STEP = (
-    "each minibatch takes its own optimizer step (manual optimization, where Lightning neither accumulates nor "
-    "clips gradients). Leave it out (data.batch_size sets a step's rows, optimizer.lr its size)"
-)
-BATCH_LOOP_OPTIONS = {
-    "limit_train_batches": (1.0, EPOCH),
-    "limit_val_batches": (1.0, EPOCH),
-    "val_check_interval": (1.0, EPOCH),
-    "check_val_every_n_epoch": (1, EPOCH),
-    "overfit_batches": (0.0, EPOCH),
-    "fast_dev_run": (False, "a quick run is trainer.max_epochs=1, with logger=none for no logs"),
-    "accumulate_grad_batches": (1, STEP),
-    "gradient_clip_val": (0, STEP),
-    "log_every_n_steps": (1, "an epoch's metrics are logged once, at its last step"),
-    "barebones": (False, "the run is made of the checkpoints, loggers and callbacks that it switches off"),
-    "use_distributed_sampler": (
-        True,
-        "under DDP each process takes its share of every batch (the batches are dlbasics', not a DataLoader's)",
-    ),
-}
 # Lightning callbacks that act on what the run sets itself: a batch loop's steps, the data's batch size, the lr
 UNSUPPORTED_CALLBACKS = {
     GradientAccumulationScheduler: STEP,  # accumulate_grad_batches by epoch
@@ -497,18 +353,6 @@ UNSUPPORTED_CALLBACKS = {
     StochasticWeightAveraging: "it needs Lightning's automatic optimization, and each minibatch takes its own "
     "optimizer step here (manual optimization)",
 }
-# Trainer arguments the run gives from options of its own, which a value in trainer would not outweigh.
-RUN_OPTIONS = {
-    "enable_checkpointing": "checkpoints come from callbacks.model_checkpoint (=null for none)",
-    "logger": "the loggers come from logger= (none, csv or tensorboard)",
-    "enable_progress_bar": "the progress line comes from callbacks.progress (=null for none)",
-    "callbacks": "the callbacks come from callbacks.* (+callbacks.NAME={_target_: ...} adds one)",
-    "default_root_dir": "a run's directory is Hydra's: hydra.run.dir=... (hydra.sweep.dir=... with -m)",
-}
-
-
-REFUSED_KEYS = {f"trainer.{k}": f"trainer.{k} is not supported: {why}." for k, (_, why) in BATCH_LOOP_OPTIONS.items()}
-REFUSED_KEYS |= {f"trainer.{k}": f"trainer.{k} is the run's to set: {why}." for k, why in RUN_OPTIONS.items()}
 
 
 def fit_options(trainer: DictConfig) -> dict:
@@ -596,22 +440,6 @@ def check_monitor(monitor: DictConfig, data: TabularData) -> None:
         )
 
 
-def better(metric: str) -> str:
-    """monitor.mode of a metric: max for an accuracy or r2, min for a loss or an error."""
-    return "max" if str(metric).rpartition("/")[2] in HIGHER_IS_BETTER else "min"
-
-
-OmegaConf.register_new_resolver("better", better, replace=True)  # monitor.mode: ${better:${monitor.metric}}
-
-
-def direction(mode: str) -> str:
-    """An Optuna search's hydra.sweeper.direction for monitor.mode: minimize or maximize."""
-    return {"min": "minimize", "max": "maximize"}.get(str(mode), str(mode))
-
-
-OmegaConf.register_new_resolver("direction", direction, replace=True)  # ${direction:${monitor.mode}}
-
-
 def check_measured(metric: str, data: TabularData, option: str) -> None:
     measured = ["train/loss", *(f"val/{m}" for m in METRICS[data.meta["task"]] if data.has("val"))]
     if metric not in measured:
@@ -626,22 +454,6 @@ def resume_hint(run_dir: Path) -> str:
     kept = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
     where = f"hydra.run.dir={as_typed(run_dir)}"
     return "Resume: " + python_command(script("train.py"), *kept, where, "ckpt_path=last")
-
-
-SCRIPTS = ("train.py", "eval.py", "predict.py")
-
-
-def script(name: str | None = None) -> str:
-    """The script `name` (by default the one run), as the command line gave it where that was it (python
-    ~/dlbasics/train.py, run from another directory): a command to paste."""
-    given = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path(name or "train.py")
-    name = name or given.name
-    return shlex.quote(str(given)) if given.name == name and name in SCRIPTS else name
-
-
-def python_command(script: str, *overrides: str) -> str:
-    """`python SCRIPT OVERRIDES`, quoted for the shell."""
-    return f"python {script} " + " ".join(shlex.quote(o) for o in overrides)
 
 
 def claim(run_dir: Path, resuming: bool) -> dict | None:

@@ -1,0 +1,230 @@
+"""The command line of train.py, eval.py and predict.py: the config's resolvers, the options it refuses, and the
+shell that runs a job and makes a user's mistake one line.
+
+It imports neither Lightning nor torch (seconds): `--help`, `--cfg job`, tab completion and a command line Hydra
+cannot compose answer at once. A job imports them with dlbasics.run.
+"""
+
+import logging
+import os
+import re
+import shlex
+import sys
+import threading
+import traceback
+import warnings
+from pathlib import Path
+from typing import NoReturn
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
+from hydra.types import RunMode
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from dlbasics.errors import config_mistake, disk_full, first_line, say_error, user_mistake
+from dlbasics.sweep import end_stopped_sweep  # and the resolver that names a sweep's jobs
+
+log = logging.getLogger("dlbasics")
+
+
+def output_dir() -> str:
+    """A job's directory, ${hydra:runtime.output_dir}, which Hydra sets as the job starts; before, as `--cfg job
+    --resolve` shows the config, the one a run started now would get (not None): hydra.run.dir, as Hydra makes it."""
+    hydra = HydraConfig.get()
+    if OmegaConf.is_missing(hydra.runtime, "output_dir"):
+        return os.path.abspath(hydra.run.dir)
+    return hydra.runtime.output_dir
+
+
+OmegaConf.register_new_resolver("output_dir", output_dir, replace=True)  # train.yaml's run_dir: ${output_dir:}
+
+
+def data_name(choice: str, path: str | None) -> str:
+    """A run directory's first word (logs/iris-mlp/...): the data option's name; for data=csv, the CSV's own
+    (logs/wine-mlp/... for data.path=wine.csv), where every CSV of a lab went to logs/csv-mlp/."""
+    name = Path(str(path)).name if choice == "csv" and path else ""
+    return re.sub(r"(\.csv)?(\.(gz|bz2|xz|zip|zst|tar))?$", "", name, flags=re.IGNORECASE) or choice  # wine.csv.gz
+
+
+OmegaConf.register_new_resolver("data_name", data_name, replace=True)  # train.yaml's hydra.run.dir
+
+
+HIGHER_IS_BETTER = ("acc", "r2")  # of the metrics (dlbasics.losses.METRICS); the others are better lower
+
+
+def better(metric: str) -> str:
+    """monitor.mode of a metric: max for an accuracy or r2, min for a loss or an error."""
+    return "max" if str(metric).rpartition("/")[2] in HIGHER_IS_BETTER else "min"
+
+
+OmegaConf.register_new_resolver("better", better, replace=True)  # monitor.mode: ${better:${monitor.metric}}
+
+
+def direction(mode: str) -> str:
+    """An Optuna search's hydra.sweeper.direction for monitor.mode: minimize or maximize."""
+    return {"min": "minimize", "max": "maximize"}.get(str(mode), str(mode))
+
+
+OmegaConf.register_new_resolver("direction", direction, replace=True)  # ${direction:${monitor.mode}}
+
+
+# Trainer options of Lightning's batch loop and automatic optimization, with their defaults and why they have
+# nothing to act on: an epoch is one step of that loop (Learner.training_step), which steps manually.
+EPOCH = (
+    "each epoch trains on every minibatch of the training split, then validates on the val split. Leave it out "
+    "(data.batch_size and data.val_fraction set what an epoch holds)"
+)
+STEP = (
+    "each minibatch takes its own optimizer step (manual optimization, where Lightning neither accumulates nor "
+    "clips gradients). Leave it out (data.batch_size sets a step's rows, optimizer.lr its size)"
+)
+BATCH_LOOP_OPTIONS = {
+    "limit_train_batches": (1.0, EPOCH),
+    "limit_val_batches": (1.0, EPOCH),
+    "val_check_interval": (1.0, EPOCH),
+    "check_val_every_n_epoch": (1, EPOCH),
+    "overfit_batches": (0.0, EPOCH),
+    "fast_dev_run": (False, "a quick run is trainer.max_epochs=1, with logger=none for no logs"),
+    "accumulate_grad_batches": (1, STEP),
+    "gradient_clip_val": (0, STEP),
+    "log_every_n_steps": (1, "an epoch's metrics are logged once, at its last step"),
+    "barebones": (False, "the run is made of the checkpoints, loggers and callbacks that it switches off"),
+    "use_distributed_sampler": (
+        True,
+        "under DDP each process takes its share of every batch (the batches are dlbasics', not a DataLoader's)",
+    ),
+}
+
+# Trainer arguments the run gives from options of its own, which a value in trainer would not outweigh.
+RUN_OPTIONS = {
+    "enable_checkpointing": "checkpoints come from callbacks.model_checkpoint (=null for none)",
+    "logger": "the loggers come from logger= (none, csv or tensorboard)",
+    "enable_progress_bar": "the progress line comes from callbacks.progress (=null for none)",
+    "callbacks": "the callbacks come from callbacks.* (+callbacks.NAME={_target_: ...} adds one)",
+    "default_root_dir": "a run's directory is Hydra's: hydra.run.dir=... (hydra.sweep.dir=... with -m)",
+}
+
+
+REFUSED_KEYS = {f"trainer.{k}": f"trainer.{k} is not supported: {why}." for k, (_, why) in BATCH_LOOP_OPTIONS.items()}
+REFUSED_KEYS |= {f"trainer.{k}": f"trainer.{k} is the run's to set: {why}." for k, why in RUN_OPTIONS.items()}
+
+
+def sweeping() -> bool:
+    """Whether this is a job of a Hydra multirun (`-m`)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+SCRIPTS = ("train.py", "eval.py", "predict.py")
+
+
+def script(name: str | None = None) -> str:
+    """The script `name` (by default the one run), as the command line gave it where that was it (python
+    ~/dlbasics/train.py, run from another directory): a command to paste."""
+    given = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path(name or "train.py")
+    name = name or given.name
+    return shlex.quote(str(given)) if given.name == name and name in SCRIPTS else name
+
+
+def python_command(script: str, *overrides: str) -> str:
+    """`python SCRIPT OVERRIDES`, quoted for the shell."""
+    return f"python {script} " + " ".join(shlex.quote(o) for o in overrides)
+
+
+def refuse(message: str) -> NoReturn:
+    """A user's mistake, found before any run: one line on stderr, exit status 2."""
+    say_error(message)
+    sys.exit(2)
+
+
+GIVEN_PATHS = ("data.path", "ckpt_path", "data_path", "input", "output")  # read or written: train, eval, predict
+
+
+def from_launch_directory(cfg: DictConfig) -> None:
+    """With hydra.job.chdir=true a job runs in its own directory: the paths a user gave it, relative to where
+    the command was started (Hydra's runtime.cwd), become absolute, as hydra.utils.to_absolute_path makes them."""
+    if not HydraConfig.initialized() or Path.cwd() == Path(HydraConfig.get().runtime.cwd):
+        return
+    with open_dict(cfg):
+        for key in GIVEN_PATHS:
+            value = OmegaConf.select(cfg, key)
+            if isinstance(value, str) and value != "last":
+                OmegaConf.update(cfg, key, to_absolute_path(value))
+
+
+_JOBS_STARTED = False  # whether cli() has run a job in this process: errors before are the command line's
+_JOBS_FAILED = 0  # the sweep's jobs in this process that failed and let the others go on
+
+
+def cli(fn, cfg: DictConfig):
+    """Runs fn(cfg) for a Hydra shell: a user's mistake is one line on stderr and exit status 2.
+
+    In a sweep, the failed job is recorded (its metrics.json says so) and the others go on. A library's
+    warning is one line too, without the path and source line of the code that warned.
+    """
+    global _JOBS_STARTED, _JOBS_FAILED
+    _JOBS_STARTED = True
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+    try:
+        from_launch_directory(cfg)
+        return fn(cfg)
+    except Exception as err:
+        mistake = user_mistake(err)
+        if mistake is not None:
+            say_error(mistake)
+            if not sweeping():
+                sys.exit(2)
+        elif not sweeping():
+            raise
+        else:
+            log.exception("This job failed; the sweep goes on.")  # a bug, not a user's mistake: keep the traceback
+        _JOBS_FAILED += 1
+        return None
+
+
+def _quiet_disk_full(args) -> None:
+    """A full disk stops TensorBoard's writer thread too: the run's own error says so, in one line."""
+    if not disk_full(args.exc_value):
+        threading.__excepthook__(args)
+
+
+def shell(main) -> None:
+    """Runs a @hydra.main entry point: a command line Hydra cannot compose (a misspelt key or config choice, an
+    override that does not parse) ends in one line that names it and the fix, exit status 2, as our own
+    checks do, where Hydra prints a few lines, some not the fix, and exits 1. HYDRA_FULL_ERROR=1 keeps Hydra's."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        main()
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises what it cannot compose, rather than printing it itself
+    threading.excepthook = _quiet_disk_full
+    command = f"python {script()}"
+    try:
+        main()
+        if _JOBS_FAILED:  # a sweep (of eval.py, or without train.py's summary, which says so itself)
+            say_error(f"{_JOBS_FAILED} of the sweep's jobs failed (above).")
+            sys.exit(1)
+    except BaseException as err:  # an interrupt, a launcher's error, or a command line Hydra refused
+        conf = Path(sys.argv[0]).resolve().parent / "conf"  # the shells' config_path
+        mistake = config_mistake(err, command, conf, REFUSED_KEYS) if isinstance(err, HydraException) else None
+        frame = traceback.extract_tb(err.__traceback__)[-1].filename
+        in_hydra = isinstance(err, Exception) and f"{os.sep}hydra{os.sep}" in frame
+        if mistake is None and not _JOBS_STARTED and in_hydra:
+            # Hydra's own refusal of the command line (model=null, a sweep its sweeper cannot run, ...)
+            nulls = [a for a in sys.argv[1:] if a.endswith("=null") and "." not in a.split("=")[0]]
+            if "Config group override must be a string" in str(err) and nulls:  # logger=null: "Got NoneType"
+                mistake = f"{' '.join(nulls)}: a config group takes one of its configs, not null"
+            elif "does not support sweep type" in str(err):  # optimizer.lr=interval(1e-4,1e-2)
+                mistake = f"{first_line(err)}: Hydra's basic sweeper runs lists and range(); optuna searches an "
+                mistake += "interval, e.g. hparams_search=iris_optuna"
+            else:
+                mistake = first_line(err)
+            mistake += f" (`{command} --help` shows the config groups and their options)"
+        if mistake is not None:
+            refuse(mistake)
+        if end_stopped_sweep(err):
+            sys.exit(1)
+        if isinstance(err, KeyboardInterrupt):  # a job says where it stopped; before one, Lightning was importing
+            if not _JOBS_STARTED:
+                print("Interrupted before anything ran.", file=sys.stderr, flush=True)
+            sys.exit(1)
+        raise
