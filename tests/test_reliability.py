@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from dlbasics.callbacks import Checkpoints
 from dlbasics.command import cli, shell
@@ -30,7 +31,7 @@ def _weights(path):
 
 def test_interrupt_keeps_the_last_epoch_and_resume_ends_where_an_uninterrupted_run_does(tmp_path):
     run_dir, epochs = tmp_path / "run", 2000  # an epoch takes 1 to 8 ms: interrupted well before the end
-    args = [sys.executable, "train.py", "logger=none", f"trainer.max_epochs={epochs}", f"hydra.run.dir={run_dir}"]
+    args = [sys.executable, "train.py", "logger=csv", f"trainer.max_epochs={epochs}", f"hydra.run.dir={run_dir}"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log, deadline = run_dir / "train.log", time.time() + 120
     while not (log.exists() and "Total params" in log.read_text()):  # training has started
@@ -48,6 +49,8 @@ def test_interrupt_keeps_the_last_epoch_and_resume_ends_where_an_uninterrupted_r
     trained = last["epoch"] + 1  # the epochs whose training and validation the checkpoint holds
     assert trained in (metrics["epochs"], metrics["epochs"] + 1)  # see the SIGTERM test
     assert last["global_step"] == trained * STEPS_PER_EPOCH
+    # the logger's hparams.yaml held {} where the run did not reach its end: it holds the checkpoint's from the start
+    assert yaml.safe_load((run_dir / "hparams.yaml").read_text()) == last["hyper_parameters"]
 
     resumed = subprocess.run([*args, "ckpt_path=last"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr

@@ -73,6 +73,8 @@ def test_each_stacked_job_has_the_outputs_of_a_run(stacked):
     assert f"Run directory: {job}" in log and log.count("Run directory:") == 1
     learner = load_learner(job / "checkpoints" / "best.ckpt")  # a checkpoint of one model, as eval.py reads it
     assert learner.hparams.optimizer["lr"] == 0.03 and learner.model[0].out_features == 16
+    saved = torch.load(job / "checkpoints" / "best.ckpt", weights_only=True)["hyper_parameters"]
+    assert yaml.safe_load((job / "hparams.yaml").read_text()) == saved  # its own, as a run alone's
     assert len(list(sweep_dir.glob("*/metrics.json"))) == 8 and (sweep_dir / "summary.csv").is_file()
 
 

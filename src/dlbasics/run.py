@@ -30,8 +30,7 @@ from lightning.pytorch.callbacks import (
     StochasticWeightAveraging,
 )
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
-from lightning.pytorch.core.saving import save_hparams_to_yaml
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.strategies.launchers import subprocess_script
 from lightning.pytorch.utilities import rank_zero_only
@@ -287,7 +286,7 @@ def build(cfg: DictConfig, run_dir: Path):
     """The data module, the Lightning module and the trainer that a composed config describes."""
     data = instantiate(cfg.data, shuffle_seed=cfg.seed)
     learner = build_learner(cfg, data)
-    callbacks, loggers = build_outputs(cfg, data)
+    callbacks, loggers = build_outputs(cfg, data, dict(learner.hparams))
     # callbacks.model_checkpoint=null means no checkpoints, not Lightning's default of a file every epoch;
     # callbacks.progress=null no progress display, not Lightning's default bar
     trainer = instantiate(
@@ -373,9 +372,13 @@ def fit_options(trainer: DictConfig) -> dict:
     return {"limit_val_batches": 0}
 
 
-def build_outputs(cfg: DictConfig, data: TabularData) -> tuple[list, list]:
+def build_outputs(cfg: DictConfig, data: TabularData, hparams: dict) -> tuple[list, list]:
     """A run's callbacks and loggers; without a val split, the monitored val/X follows train/X, in every
-    callback that monitors it (also where its config was resolved before, as a stacked job's is)."""
+    callback that monitors it (also where its config was resolved before, as a stacked job's is).
+
+    The loggers hold the model's hyperparameters (`hparams`, as its checkpoints do) from the start, so that their
+    hparams.yaml has them also where the run is interrupted. Lightning logs none (save_hyperparameters(logger=False)):
+    TensorBoard's HPARAMS are the run's options and results, written as it ends (_log_hparams)."""
     check_monitor(cfg.monitor, data)
     given, follows, callbacks, states = cfg.monitor.metric, {}, [], {}
     if not data.has("val"):
@@ -405,6 +408,8 @@ def build_outputs(cfg: DictConfig, data: TabularData) -> tuple[list, list]:
                     "epoch (Lightning's steps within it are not its own). Use every_n_epochs."
                 )
     loggers = [_made(c, f"logger.{k}", Logger) for k, c in (cfg.logger or {}).items() if c]
+    for logger in loggers:
+        logger.log_hyperparams(hparams)
     return callbacks, loggers
 
 
@@ -795,8 +800,6 @@ def report(metrics: dict, trainer, learner: Learner, cfg: DictConfig, run_dir: P
         if best:  # a scalar, for the HPARAMS table's column
             logger.log_metrics(best, step=trainer.global_step)
         logger.finalize("success")
-        if isinstance(logger, (CSVLogger, TensorBoardLogger)):  # Lightning's hparams.yaml held {}: the checkpoints'
-            save_hparams_to_yaml(Path(logger.log_dir) / "hparams.yaml", dict(learner.hparams))
     _log_hparams(trainer, cfg, metrics)
     shown = {k: v for k, v in metrics.items() if k.startswith("test/")} or {
         k: v for k, v in metrics.items() if k.startswith(("val/", "train/"))

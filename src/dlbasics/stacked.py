@@ -370,7 +370,8 @@ def train_stacked(cfgs: list[DictConfig], log_name: str | None = "train") -> lis
         cfg = cfgs[i]
         try:
             L.seed_everything(cfg.seed, verbose=False)  # the weights a run of this job alone starts from
-            learner, output = build_learner(cfg, data), build_outputs(cfg, data)
+            learner = build_learner(cfg, data)
+            output = build_outputs(cfg, data, dict(learner.hparams))
             members.append(learner)
             outputs.append(output)
             jobs.append(i)
