@@ -2,6 +2,8 @@
 
 import logging
 import math
+import os
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -876,6 +878,21 @@ def test_hydra_job_chdir_reads_the_data_from_where_the_command_started(tmp_path)
     run = run_script("train.py", *overrides)
     assert run.returncode == 0, run.stderr
     assert read_metrics(tmp_path)["status"] == "completed"
+
+
+def test_lightnings_lines_are_shown_once_and_a_first_runs_font_cache_not_at_all(tmp_path):
+    """A job imports Lightning and matplotlib after Hydra has set up logging (dlbasics.command): Lightning's lines
+    were shown twice (the second on stderr as `INFO: ...`), and matplotlib's `generated new fontManager` once."""
+    args = ["train.py", "callbacks=early_stopping", "+callbacks.early_stopping.verbose=true", "trainer.max_epochs=3",
+            "logger=none", f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    env = os.environ | {"MPLCONFIGDIR": str(tmp_path / "matplotlib")}  # a machine's first run: no font cache
+    run = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stderr == ""
+    improved = [line for line in run.stdout.splitlines() if line.startswith("Metric val/loss improved")]
+    assert len(improved) == 3 and len(set(improved)) == 3  # one an epoch, each once
+    assert "fontManager" not in run.stdout and run.stdout.startswith("Data: data/iris.csv")
+    logged = (tmp_path / "run" / "train.log").read_text().splitlines()
+    assert improved == [line for line in logged if "improved" in line]  # and in the run's log
 
 
 def test_a_sweep_of_eval_jobs_that_fail_exits_non_zero(tmp_path):

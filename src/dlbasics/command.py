@@ -26,6 +26,11 @@ from dlbasics.errors import config_mistake, disk_full, first_line, say_error, us
 from dlbasics.sweep import end_stopped_sweep  # and the resolver that names a sweep's jobs
 
 log = logging.getLogger("dlbasics")
+# A job imports these once Hydra has set up logging, and their INFO lines would reach its console: matplotlib's
+# font cache, made on a machine's first run; torch's exit hooks where Ctrl-C cut its import short (torch sets
+# this level itself as its import ends).
+for name in ("matplotlib", "torch"):
+    logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def output_dir() -> str:
@@ -223,7 +228,7 @@ def shell(main) -> None:
             refuse(mistake)
         if end_stopped_sweep(err):
             sys.exit(1)
-        if isinstance(err, KeyboardInterrupt):  # a job says where it stopped; before one, Lightning was importing
+        if isinstance(err, KeyboardInterrupt):  # a job says where it stopped; before, Lightning was importing
             if not _JOBS_STARTED:
                 print("Interrupted before anything ran.", file=sys.stderr, flush=True)
             sys.exit(1)

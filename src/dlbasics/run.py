@@ -91,6 +91,10 @@ for name in (
     "alembic",
 ):
     logging.getLogger(name).setLevel(logging.WARNING)
+# Imported once Hydra has set up logging (a job imports this module), Lightning's lines (an early stopping's
+# verbose=true) go to the run's console and train.log, and to a stderr handler of Lightning's own a second time,
+# as "INFO: ...": that one is taken out. Imported before (in process), Lightning keeps its lines on stderr.
+logging.getLogger("lightning").handlers.clear()
 
 
 def plain(cfg) -> dict:

@@ -7,8 +7,9 @@ from contextlib import contextmanager
 
 @contextmanager
 def starting() -> Iterator[None]:
-    """Ctrl-C while an entry point imports (lightning takes seconds), before shell() can catch it: one line and
-    exit status 1, as shell() ends an interrupt, where Python prints the traceback of whichever import it hit."""
+    """Ctrl-C while an entry point imports, before shell() can catch it: one line and exit status 1, as shell()
+    ends an interrupt before a job (which imports Lightning, for seconds), where Python prints the traceback of
+    whichever import it hit."""
     try:
         yield
     except KeyboardInterrupt:
