@@ -58,7 +58,7 @@ def test_each_stacked_job_ends_with_the_weights_of_the_job_run_alone(stacked, tm
 
 def test_each_stacked_job_has_the_outputs_of_a_run(stacked):
     sweep_dir, result = stacked
-    assert "Launching 8 jobs locally: 8 in 2 stack(s)" in result.stdout
+    assert "Launching 8 jobs locally: 8 in 2 stack(s), 0 alone" in result.stdout
     assert result.stdout.count("4 jobs trained side by side as one stacked model (optimizer.lr, seed differ)") == 2
     assert result.stdout.count("Total params:") == 2  # one model summary a stack
     job = _job(sweep_dir, "0.03", 1, 16)
@@ -266,7 +266,7 @@ def test_jobs_that_differ_in_more_than_learning_rate_and_seed_run_alone_as_in_an
         f"hydra.sweep.dir={tmp_path}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "Launching 2 jobs locally: 0 in 0 stack(s), the rest alone" in result.stdout
+    assert "Launching 2 jobs locally: 0 in 0 stack(s), 2 alone" in result.stdout
     assert "side by side" not in result.stdout
     for width in (4, 8):
         job = tmp_path / f"model.width={width}"

@@ -62,7 +62,8 @@ class StackedLauncher(Launcher):
         returns: list[JobReturn | None] = [None] * len(configs)
         sizes = [len(jobs) for jobs in stacks.values()]
         stacked = [n for n in sizes if n > 1]
-        log.info(f"Launching {len(configs)} jobs locally: {sum(stacked)} in {len(stacked)} stack(s), the rest alone")
+        alone = len(configs) - sum(stacked)
+        log.info(f"Launching {len(configs)} jobs locally: {sum(stacked)} in {len(stacked)} stack(s), {alone} alone")
         for jobs in stacks.values():
             for j in jobs:
                 log.info(f"\t#{configs[j].hydra.job.num} : {' '.join(filter_overrides(job_overrides[j]))}")
