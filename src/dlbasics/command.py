@@ -23,6 +23,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dlbasics.errors import config_mistake, disk_full, first_line, say_error, user_mistake
+from dlbasics.startup import interrupted
 from dlbasics.sweep import end_stopped_sweep  # and the resolver that names a sweep's jobs
 
 log = logging.getLogger("dlbasics")
@@ -230,6 +231,6 @@ def shell(main) -> None:
             sys.exit(1)
         if isinstance(err, KeyboardInterrupt):  # a job says where it stopped; before, Lightning was importing
             if not _JOBS_STARTED:
-                print("Interrupted before anything ran.", file=sys.stderr, flush=True)
+                interrupted()
             sys.exit(1)
         raise

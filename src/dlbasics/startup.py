@@ -3,6 +3,13 @@
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
+
+
+def interrupted() -> NoReturn:
+    """Ctrl-C before any job ran: one line and exit status 1."""
+    print("Interrupted before anything ran.", file=sys.stderr, flush=True)
+    sys.exit(1)
 
 
 @contextmanager
@@ -13,5 +20,4 @@ def starting() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        print("Interrupted before anything ran.", file=sys.stderr, flush=True)
-        sys.exit(1)
+        interrupted()
