@@ -187,7 +187,8 @@ def test_a_resume_on_other_data_of_the_same_sizes_is_refused(tmp_path, make_csv,
 
 def test_a_resume_refused_before_training_leaves_the_run_as_it_ended(tmp_path, capsys):
     run_dir = tmp_path / "optimizer.lr=0.001"  # a sweep job's
-    train(make_cfg(run_dir, "logger=none", "trainer.max_epochs=3"))
+    loggers = "logger=[tensorboard,csv]"  # their writers are made once the resume is past its checks
+    train(make_cfg(run_dir, loggers, "trainer.max_epochs=3"))
 
     def files():  # and their times, by which a sweep tells a job that found its directory taken and did not run
         return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in run_dir.rglob("*") if p.is_file()}
@@ -214,9 +215,9 @@ def test_a_resume_refused_before_training_leaves_the_run_as_it_ended(tmp_path, c
         ),
     ]:
         with pytest.raises(SystemExit) as exit_:
-            cli(train, make_cfg(run_dir, "logger=none", *overrides, "ckpt_path=last"))
+            cli(train, make_cfg(run_dir, loggers, *overrides, "ckpt_path=last"))
         assert exit_.value.code == 2 and message in capsys.readouterr().err
-        assert files() == kept  # metrics.json too
+        assert files() == kept  # metrics.json, the TensorBoard events and metrics.csv too
 
 
 def test_a_run_stopped_after_training_resumes_to_its_test(tmp_path, caplog):

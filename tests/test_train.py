@@ -414,6 +414,13 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
             "logger.tensorboard: unknown option 'flush_sec' for lightning.pytorch.loggers.TensorBoardLogger",
         ),
         (["+logger.tensorboard.log_dir=/x"], "logger.tensorboard: unknown option 'log_dir' for lightning.pytorch"),
+        # the SummaryWriter's options and the loggers' directories, made as training starts: was a traceback
+        (["logger.tensorboard.max_queue=x"], "logger.tensorboard.max_queue must be a number; got 'x'"),
+        (
+            ["logger.tensorboard.save_dir=/dev/null/x"],
+            "logger.tensorboard.save_dir: cannot write /dev/null/x: Not a directory. Give a directory you can write",
+        ),
+        (["logger=csv", "logger.csv.save_dir=/dev/null/x"], "logger.csv.save_dir: cannot write /dev/null/x: Not a"),
         # the run's own arguments, which outweighed them without a word
         (["+model.n_outputs=7"], "model.n_outputs comes from the data, never from an option: leave it out."),
         (["+data.shuffle_seed=7"], "data.shuffle_seed is the run's to set: the batch order follows seed=..."),

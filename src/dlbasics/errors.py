@@ -247,7 +247,8 @@ def _admits(annotation) -> tuple[set, list] | None:
     return None
 
 
-def _fits(value, kinds: set, values: list) -> bool:
+def fits(value, kinds: set, values: list) -> bool:
+    """Whether a value is of one of the plain types `kinds` (an int is a number), or one of `values`."""
     if any(type(value) is type(v) and value == v for v in values):
         return True
     if isinstance(value, bool) or value is None or isinstance(value, str):
@@ -299,7 +300,7 @@ def check_types(cfg, key: str, target: str) -> None:
     hints = _library_hints(target)
     for name in cfg:
         admits = _admits(hints[name]) if name in hints else None
-        if admits is not None and not _fits(value := cfg[name], *admits):
+        if admits is not None and not fits(value := cfg[name], *admits):
             kinds, values = admits
             words = [w for t, w in PLAIN.items() if t in kinds and not (t is int and float in kinds)]
             words += [f"one of {', '.join(map(repr, values))}"] if values else []

@@ -63,6 +63,7 @@ from dlbasics.errors import (
     UserError,
     as_typed,
     first_line,
+    fits,
     instantiate,
     is_number,
     nearest_keys,
@@ -290,7 +291,7 @@ def build(cfg: DictConfig, run_dir: Path):
     """The data module, the Lightning module and the trainer that a composed config describes."""
     data = instantiate(cfg.data, shuffle_seed=cfg.seed)
     learner = build_learner(cfg, data)
-    callbacks, loggers = build_outputs(cfg, data, dict(learner.hparams))
+    callbacks, loggers = build_outputs(cfg, data)
     # callbacks.model_checkpoint=null means no checkpoints, not Lightning's default of a file every epoch;
     # callbacks.progress=null no progress display, not Lightning's default bar
     trainer = instantiate(
@@ -376,13 +377,9 @@ def fit_options(trainer: DictConfig) -> dict:
     return {"limit_val_batches": 0}
 
 
-def build_outputs(cfg: DictConfig, data: TabularData, hparams: dict) -> tuple[list, list]:
+def build_outputs(cfg: DictConfig, data: TabularData) -> tuple[list, list]:
     """A run's callbacks and loggers; without a val split, the monitored val/X follows train/X, in every
-    callback that monitors it (also where its config was resolved before, as a stacked job's is).
-
-    The loggers hold the model's hyperparameters (`hparams`, as its checkpoints do) from the start, so that their
-    hparams.yaml has them also where the run is interrupted. Lightning logs none (save_hyperparameters(logger=False)):
-    TensorBoard's HPARAMS are the run's options and results, written as it ends (_log_hparams)."""
+    callback that monitors it (also where its config was resolved before, as a stacked job's is)."""
     check_monitor(cfg.monitor, data)
     given, follows, callbacks, states = cfg.monitor.metric, {}, [], {}
     if not data.has("val"):
@@ -412,8 +409,6 @@ def build_outputs(cfg: DictConfig, data: TabularData, hparams: dict) -> tuple[li
                     "epoch (Lightning's steps within it are not its own). Use every_n_epochs."
                 )
     loggers = [_made(c, f"logger.{k}", Logger) for k, c in (cfg.logger or {}).items() if c]
-    for logger in loggers:
-        logger.log_hyperparams(hparams)
     return callbacks, loggers
 
 
@@ -428,12 +423,40 @@ def _made(cfg: DictConfig, key: str, kind: type, **kwargs):
     if isinstance(made, TensorBoardLogger):  # what it does not take goes to the SummaryWriter of its first log
         from torch.utils.tensorboard import SummaryWriter
 
-        takes = {*inspect.signature(type(made)).parameters, *inspect.signature(SummaryWriter).parameters}
-        takes -= {"kwargs", "log_dir"}  # the logger makes log_dir, from save_dir, name and version
+        writer = inspect.signature(SummaryWriter).parameters
+        takes = {*inspect.signature(type(made)).parameters, *writer} - {"kwargs", "log_dir"}  # log_dir: the logger's
         unknown = [str(k) for k in cfg if not str(k).startswith("_") and k not in takes]
         if unknown:
             raise UserError(f"{key}: unknown option '{unknown[0]}' for {cfg._target_}: check its spelling.")
+        for name in cfg.keys() & writer.keys():  # unannotated: of its default's kind (max_queue=10, comment="")
+            default, value = writer[name].default, cfg[name]
+            kinds = {str} if isinstance(default, str) else {int, float} if is_number(default) else None
+            if kinds and not fits(value, kinds, []):
+                raise UserError(f"{key}.{name} must be {'a string' if str in kinds else 'a number'}; got {value!r}.")
     return made
+
+
+def open_loggers(cfg: DictConfig, loggers: list, hparams: dict) -> None:
+    """Makes each logger's writer now, as Lightning would as training starts, once the run is past its resume
+    checks (which write nothing) and TensorBoard's purge_step is set: a writer it cannot make (a save_dir it cannot
+    create) is then one line naming the logger, not a traceback from inside fit.
+
+    The loggers hold the model's hyperparameters (`hparams`, as its checkpoints do) from the start, so that their
+    hparams.yaml has them also where the run is interrupted. Lightning logs none (save_hyperparameters(logger=False)):
+    TensorBoard's HPARAMS are the run's options and results, written as it ends (_log_hparams)."""
+    keys = [k for k, c in (cfg.logger or {}).items() if c]
+    for key, logger in zip(keys, loggers, strict=True):
+        try:
+            logger.log_hyperparams(hparams)
+            _ = logger.experiment  # made at first use
+        except OSError as err:
+            where = os.path.normpath(logger.log_dir)
+            raise UserError(
+                f"logger.{key}.save_dir: cannot write {where}: {err.strerror or err}. Give a directory you can write "
+                f"to, or leave it out (the run's directory)."
+            ) from None
+        except Exception as err:
+            raise UserError(f"logger.{key}: {first_line(user_mistake(err) or err)}") from None
 
 
 def check_monitor(monitor: DictConfig, data: TabularData) -> None:
@@ -701,6 +724,7 @@ def train(cfg: DictConfig) -> dict:
             return held
         if cfg.ckpt_path:
             purge_from(trainer, step)
+        open_loggers(cfg, trainer.loggers, dict(learner.hparams))
         with warnings.catch_warnings():
             if cfg.ckpt_path:  # resuming in the run's own directory: its checkpoints are expected there
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")

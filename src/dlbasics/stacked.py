@@ -35,6 +35,7 @@ from dlbasics.run import (
     claim,
     failure,
     fit_options,
+    open_loggers,
     outcome,
     report,
     resume_hint,
@@ -371,7 +372,8 @@ def train_stacked(cfgs: list[DictConfig], log_name: str | None = "train") -> lis
         try:
             L.seed_everything(cfg.seed, verbose=False)  # the weights a run of this job alone starts from
             learner = build_learner(cfg, data)
-            output = build_outputs(cfg, data, dict(learner.hparams))
+            output = build_outputs(cfg, data)
+            open_loggers(cfg, output[1], dict(learner.hparams))
             members.append(learner)
             outputs.append(output)
             jobs.append(i)
