@@ -141,9 +141,24 @@ def test_help_config_and_tab_completion_answer_without_importing_lightning():
             "trainer.gradient_clip_val is not supported: each minibatch takes its own optimizer step",
         ),
         (["optimiser.lr=1"], "optimiser.lr: no such key. Did you mean optimizer.lr? `python train.py --cfg job`"),
-        (  # the course's words, and keys of another group
+        (  # the course's words, and keys of another group; not "+optimizer.learning_rate=0.1 adds a new key",
+            # which then failed as an unknown option of Adam
             ["optimizer.learning_rate=0.1"],
-            "optimizer.learning_rate: no such key. Did you mean optimizer.lr? +optimizer.learning_rate=0.1 adds",
+            "optimizer.learning_rate: no such key. Did you mean optimizer.lr? `python train.py --cfg job` shows",
+        ),
+        (  # an option of another config of the group: "+optimizer.momentum=0.9 adds a new key", unknown to Adam
+            ["optimizer.momentum=0.9"],
+            "optimizer.momentum is an option of optimizer=sgd, not of the optimizer chosen: optimizer=sgd "
+            "optimizer.momentum=0.9",
+        ),
+        (  # was "Did you mean data.path?"
+            ["model=perceptron", "model.depth=3"],
+            "model.depth is an option of model=mlp, not of the model chosen: model=mlp model.depth=3",
+        ),
+        (  # a key nothing has: one a class may take, added with +
+            ["logger.tensorboard.flush_secs=5"],
+            "logger.tensorboard.flush_secs: no such key. logger.tensorboard has: save_dir, name, version, "
+            "default_hp_metric, max_queue. +logger.tensorboard.flush_secs=5 adds a new key;",
         ),
         (["epochs=100"], "epochs: no such key. Did you mean trainer.max_epochs? `python train.py --cfg job` shows"),
         (["batch_size=8"], "batch_size: no such key. Did you mean data.batch_size? `python train.py --cfg job`"),

@@ -594,8 +594,7 @@ def test_command_line_errors_end_without_traceback(tmp_path):
     misspelt = run_script("train.py", "model.depth=2", "model.widht=10", f"hydra.run.dir={tmp_path / 'misspelt'}")
     assert misspelt.returncode == 2
     assert misspelt.stderr == (
-        "error: model.widht: no such key. Did you mean model.width? +model.widht=10 adds a new key; "
-        "`python train.py --cfg job` shows every key.\n"
+        "error: model.widht: no such key. Did you mean model.width? `python train.py --cfg job` shows every key.\n"
     )
     assert not (tmp_path / "misspelt").exists()  # nothing was run
     unrecorded = run_script("train.py", "hydra.output_subdir=null", f"hydra.run.dir={tmp_path / 'unrecorded'}")
@@ -618,6 +617,22 @@ def test_a_run_directory_named_from_hydras_choices_is_made_before_the_run(tmp_pa
         )
     OutputDirectory().on_run_start(cfg)
     assert (tmp_path / "iris-run").is_dir()
+
+
+def test_an_interpolation_on_the_command_line_is_one_line_that_names_its_key(tmp_path, monkeypatch, capsys):
+    """'model.width=${nope}': reading Hydra's list of overrides item by item resolved it. Hydra printed that the
+    callback OutputDirectory had failed, and the run's line did not say which option named nothing."""
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # as when Hydra calls on_run_start; restored after
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("train", ["model.width=${nope}", f"hydra.run.dir={tmp_path}/run"], return_hydra_config=True)
+    OutputDirectory().on_run_start(cfg)  # raised InterpolationKeyError
+    assert (tmp_path / "run").is_dir()
+    with pytest.raises(SystemExit):
+        cli(train, make_cfg(tmp_path / "run", "model.width=${nope}"))
+    assert capsys.readouterr().err == (
+        "error: model.width: Interpolation key 'nope' not found: a ${...} names a key of the config, or an "
+        "environment variable.\n"
+    )
 
 
 def test_a_run_of_a_csv_is_named_after_its_file(tmp_path, make_csv, monkeypatch):

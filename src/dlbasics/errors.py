@@ -18,7 +18,7 @@ from hydra.errors import (
     MissingConfigException,
     OverrideParseException,
 )
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import (
     ConfigAttributeError,
     ConfigKeyError,
@@ -139,17 +139,26 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
         if conf is not None and parent and "." not in parent and (conf / parent / f"{name}.yaml").is_file():
             given = append.group(1)[1:] if append else f"{key}=..."  # callbacks.early_stopping.patience=3
             return f"{key} is in the config once it is chosen: {parent}={name} {given}"
+        group, _, inside = key.partition(".")
+        others = other_configs(conf, group, inside) if conf is not None and inside else []
+        if others:  # optimizer.momentum on adam, model.depth on the perceptron: an option of another choice
+            given = append.group(1)[1:] if append else f"{key}=..."
+            return f"{key} is an option of {' or '.join(others)}, not of the {group} chosen: {others[0]} {given}"
         node = cause.parent_node
         keys = [k for k in getattr(node, "keys", list)() if not str(k).startswith("_")]
         near = exactly_named(node._get_root(), name) if node is not None else []  # mode=max: monitor.mode
         near = near or [f"{parent + '.' if parent else ''}{k}" for k in difflib.get_close_matches(name, keys, 1)]
         if not near and node is not None:  # epochs=100: trainer.max_epochs, elsewhere in the config
             near = nearest_keys(node._get_root(), name)
-        return (
+        return (  # a key near one there is was misspelt: +model.widht=10 would fail as an unknown option of MLP
             f"{key}: no such key."
             + (f" Did you mean {' or '.join(near)}?" if near else "")
             + (f" {parent or 'The config'} has: {', '.join(map(str, keys))}." if keys and not near else "")
-            + (f" {append.group(1) if append else '+' + key + '=...'} adds a new key;" if read(node) else "")
+            + (
+                f" {append.group(1) if append else '+' + key + '=...'} adds a new key;"
+                if read(node) and not near
+                else ""
+            )
             + f" `{command} --cfg job` shows every key."
         )
     if isinstance(err, OverrideParseException) and "=" not in err.override:  # eval.py RUN/checkpoints/best.ckpt
@@ -187,6 +196,16 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
             return f"+{choice}: {group[1]} is in the config already; choose it without the +: {choice}."
         return " ".join(str(err).split())
     return None
+
+
+def other_configs(conf: Path, group: str, key: str) -> list[str]:
+    """The choices of a config group whose config has `key` (optimizer=sgd for momentum), as group=choice."""
+    found, absent = [], object()
+    for path in sorted(conf.glob(f"{group}/*.yaml")):
+        value = OmegaConf.select(OmegaConf.load(path), key, default=absent, throw_on_resolution_failure=False)
+        if value is not absent:
+            found.append(f"{group}={path.stem}")
+    return found
 
 
 # the course's words for options that torch and Lightning name otherwise

@@ -72,7 +72,7 @@ from dlbasics.errors import (
 )
 from dlbasics.losses import METRICS, loss_for
 from dlbasics.module import Learner
-from dlbasics.sweep import ENDED, TWICE, given_twice, status
+from dlbasics.sweep import ENDED, TWICE, given_twice, status, typed_overrides
 
 log = logging.getLogger("dlbasics")
 
@@ -104,7 +104,7 @@ def plain(cfg) -> dict:
 
 def given_keys(overrides) -> set[str]:
     """The keys a list of overrides sets, adds or takes out (key=..., +key=..., ~key)."""
-    return {o.lstrip("+~").partition("=")[0] for o in overrides}
+    return {o.lstrip("+~").partition("=")[0] for o in typed_overrides(overrides)}
 
 
 def ddp_process() -> bool:
@@ -124,7 +124,13 @@ def ddp_processes_command(local_rank: int) -> tuple[list[str], str]:
         return _ddp_processes_command(local_rank)
     hydra = HydraConfig.get()
     run = [f"hydra.run.dir={as_typed(hydra.runtime.output_dir)}", f"hydra.job.name=train_ddp_process_{local_rank}"]
-    command = [sys.executable, to_absolute_path(sys.argv[0]), *hydra.overrides.task, *run, "hydra.output_subdir=null"]
+    command = [
+        sys.executable,
+        to_absolute_path(sys.argv[0]),
+        *typed_overrides(hydra.overrides.task),
+        *run,
+        "hydra.output_subdir=null",
+    ]
     return command, hydra.runtime.cwd
 
 
@@ -139,7 +145,7 @@ def check_added(cfg: DictConfig) -> None:
     monitor, any of eval.py's) would change nothing, without a word: it is refused, with the nearest key."""
     if not HydraConfig.initialized():
         return
-    for override in HydraConfig.get().overrides.task:
+    for override in typed_overrides(HydraConfig.get().overrides.task):
         key, _, value = override.removeprefix("+").partition("=")
         parent = key.rpartition(".")[0]
         if override[:1] != "+" or key.startswith(("+", "hydra.")) or read(OmegaConf.select(cfg, parent) or cfg):
@@ -249,7 +255,7 @@ def _given(cfg: DictConfig) -> dict:
     if not HydraConfig.initialized():
         return {}
     choices, given = HydraConfig.get().runtime.choices, {}
-    for override in HydraConfig.get().overrides.task:
+    for override in typed_overrides(HydraConfig.get().overrides.task):
         key = override.lstrip("+").partition("=")[0]
         if key in choices:
             given[key] = choices[key]

@@ -93,14 +93,15 @@ def _stamp(path: Path) -> int | None:
     return path.stat().st_mtime_ns if path.is_file() else None
 
 
-def _typed(overrides) -> list[str]:
-    """Overrides as they were typed: `model.width=${model.depth}` is text here, not an interpolation to resolve."""
+def typed_overrides(overrides) -> list[str]:
+    """Overrides as they were typed: `model.width=${model.depth}` is text here, not an interpolation to resolve
+    (which reading hydra.overrides.task item by item does: `model.width=${nope}` failed in Hydra's callbacks)."""
     return OmegaConf.to_container(overrides, resolve=False) if OmegaConf.is_config(overrides) else list(overrides)
 
 
 def varied_keys(config: DictConfig) -> list[str]:
     """The keys a sweep varies: its command line's sweeps (`a=1,2`, `range(...)`) and its sweeper's `params`."""
-    overrides = OverridesParser.create().parse_overrides(_typed(config.hydra.overrides.task))
+    overrides = OverridesParser.create().parse_overrides(typed_overrides(config.hydra.overrides.task))
     params = OmegaConf.select(config, "hydra.sweeper.params") or {}
     return list(dict.fromkeys([o.key_or_group for o in overrides if o.is_sweep_override()] + list(params)))
 
@@ -115,7 +116,7 @@ def job_dirname(task_overrides, sweeper_params=None, _root_=None) -> str:
     """
     sweep_dir = OmegaConf.select(_root_, "hydra.sweep.dir") if _root_ is not None else None  # None: called directly
     varied = set(_lines(Path(sweep_dir) / SWEPT) if sweep_dir else []) | set(sweeper_params or {})
-    task_overrides = _typed(task_overrides)
+    task_overrides = typed_overrides(task_overrides)
     items = [o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") in varied]
     return ",".join(sorted(items or task_overrides)).replace("/", "%2F")  # one directory: monitor.metric=val%2Floss
 
