@@ -224,8 +224,8 @@ def test_a_sweep_into_an_earlier_sweeps_directory_summarizes_its_own_jobs(tmp_pa
     }
     refused = summary[summary.status == "refused"].iloc[0]
     assert refused[["epochs", "val/loss", "test/acc", "seconds"]].isna().all()  # the earlier run's are not its own
-    failures = [line for line in again.stderr.splitlines() if line.startswith("failed:")]
-    assert failures == [f"failed: model.activation=relu: {REFUSAL}"]  # and nothing of foo, the first sweep's
+    failures = [line for line in again.stderr.splitlines() if line.startswith(("failed:", "refused:"))]
+    assert failures == [f"refused: model.activation=relu: {REFUSAL}"]  # and nothing of foo, the first sweep's
 
 
 def test_seeds_are_summarized_by_mean_and_std(sweep):
@@ -494,7 +494,7 @@ def test_a_job_killed_without_a_word_is_summarized_as_killed_and_fails_the_sweep
         "optimizer.lr=1": "killed",
         "optimizer.lr=10": "running",
     }
-    assert "failed: optimizer.lr=1: its process ended without a word" in capsys.readouterr().err
+    assert "killed: optimizer.lr=1: its process ended without a word" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -537,7 +537,7 @@ def test_a_sweep_stopped_before_its_end_is_summarized_and_fails(tmp_path, monkey
     }
     err = capsys.readouterr().err
     assert err.startswith(said)
-    assert "failed: optimizer.lr=0.01: its process ended without a word" in err and "Traceback" not in err
+    assert "killed: optimizer.lr=0.01: its process ended without a word" in err and "Traceback" not in err
     with pytest.raises(type(stop)):  # ended: another stop is not a sweep's any more
         shell(launcher_stops)
 
@@ -602,5 +602,5 @@ def test_a_value_given_twice_runs_once_and_the_sweep_says_so(tmp_path, launcher)
         [0.001, "refused"],
         [0.01, "completed"],
     ]
-    assert "failed: optimizer.lr=0.001: the same job as another of this sweep (a value given twice)" in result.stderr
+    assert "refused: optimizer.lr=0.001: the same job as another of this sweep (a value given twice)" in result.stderr
     assert "already holds a run" not in result.stderr  # the run it found is this sweep's own, not one to resume

@@ -418,7 +418,7 @@ class SweepSummary(Callback):
             say_error("the sweep's summary failed (above); each job's directory holds its results")
             sys.exit(1)
         failed = table[table["status"].isin(["failed", "killed", "refused"])] if "status" in table else table.iloc[:0]
-        for _, job in failed.iterrows():
-            print(f"failed: {job['job']}: {job.get('error')}", file=sys.stderr)
+        for _, job in failed.iterrows():  # as the table says it ended: failed, killed or refused
+            print(f"{job['status']}: {job['job']}: {job.get('error')}", file=sys.stderr)
         if len(failed):
             sys.exit(1)
