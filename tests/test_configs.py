@@ -107,7 +107,8 @@ PROBE = """
 import os, runpy, sys
 os.environ["COMP_LINE"] = "python train.py data="  # what bash hands Hydra's completion at a tab
 for script, *args in [*(["train.py", a] for a in ("--help", "-sc query=bash", "modle=mlp")), ["train.py", "--cfg",
-        "job", "--resolve"], ["eval.py", "--help"], ["predict.py", "--cfg", "job"]]:
+        "job", "--resolve"], ["eval.py", "--help"], ["predict.py", "--cfg", "job"], ["train.py", "hydra.run.dir=RUN"],
+        ["train.py", "hydra.run.dir=/dev/null/x"], ["train.py", "hparams_search=iris_optuna"]]:
     os.environ.pop("HYDRA_FULL_ERROR", None)
     sys.argv = [script, *" ".join(args).split()]
     try:
@@ -118,13 +119,17 @@ print("imported:", *[m for m in ("lightning", "torch") if m in sys.modules])
 """
 
 
-def test_help_config_and_tab_completion_answer_without_importing_lightning():
-    """--help, --cfg, tab completion and a command line Hydra cannot compose took 5 s each, most of it importing
-    Lightning and torch: they answer at once, and only a job imports them (dlbasics.command holds the config's
-    resolvers and the shell)."""
-    probe = run_script("-c", PROBE)
+def test_help_config_and_tab_completion_answer_without_importing_lightning(tmp_path):
+    """--help, --cfg, tab completion, a command line Hydra cannot compose and a run directory refused took 5 s each,
+    most of it importing Lightning and torch: they answer at once, and only a job imports them (dlbasics.command
+    holds the config's resolvers, the shell and the Hydra callback that checks the run's directory)."""
+    (tmp_path / "metrics.json").write_text('{"status": "completed", "epochs": 3}')  # a run ended there
+    probe = run_script("-c", PROBE.replace("RUN", str(tmp_path)))
     out = probe.stdout
     assert probe.returncode == 0, probe.stderr
+    assert f"error: hydra.run.dir: '{tmp_path}' already holds a run (its metrics.json, completed)." in probe.stderr
+    assert "error: hydra.run.dir: cannot make '/dev/null/x' (Not a directory)." in probe.stderr
+    assert "error: hparams_search=iris_optuna searches over many runs: add -m" in probe.stderr
     assert "== Configuration groups ==" in out and "python eval.py ckpt_path=" in out  # train.py's, eval.py's help
     assert "data=boston data=boston_rm data=csv data=iris data=iris_binary" in out  # the tab's completions
     assert "error: modle: no such key. Did you mean model?" in probe.stderr and "exit status 2" in out

@@ -20,11 +20,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from dlbasics.command import cli
+from dlbasics.command import OutputDirectory, cli
 from dlbasics.data import TabularData
 from dlbasics.errors import UserError
 from dlbasics.losses import METRICS
-from dlbasics.run import OutputDirectory, evaluate, load_learner, predict, predictions, train
+from dlbasics.run import evaluate, load_learner, predict, predictions, train
 
 from .conftest import CONF, ROOT, make_cfg, read_metrics, run_script
 

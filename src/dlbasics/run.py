@@ -17,7 +17,6 @@ import lightning as L
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.experimental.callback import Callback
 from hydra.utils import get_object, to_absolute_path
 from lightning.pytorch.callbacks import (
     BatchSizeFinder,
@@ -38,13 +37,15 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf
 
 from dlbasics.command import (
+    _RECORD,
     BATCH_LOOP_OPTIONS,
     RUN_OPTIONS,
     STEP,
     better,
-    direction,
+    check_free,
+    given_keys,
     python_command,
-    refuse,
+    resumes,
     script,
     sweeping,
 )
@@ -72,7 +73,7 @@ from dlbasics.errors import (
 )
 from dlbasics.losses import METRICS, loss_for
 from dlbasics.module import Learner
-from dlbasics.sweep import ENDED, TWICE, given_twice, status, typed_overrides
+from dlbasics.sweep import ENDED, status, typed_overrides
 
 log = logging.getLogger("dlbasics")
 
@@ -100,16 +101,6 @@ logging.getLogger("lightning").handlers.clear()
 
 def plain(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
-
-
-def given_keys(overrides) -> set[str]:
-    """The keys a list of overrides sets, adds or takes out (key=..., +key=..., ~key)."""
-    return {o.lstrip("+~").partition("=")[0] for o in typed_overrides(overrides)}
-
-
-def ddp_process() -> bool:
-    """Whether this is a process Lightning started for DDP (rank 1 and up), which runs under its parent's checks."""
-    return os.environ.get("LOCAL_RANK", "0") != "0"
 
 
 _ddp_processes_command = subprocess_script._hydra_subprocess_cmd
@@ -156,69 +147,6 @@ def check_added(cfg: DictConfig) -> None:
             + (f" Did you mean {' or '.join(f'{k}={value}' for k in near)}?" if near else "")
             + f" `python {script()} --cfg job` shows every key."
         )
-
-
-_RECORD: dict[Path, bytes] = {}  # the .hydra/ files of the run a run alone found in its directory
-
-
-class OutputDirectory(Callback):
-    """Hydra callback: a run or sweep directory that cannot be made, or a search without -m, ends in one line, before
-    Hydra makes the directory."""
-
-    def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        _check_no_search(config)
-        _check_output(config, used="hydra.run.dir", other="hydra.sweep.dir", mode="a run (without -m)")
-        run_dir = Path(config.hydra.run.dir)
-        try:  # before Hydra writes its .hydra/ record there: another run's stays as that run left it
-            check_free(run_dir, resuming=resumes(run_dir, config.get("ckpt_path")))
-        except UserError as err:
-            refuse(str(err))
-        # and the record of a run this one resumes, put back if the resume is refused (train())
-        if config.hydra.output_subdir is not None:  # None: a DDP process of the run, which keeps no record
-            _RECORD.update({f: f.read_bytes() for f in (run_dir / config.hydra.output_subdir).glob("*.yaml")})
-
-    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        _check_output(config, used="hydra.sweep.dir", other="hydra.run.dir", mode="a sweep (-m)")
-        searched, mode = OmegaConf.select(config, "hydra.sweeper.direction"), OmegaConf.select(config, "monitor.mode")
-        if isinstance(searched, str) and mode and searched != direction(mode):  # it would search for the worst
-            refuse(
-                f"hydra.sweeper.direction={searched} searches for the worst {config.monitor.metric} (monitor.mode="
-                f"{mode}): leave it out, as it follows monitor.mode."
-            )
-
-
-def _check_no_search(config: DictConfig) -> None:
-    """A sweeper other than Hydra's basic one (hparams_search=iris_optuna) searches in a sweep (-m) only: without
-    -m, Hydra would run one job of the default options, and say nothing of the search."""
-    choices = config.hydra.runtime.choices
-    if choices["hydra/sweeper"] != "basic" and not ddp_process():
-        search = choices.get("hparams_search")
-        given = f"hparams_search={search}" if search else f"hydra/sweeper={choices['hydra/sweeper']}"
-        command = python_command(script(), "-m", *sys.argv[1:])
-        refuse(f"{given} searches over many runs: add -m ({command})")
-
-
-def _check_output(config: DictConfig, used: str, other: str, mode: str) -> None:
-    """The run's or sweep's directory (`used`) made, or one line for the options that would put it elsewhere or
-    keep no record of it."""
-    HydraConfig.instance().set_config(config)  # not yet set: the default run dir reads ${hydra:runtime...}
-    if other in given_keys(config.hydra.overrides.hydra):  # which Hydra ignores: the runs would go elsewhere
-        refuse(f"{other} is not used by {mode}, which goes to {used}: give {used}=... instead.")
-    if config.hydra.output_subdir is None and not ddp_process():  # Lightning's DDP processes ask for no record
-        refuse(
-            "hydra.output_subdir=null is not supported by train.py: a run's resume line and a sweep's summary "
-            "read its .hydra/ record. Leave it out."
-        )
-    # run_dir is where Hydra puts the run (its .hydra/ record, train.log): another would split the run in two
-    if "run_dir" in given_keys(config.hydra.overrides.task):
-        refuse(f"run_dir is Hydra's directory for the run, its record and log too: give {used}=... instead.")
-    path = str(OmegaConf.select(config, used))
-    if not path.strip():  # Path('') is the working directory: the project's own, as like as not
-        refuse(f"{used} is empty. Give the run a directory of its own: {used}=...")
-    try:
-        Path(path).mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        refuse(f"{used}: cannot make '{path}' ({err.strerror}). Give one you can write to: {used}=...")
 
 
 def write_json(path: Path, content: dict) -> None:
@@ -510,56 +438,6 @@ def claim(run_dir: Path, resuming: bool) -> dict | None:
         # the time of its segments so far: a segment killed without a word (kill -9) loses its own only
         write_json(path, running | ({"seconds": held["seconds"]} if held and "seconds" in held else {}))
         return held
-
-
-def resumes(run_dir: Path, ckpt_path) -> bool:
-    """Whether ckpt_path resumes the run of run_dir (`last`, or a checkpoint in it), not another run's."""
-    path = Path(to_absolute_path(str(ckpt_path))) if ckpt_path else None
-    return ckpt_path == "last" or (path is not None and path.resolve().is_relative_to(run_dir.resolve()))
-
-
-def check_free(run_dir: Path, resuming: bool) -> dict | None:
-    """Refuses a directory that holds another run, unless this run resumes it (`resumes`: from a checkpoint of
-    that run's, not of another's, which would overwrite it) and its process is gone. Returns what the resumed
-    run's metrics.json said."""
-    path = run_dir / "metrics.json"
-    if rank_zero_only.rank != 0 or not path.exists():  # under DDP, the process of rank 0 claims for all
-        return None
-    held = _read_json(path)
-    if (
-        status(held) in ("failed", "interrupted")
-        and not held.get("epochs")
-        and not any(run_dir.glob("checkpoints/*.ckpt"))
-    ):
-        return None  # it stopped before it trained (a mistake in its options, Ctrl-C): nothing here to keep
-    if not resuming:
-        if sweeping() and given_twice(run_dir):
-            raise UserError(f"{run_dir.name}: {TWICE}.")
-        option, whose = ("hydra.sweep.dir", "the sweep") if sweeping() else ("hydra.run.dir", "this run")
-        ended = status(held) in ENDED
-        way = (
-            "Train it more epochs with ckpt_path=last trainer.max_epochs=..."
-            if ended
-            else "Resume it with ckpt_path=last"
-        )
-        raise UserError(
-            f"{option}: '{run_dir}' already holds a run (its metrics.json{', ' + status(held) if ended else ''}). "
-            f"{way}, or give {whose} a directory of its own: {option}=..."
-        )
-    if status(held) == "running" and held.get("host") == socket.gethostname():
-        raise UserError(
-            f"ckpt_path: the run in '{run_dir}' is still running (process {held['pid']}). Let it end, or stop "
-            "it (Ctrl-C keeps its last epoch), then resume."
-        )
-    return held
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        content = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return content if isinstance(content, dict) else {}
 
 
 def check_run_options(cfg: DictConfig) -> None:
