@@ -181,7 +181,7 @@ def ddp_process() -> bool:
     return os.environ.get("LOCAL_RANK", "0") != "0"
 
 
-_RECORD: dict[Path, bytes] = {}  # the .hydra/ files of the run a run alone found in its directory
+RUN_RECORD: dict[Path, bytes] = {}  # the .hydra/ files of the run a run alone found in its directory
 
 
 class OutputDirectory(Callback):
@@ -198,7 +198,7 @@ class OutputDirectory(Callback):
             refuse(str(err))
         # and the record of a run this one resumes, put back if the resume is refused (train())
         if config.hydra.output_subdir is not None:  # None: a DDP process of the run, which keeps no record
-            _RECORD.update({f: f.read_bytes() for f in (run_dir / config.hydra.output_subdir).glob("*.yaml")})
+            RUN_RECORD.update({f: f.read_bytes() for f in (run_dir / config.hydra.output_subdir).glob("*.yaml")})
         # The job's Lightning now, for seconds, before Hydra writes the run's record and log: Ctrl-C meanwhile leaves
         # the directory as it was (and the refusals above answer without it)
         import dlbasics.run  # noqa: F401

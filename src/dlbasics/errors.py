@@ -136,14 +136,13 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
             return refused[key]
         parent, _, name = key.rpartition(".")
         append = re.search(r"use (\+\S+)", str(err))
+        typed = append.group(1)[1:] if append else f"{key}=..."  # the override as given, without Hydra's +
         if conf is not None and parent and "." not in parent and (conf / parent / f"{name}.yaml").is_file():
-            given = append.group(1)[1:] if append else f"{key}=..."  # callbacks.early_stopping.patience=3
-            return f"{key} is in the config once it is chosen: {parent}={name} {given}"
+            return f"{key} is in the config once it is chosen: {parent}={name} {typed}"  # callbacks.early_stopping...
         group, _, inside = key.partition(".")
         others = other_configs(conf, group, inside) if conf is not None and inside else []
         if others:  # optimizer.momentum on adam, model.depth on the perceptron: an option of another choice
-            given = append.group(1)[1:] if append else f"{key}=..."
-            return f"{key} is an option of {' or '.join(others)}, not of the {group} chosen: {others[0]} {given}"
+            return f"{key} is an option of {' or '.join(others)}, not of the {group} chosen: {others[0]} {typed}"
         node = cause.parent_node
         keys = [k for k in getattr(node, "keys", list)() if not str(k).startswith("_")]
         near = exactly_named(node._get_root(), name) if node is not None else []  # mode=max: monitor.mode

@@ -32,18 +32,18 @@ from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.strategies.launchers import subprocess_script
-from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf
 
 from dlbasics.command import (
-    _RECORD,
     BATCH_LOOP_OPTIONS,
     RUN_OPTIONS,
+    RUN_RECORD,
     STEP,
     better,
     check_free,
     given_keys,
+    process_rank,
     python_command,
     resumes,
     script,
@@ -342,8 +342,13 @@ def build_outputs(cfg: DictConfig, data: TabularData) -> tuple[list, list]:
                     f"callbacks.{name}.every_n_train_steps is not supported: checkpoints are taken at the end of an "
                     "epoch (Lightning's steps within it are not its own). Use every_n_epochs."
                 )
-    loggers = [_made(c, f"logger.{k}", Logger) for k, c in (cfg.logger or {}).items() if c]
+    loggers = [_made(cfg.logger[k], f"logger.{k}", Logger) for k in logger_keys(cfg)]
     return callbacks, loggers
+
+
+def logger_keys(cfg: DictConfig) -> list[str]:
+    """The config entries of the run's loggers, in the order of its loggers (logger.NAME=null: none)."""
+    return [k for k, c in (cfg.logger or {}).items() if c]
 
 
 def _made(cfg: DictConfig, key: str, kind: type, **kwargs):
@@ -378,13 +383,12 @@ def open_loggers(cfg: DictConfig, loggers: list, hparams: dict) -> None:
     The loggers hold the model's hyperparameters (`hparams`, as its checkpoints do) from the start, so that their
     hparams.yaml has them also where the run is interrupted. Lightning logs none (save_hyperparameters(logger=False)):
     TensorBoard's HPARAMS are the run's options and results, written as it ends (_log_hparams)."""
-    keys = [k for k, c in (cfg.logger or {}).items() if c]
-    for key, logger in zip(keys, loggers, strict=True):
+    for key, logger in zip(logger_keys(cfg), loggers, strict=True):
         try:
             logger.log_hyperparams(hparams)
             _ = logger.experiment  # made at first use
         except OSError as err:
-            where = os.path.normpath(logger.log_dir)
+            where = err.filename or getattr(logger, "log_dir", None)  # the directory it could not make
             raise UserError(
                 f"logger.{key}.save_dir: cannot write {where}: {err.strerror or err}. Give a directory you can write "
                 f"to, or leave it out (the run's directory)."
@@ -426,7 +430,7 @@ def claim(run_dir: Path, resuming: bool) -> dict | None:
     """Makes run_dir this run's: its metrics.json says `running` (and which process) until the run ends.
     Another run's directory is refused as check_free says; returns what the resumed run's metrics.json said."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    if rank_zero_only.rank != 0:  # under DDP, the process of rank 0 writes for all
+    if process_rank() != 0:  # under DDP, the process of rank 0 writes for all
         return None
     path, running = run_dir / "metrics.json", {"status": "running", "host": socket.gethostname(), "pid": os.getpid()}
     try:
@@ -650,7 +654,7 @@ def train(cfg: DictConfig) -> dict:
         if held is not None and not fitting:  # a resume refused before training: the run stays as it ended
             write_json(record, held)
             os.utime(record, ns=(found_at, found_at))  # its time too, by which a sweep tells a job that did not run
-            for path, content in _RECORD.items():  # its options, as Hydra recorded them (a sweep's: SweepSummary)
+            for path, content in RUN_RECORD.items():  # its options, as Hydra recorded them (a sweep's: SweepSummary)
                 path.write_bytes(content)
         elif trainer is None or trainer.is_global_zero:
             write_json(record, metrics)
