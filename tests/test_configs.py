@@ -165,6 +165,25 @@ def test_help_config_and_tab_completion_answer_without_importing_lightning(tmp_p
             "logger.tensorboard.flush_secs: no such key. logger.tensorboard has: save_dir, name, version, "
             "default_hp_metric, max_queue. +logger.tensorboard.flush_secs=5 adds a new key;",
         ),
+        (  # an option of the class the config leaves out: was "Did you mean data.task?", and for max_time max_steps
+            ["optimizer.betas=[0.9,0.99]"],
+            "optimizer.betas is not in the config, but an option of torch.optim.Adam: +optimizer.betas=[0.9,0.99] adds",
+        ),
+        (
+            ["trainer.max_time=00:00:05:00"],
+            "trainer.max_time is not in the config, but an option of lightning.pytorch.Trainer: "
+            "+trainer.max_time=00:00:05:00 adds it.",
+        ),
+        (  # misspelt, and not in the config: also the options of a library's class our subclass passes on to it
+            ["callbacks.model_checkpoint.every_n_epoch=2"],
+            "callbacks.model_checkpoint.every_n_epoch: no such key. Did you mean "
+            "+callbacks.model_checkpoint.every_n_epochs? `python train.py --cfg job` shows every key.",
+        ),
+        (  # a class that takes no other options: not "+model.foo=1 adds a new key", then refused by MLP
+            ["model.foo=1"],
+            "model.foo: no such key. model has: depth, width, hidden, activation, bias, init, output_activation. "
+            "`python train.py --cfg job` shows every key.",
+        ),
         (["epochs=100"], "epochs: no such key. Did you mean trainer.max_epochs? `python train.py --cfg job` shows"),
         (["batch_size=8"], "batch_size: no such key. Did you mean data.batch_size? `python train.py --cfg job`"),
         (["mode=max"], "mode: no such key. Did you mean callbacks.model_checkpoint.mode or monitor.mode?"),  # not model

@@ -42,7 +42,9 @@ def test_depth_width_and_unequal_hidden_widths():
         ({"width": 0}, "model.width must be an integer >= 1; got 0"),
         ({"width": 2.5}, "model.width must be an integer >= 1; got 2.5"),
         ({"activation": "rlu"}, "model.activation must be one of relu, tanh, sigmoid, identity; got 'rlu'"),
-        ({"hidden": [20, 0]}, "model.hidden must be an integer >= 1; got 0"),
+        ({"hidden": [20, 0]}, "model.hidden must be a list of integers >= 1, the hidden layers' widths"),
+        ({"hidden": "abc"}, "(model.hidden=[20,10]); got 'abc'"),  # was "got 'a'", its first letter
+        ({"hidden": 20}, "model.hidden must be a list of integers >= 1"),  # was "int object is not iterable"
     ],
 )
 def test_bad_architecture_is_named(kwargs, message):

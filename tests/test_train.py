@@ -360,6 +360,7 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         (["+trainer.limit_train_batches=0.5"], "trainer.limit_train_batches=0.5 is not supported: each epoch"),
         (["+trainer.check_val_every_n_epoch=5"], "trainer.check_val_every_n_epoch=5 is not supported"),
         (["+trainer.gradient_clip_val=1.0"], "trainer.gradient_clip_val=1.0 is not supported: each minibatch takes"),
+        (["+trainer.gradient_clip_algorithm=norm"], "trainer.gradient_clip_algorithm=norm is not supported: each"),
         (["+trainer.accumulate_grad_batches=2"], "accumulate_grad_batches=2 is not supported: each minibatch takes"),
         (["data=csv"], "data.path is required: add data.path=... to the command line."),
         (

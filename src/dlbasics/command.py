@@ -104,6 +104,7 @@ BATCH_LOOP_OPTIONS = {
     "fast_dev_run": (False, "a quick run is trainer.max_epochs=1, with logger=none for no logs"),
     "accumulate_grad_batches": (1, STEP),
     "gradient_clip_val": (0, STEP),
+    "gradient_clip_algorithm": (None, STEP),
     "log_every_n_steps": (1, "an epoch's metrics are logged once, at its last step"),
     "barebones": (False, "the run is made of the checkpoints, loggers and callbacks that it switches off"),
     "use_distributed_sampler": (

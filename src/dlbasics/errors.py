@@ -144,9 +144,16 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
         if others:  # optimizer.momentum on adam, model.depth on the perceptron: an option of another choice
             return f"{key} is an option of {' or '.join(others)}, not of the {group} chosen: {others[0]} {typed}"
         node = cause.parent_node
+        target = node.get("_target_") if isinstance(node, DictConfig) else None
+        takes, more = arguments(str(target)) if target else ([], True)
+        if name in takes:  # optimizer.betas, trainer.max_time: an option of the class, which the config leaves out
+            return f"{key} is not in the config, but an option of {target}: +{typed} adds it."
         keys = [k for k in getattr(node, "keys", list)() if not str(k).startswith("_")]
+        prefix = f"{parent}." if parent else ""
+        shown = {a: f"+{prefix}{a}" for a in takes if f"{prefix}{a}" not in (refused or {})}
+        shown |= {str(k): f"{prefix}{k}" for k in keys}  # trainer.max_tim: +trainer.max_time, an option not held
         near = exactly_named(node._get_root(), name) if node is not None else []  # mode=max: monitor.mode
-        near = near or [f"{parent + '.' if parent else ''}{k}" for k in difflib.get_close_matches(name, keys, 1)]
+        near = near or [shown[k] for k in difflib.get_close_matches(name, shown, 1)]
         if not near and node is not None:  # epochs=100: trainer.max_epochs, elsewhere in the config
             near = nearest_keys(node._get_root(), name)
         return (  # a key near one there is was misspelt: +model.widht=10 would fail as an unknown option of MLP
@@ -155,7 +162,7 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
             + (f" {parent or 'The config'} has: {', '.join(map(str, keys))}." if keys and not near else "")
             + (
                 f" {append.group(1) if append else '+' + key + '=...'} adds a new key;"
-                if read(node) and not near
+                if read(node) and more and not near
                 else ""
             )
             + f" `{command} --cfg job` shows every key."
@@ -287,6 +294,32 @@ def _library_hints(target: str) -> dict:
         return hints
     except Exception:  # an unknown target is instantiate's to report; unreadable hints are not checked
         return {}
+
+
+def arguments(target: str) -> tuple[list[str], bool]:
+    """The options a _target_ takes by name (those with a default: the others are the code's to give, as the
+    data's sizes), also those our subclass passes on to its library's class; and whether it takes others
+    besides (**kwargs, as TensorBoardLogger passes them on to its SummaryWriter). Imports the target's module:
+    for a message only. ([], True) where it cannot be read."""
+    try:
+        obj = _locate(target)
+        inits = [vars(c)["__init__"] for c in obj.__mro__ if "__init__" in vars(c)] if inspect.isclass(obj) else [obj]
+        names, more = [], True
+        for f in inits:
+            if f is object.__init__:
+                break
+            given = inspect.signature(f).parameters.values()
+            names += [
+                p.name
+                for p in given
+                if p.default is not p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            ]
+            more = any(p.kind is p.VAR_KEYWORD for p in given)
+            if not more:
+                break
+        return names, more
+    except Exception:  # a target that cannot be imported or read: its options are not known
+        return [], True
 
 
 def _locate(target: str):

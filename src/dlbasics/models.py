@@ -44,8 +44,11 @@ class MLP(nn.Sequential):
             _check_count("depth", depth, 0)
             _check_count("width", width, 1)
             hidden = [width] * depth
-        for w in hidden:
-            _check_count("hidden", w, 1)
+        if not isinstance(hidden, (list, tuple)) or not all(is_number(w, int) and w >= 1 for w in hidden):
+            raise UserError(
+                f"model.hidden must be a list of integers >= 1, the hidden layers' widths (model.hidden=[20,10]); "
+                f"got {hidden!r}."
+            )
         if activation not in ACTIVATIONS:
             raise UserError(f"model.activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}.")
         if init not in INITS:
