@@ -287,6 +287,11 @@ def test_a_key_added_that_nothing_reads_is_refused(monkeypatch, script, override
             ["ckpt_path=x.ckpt", "trainer.accelerator=cpu"],
             "trainer.accelerator: no such key. Did you mean accelerator? `python eval.py --cfg job` shows every key.",
         ),
+        (  # train.py's config group: "Could not override 'data'. No match in the defaults list. To append ... +data"
+            "eval",
+            ["ckpt_path=x.ckpt", "data=boston"],
+            "data=... is not an option of python eval.py: `python eval.py --help` shows its options.",
+        ),
     ],
 )
 def test_what_each_script_cannot_compose_names_its_own_fix(script, overrides, message):

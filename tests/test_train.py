@@ -317,6 +317,8 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
     semicolons.write_text("f0;f1;f2\n1.5;2;3\n")
     (decimal_commas := tmp_path / "decimal_commas.csv").write_text("f0;f1;f2\n1,5;2,25;3\n")  # a European CSV
     (header := tmp_path / "header.csv").write_text("f0,f1,f2\n")
+    good = tmp_path / "good.csv"
+    pd.read_csv(path).drop(columns="y").head(4).to_csv(good, index=False)
     kept = {p: p.read_bytes() for p in (path, Path(metrics["checkpoint"]))}
     cases = [
         ([f"input={tmp_path / 'none.csv'}"], "input: no file"),
@@ -330,6 +332,10 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         ([f"input={words}", f"output={path}"], f"output: '{path}' exists and is not predictions of this model's"),
         ([f"input={words}", f"output={metrics['checkpoint']}"], "exists and is not predictions of this model's"),
         ([f"input={header}"], f"input: '{header}' has a header but no data rows"),
+        (
+            [f"input={good}", "output=/proc/predictions.csv"],
+            "output: cannot write '/proc/predictions.csv': No such file",
+        ),
     ]
     for overrides, message in cases:
         with pytest.raises(SystemExit) as exit_:
@@ -338,8 +344,6 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         assert exit_.value.code == 2 and message in err and err.count("\n") == 1
     assert words.read_text() == "f0,f1,f2\n1.5,2,3\n0.5,abc,1\n"  # the input is never overwritten
     assert all(p.read_bytes() == content for p, content in kept.items())  # nor the data, nor a checkpoint
-    good = tmp_path / "good.csv"
-    pd.read_csv(path).drop(columns="y").head(4).to_csv(good, index=False)
     cfg = make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", f"input={good}", config="predict")
     assert pd.read_csv(predict(cfg)).equals(pd.read_csv(predict(cfg)))  # its own predictions: written again
     pd.read_csv(good).to_csv(tmp_path / "good.csv.gz", index=False)
@@ -660,9 +664,12 @@ def test_a_run_of_a_csv_is_named_after_its_file(tmp_path, make_csv, monkeypatch)
             "(python train.py -m hparams_search=iris_optuna model.depth=2)",
         ),
         (["hydra/sweeper=optuna"], "hydra/sweeper=optuna searches over many runs: add -m (python train.py -m "),
+        (["~data"], "data is needed and not in the config (taken out with ~data?)."),  # was refused in its run dir
     ],
 )
-def test_a_search_without_multirun_is_refused_before_the_run(tmp_path, monkeypatch, capsys, overrides, message):
+def test_a_search_without_multirun_or_without_data_is_refused_before_the_run(
+    tmp_path, monkeypatch, capsys, overrides, message
+):
     """Without -m, Hydra ran one job of the default options, exit status 0, as if the search had been done."""
     monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # as when Hydra calls on_run_start; restored after
     monkeypatch.setattr("sys.argv", ["train.py", *overrides])
@@ -731,6 +738,16 @@ def test_an_optuna_search_optimizes_in_the_monitored_metrics_direction(tmp_path,
         "error: hydra.sweeper.direction=maximize searches for the worst val/loss (monitor.mode=min): leave it out, "
         "as it follows monitor.mode.\n"
     )
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):  # optuna's "No trials are completed yet"
+        cfg = compose(
+            "train", [*search, "hydra.sweeper.n_trials=0", f"hydra.sweep.dir={tmp_path}/n"], return_hydra_config=True
+        )
+    with pytest.raises(SystemExit):
+        OutputDirectory().on_multirun_start(cfg)
+    assert (
+        capsys.readouterr().err == "error: hydra.sweeper.n_trials must be an integer >= 1 (the runs it makes); got 0.\n"
+    )
+    assert not (tmp_path / "n").exists()  # refused before the sweep's directory is made
 
 
 def test_depth_or_width_beside_hidden_widths_is_refused(tmp_path, monkeypatch):

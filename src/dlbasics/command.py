@@ -25,7 +25,7 @@ from hydra.types import RunMode
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dlbasics.errors import UserError, config_mistake, disk_full, first_line, say_error, user_mistake
+from dlbasics.errors import UserError, config_mistake, disk_full, first_line, say_error, taken_out, user_mistake
 from dlbasics.startup import interrupted
 from dlbasics.sweep import (  # and the resolver that names a sweep's jobs
     ENDED,
@@ -186,10 +186,11 @@ RUN_RECORD: dict[Path, bytes] = {}  # the .hydra/ files of the run a run alone f
 
 
 class OutputDirectory(Callback):
-    """Hydra callback: a run or sweep directory that cannot be made, or a search without -m, ends in one line, before
-    Hydra makes the directory."""
+    """Hydra callback: a run or sweep directory that cannot be made, a search without -m, or a config without what
+    the run reads (~data) ends in one line, before Hydra makes the directory."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        _check_needed(config)
         _check_no_search(config)
         _check_output(config, used="hydra.run.dir", other="hydra.sweep.dir", mode="a run (without -m)")
         run_dir = Path(config.hydra.run.dir)
@@ -205,13 +206,28 @@ class OutputDirectory(Callback):
         import dlbasics.run  # noqa: F401
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        _check_output(config, used="hydra.sweep.dir", other="hydra.run.dir", mode="a sweep (-m)")
+        _check_needed(config)
         searched, mode = OmegaConf.select(config, "hydra.sweeper.direction"), OmegaConf.select(config, "monitor.mode")
         if isinstance(searched, str) and mode and searched != direction(mode):  # it would search for the worst
             refuse(
                 f"hydra.sweeper.direction={searched} searches for the worst {config.monitor.metric} (monitor.mode="
                 f"{mode}): leave it out, as it follows monitor.mode."
             )
+        for key, what in (("n_trials", "the runs it makes"), ("n_jobs", "the runs it launches at once")):
+            value = OmegaConf.select(config, f"hydra.sweeper.{key}")  # 0: optuna's "No trials are completed yet"
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                refuse(f"hydra.sweeper.{key} must be an integer >= 1 ({what}); got {value!r}.")
+        _check_output(config, used="hydra.sweep.dir", other="hydra.run.dir", mode="a sweep (-m)")
+
+
+NEEDED = ("data", "model", "loss", "optimizer", "trainer", "monitor", "seed")  # what every run of train.py reads
+
+
+def _check_needed(config: DictConfig) -> None:
+    """~data, ~model: refused before Hydra makes the run's directory, rather than by the job in it."""
+    for key in NEEDED:
+        if key not in config:
+            refuse(taken_out(key))
 
 
 def _check_no_search(config: DictConfig) -> None:

@@ -83,11 +83,15 @@ def user_mistake(err: BaseException) -> UserError | None:
         where = f"{err.full_key}: " if err.full_key else ""  # instantiate() names the config entry where it has none
         return UserError(f"{where}{first_line(err)}: a ${{...}} names a key of the config, or an environment variable.")
     if isinstance(err, (ConfigAttributeError, ConfigKeyError)) and "not in struct" in str(err):  # ~model
-        return UserError(f"{err.full_key} is needed and not in the config (taken out with ~{err.full_key}?).")
+        return UserError(taken_out(err.full_key))
     if disk_full(err):  # what was written stays whole: each file is written beside it, then renamed
         where = f" writing '{err.filename}'" if err.filename else ""
         return UserError(f"the disk is full{where}. Free some space, or give the run a directory on another disk.")
     return None
+
+
+def taken_out(key: str) -> str:
+    return f"{key} is needed and not in the config (taken out with ~{key}?)."
 
 
 UNQUOTED = "=~&#!;^`<>"  # characters Hydra's override grammar takes only in a quoted value
@@ -200,6 +204,9 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
         if group:  # +experiment=ex2_iris_mlp: the group is in the defaults list already
             choice = f"{group[1]}={group[2]}"
             return f"+{choice}: {group[1]} is in the config already; choose it without the +: {choice}."
+        group = re.search(r"Could not override '([^']+)'\. No match in the defaults list", str(err))
+        if group:  # eval.py data=boston: a config group of train.py's, which this script does not compose
+            return f"{group[1]}=... is not an option of {command}: `{command} --help` shows its options."
         return " ".join(str(err).split())
     return None
 

@@ -63,6 +63,7 @@ from dlbasics.data import (
 from dlbasics.errors import (
     UserError,
     as_typed,
+    disk_full,
     first_line,
     fits,
     instantiate,
@@ -149,16 +150,23 @@ def check_added(cfg: DictConfig) -> None:
         )
 
 
-def write_json(path: Path, content: dict) -> None:
-    """Strict JSON (a metric that is not a finite number is null), written whole or not at all."""
-    finite = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in content.items()}
-    tmp = path.with_suffix(".json.tmp")
+def write_whole(path: Path, write) -> None:
+    """write(tmp) to a file beside path, then renamed to it: path is written whole or not at all (a full disk,
+    Ctrl-C), and what it held stays until then. The file's suffix is kept (new.tmp.csv.gz), for writers that read
+    it as the format."""
+    tmp = path.with_name(f"{path.name.partition('.')[0]}.tmp{''.join(path.suffixes)}")
     try:
-        tmp.write_text(json.dumps(finite, indent=2, allow_nan=False) + "\n")
-    except OSError:  # a full disk: no half-written file left beside the whole one
+        write(tmp)
+    except BaseException:  # no half-written file left beside the whole one
         tmp.unlink(missing_ok=True)
         raise
     tmp.replace(path)
+
+
+def write_json(path: Path, content: dict) -> None:
+    """Strict JSON (a metric that is not a finite number is null), written whole or not at all."""
+    finite = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in content.items()}
+    write_whole(path, lambda tmp: tmp.write_text(json.dumps(finite, indent=2, allow_nan=False) + "\n"))
 
 
 YAML = {True: "true", False: "false", None: "null"}  # as the command line writes them; hparams() shows a bool as 1
@@ -834,7 +842,14 @@ def predict(cfg: DictConfig) -> Path:
     if frame.empty:
         raise UserError(f"input: '{cfg.input}' has a header but no data rows: add the rows to predict.")
     result = predictions(learner, frame)
-    result.to_csv(path, index=False)
+    try:
+        write_whole(path, lambda tmp: result.to_csv(tmp, index=False))
+    except OSError as err:
+        if disk_full(err):
+            raise
+        raise UserError(
+            f"output: cannot write '{path}': {err.strerror or err}. Give a file where you can write: output=..."
+        ) from None
     log.info(f"Predictions for {len(result)} rows: {path}")
     return path
 
