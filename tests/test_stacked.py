@@ -273,3 +273,35 @@ def test_jobs_that_differ_in_more_than_learning_rate_and_seed_run_alone_as_in_an
         assert read_metrics(job)["status"] == "completed" and read_metrics(job)["epochs"] == 2
         assert load_learner(job / "checkpoints" / "best.ckpt").model[0].out_features == width
     assert len(pd.read_csv(tmp_path / "summary.csv")) == 2
+
+
+def test_a_stack_steps_directly_unless_a_members_callback_hooks_its_steps_and_trains_the_same(tmp_path, monkeypatch):
+    """The stack's own callbacks pass every hook on to the members': it took Lightning's manual_backward and
+    optimizer step whatever they were (module.direct_steps), about 0.2 ms of a step for 8 members."""
+    from lightning.pytorch import LightningModule
+
+    from dlbasics.stacked import train_stacked
+
+    from .test_train import HOOK_CALLS
+
+    lightnings = []
+    manual_backward = LightningModule.manual_backward
+    monkeypatch.setattr(
+        LightningModule, "manual_backward", lambda *a, **k: lightnings.append(1) or manual_backward(*a, **k)
+    )
+    common = ["data.batch_size=16", "trainer.max_epochs=3", "logger=none"]
+    lrs = ("0.003", "0.03")
+    train_stacked([make_cfg(tmp_path / "direct" / lr, *common, f"optimizer.lr={lr}") for lr in lrs])
+    assert lightnings == []
+    HOOK_CALLS.clear()
+    hooks = "+callbacks.step_hooks._target_=tests.test_train.StepHooks"
+    train_stacked([make_cfg(tmp_path / "hooked" / lr, *common, hooks, f"optimizer.lr={lr}") for lr in lrs])
+    steps = 3 * 6  # 90 training rows: 6 minibatches an epoch
+    assert len(lightnings) == steps  # one backward pass a step, for the whole stack
+    assert HOOK_CALLS["on_before_backward"] == HOOK_CALLS["on_before_optimizer_step"] == steps * len(lrs)
+    for lr in lrs:
+        direct, hooked = (
+            torch.load(tmp_path / d / lr / "checkpoints" / "last.ckpt", weights_only=True) for d in ("direct", "hooked")
+        )
+        assert direct["global_step"] == hooked["global_step"] == steps
+        assert all(torch.equal(direct["state_dict"][k], hooked["state_dict"][k]) for k in direct["state_dict"])

@@ -27,9 +27,10 @@ TRUSTED = {"model": "dlbasics.models.", "optimizer": "torch.optim."}
 STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
 
 
-def direct_steps(trainer: L.Trainer) -> bool:
+def direct_steps(trainer: L.Trainer, callbacks: list) -> bool:
     """Whether Lightning's manual_backward and optimizer step would do no more than loss.backward() and the
-    optimizer's own step: one device, full precision, and no callback or module method on those hooks.
+    optimizer's own step: one device, full precision, and no method of the module or of the `callbacks` that
+    Lightning would call (the trainer's, or a stack's members') on those hooks.
 
     Their wrappers cost about 40 µs a step (two thirds of it calling every callback's empty hooks), which
     on a small model is most of a step's overhead. Any strategy, precision plugin or hook takes Lightning's path.
@@ -42,7 +43,7 @@ def direct_steps(trainer: L.Trainer) -> bool:
         and all(
             getattr(type(o), h) is getattr(base, h)
             for h in STEP_HOOKS
-            for o, base in [(module, L.LightningModule), *((c, L.Callback) for c in trainer.callbacks)]
+            for o, base in [(module, L.LightningModule), *((c, L.Callback) for c in callbacks)]
         )
     )
 
@@ -180,8 +181,12 @@ class Learner(L.LightningModule):
         self.trainer.fit_loop.epoch_loop._batches_that_stepped = self.global_step - 1
 
     def on_train_start(self):
-        self._direct = direct_steps(self.trainer)
+        self._direct = direct_steps(self.trainer, self.step_callbacks())
         self.trainer._checkpoint_connector._get_loops_state_dict = partial(loops_state, self.trainer)
+
+    def step_callbacks(self) -> list:
+        """The callbacks whose hooks Lightning's steps call (on_before_backward, ...)."""
+        return self.trainer.callbacks
 
     def descend(self, batch, optimizer) -> None:
         """One step of gradient descent on a minibatch."""

@@ -189,6 +189,10 @@ class Stacked(Learner):
                     param.grad = grad[view.index]
         self.take_step(optimizer)
 
+    def step_callbacks(self) -> list:
+        # the trainer's two pass every hook on to the members' callbacks: those are the ones that may use a step's
+        return [c for view in self.views for c in view.callbacks]
+
     def on_train_end(self):
         for member in self.members:  # those that stopped early too
             member.flush_logs()
