@@ -478,6 +478,11 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         ),
         # valid options that trained silently to a wrong end, or to a traceback
         (["monitor.metric=val/acc", "monitor.mode=min"], "monitor.mode=min: val/acc is better when higher. Leave"),
+        (  # stopped when the accuracy had not fallen for 20 epochs: the mode is monitor.mode's, for val/loss
+            ["callbacks=early_stopping", "callbacks.early_stopping.monitor=val/acc"],
+            "callbacks.early_stopping.monitor=val/acc is better when higher, and callbacks.early_stopping.mode is min. "
+            "Give monitor.metric=val/acc, which sets",
+        ),
         (["trainer.precision=16-true"], "trainer.precision=16-true: the optimizer's eps=1e-08 is 0 in float16"),
         (  # test r2 -5.6: every prediction under 1 thousand dollars
             ["data=boston", "model.output_activation=sigmoid"],

@@ -330,6 +330,13 @@ def build_outputs(cfg: DictConfig, data: TabularData) -> tuple[list, list]:
         monitor = c.get("monitor") if isinstance(c, DictConfig) else None
         if monitor not in (None, given):  # one a user added or changed: monitor=val_loss
             check_measured(monitor, data, f"callbacks.{name}.monitor")
+            mode = c.get("mode", "min")  # Lightning's default; ours follow monitor.mode, for monitor.metric
+            if mode != better(monitor):  # early stopping would wait for val/acc to fall
+                raise UserError(
+                    f"callbacks.{name}.monitor={monitor} is better when {'higher' if mode == 'min' else 'lower'}, "
+                    f"and callbacks.{name}.mode is {mode}. Give monitor.metric={monitor}, which sets the metric and "
+                    f"its direction for every callback, or callbacks.{name}.mode={better(monitor)}."
+                )
         if c:
             callbacks.append(_made(c, f"callbacks.{name}", L.Callback, **(follows if monitor == given else {})))
             # a checkpoint holds each callback's state under its state_key: Lightning refuses two alike (at the
