@@ -25,7 +25,16 @@ from hydra.types import RunMode
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dlbasics.errors import UserError, config_mistake, disk_full, first_line, say_error, taken_out, user_mistake
+from dlbasics.errors import (
+    UserError,
+    config_mistake,
+    disk_full,
+    first_line,
+    is_number,
+    say_error,
+    taken_out,
+    user_mistake,
+)
 from dlbasics.startup import interrupted
 from dlbasics.sweep import (  # and the resolver that names a sweep's jobs
     ENDED,
@@ -215,7 +224,7 @@ class OutputDirectory(Callback):
             )
         for key, what in (("n_trials", "the runs it makes"), ("n_jobs", "the runs it launches at once")):
             value = OmegaConf.select(config, f"hydra.sweeper.{key}")  # 0: optuna's "No trials are completed yet"
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            if value is not None and (not is_number(value, int) or value < 1):
                 refuse(f"hydra.sweeper.{key} must be an integer >= 1 ({what}); got {value!r}.")
         _check_output(config, used="hydra.sweep.dir", other="hydra.run.dir", mode="a sweep (-m)")
 
