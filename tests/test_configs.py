@@ -192,6 +192,19 @@ def test_help_config_and_tab_completion_answer_without_importing_lightning(tmp_p
             "callbacks.early_stopping is in the config once it is chosen: "
             "callbacks=early_stopping callbacks.early_stopping.patience=3",
         ),
+        (  # a config group misspelt: was "hydra/lancher: no such key. Did you mean hydra?"
+            ["hydra/lancher=stacked"],
+            "hydra/lancher: no such config group. Did you mean hydra/launcher? `python train.py --help` shows each",
+        ),
+        (  # none near it: the groups it may be, those beside it (here, at the top)
+            ["data/foo=bar"],
+            "data/foo: no such config group. The config groups: callbacks, data, experiment, hparams_search, logger, "
+            "loss, model, optimizer, trainer.",
+        ),
+        (  # the data's to give: was "Did you mean +model.output_offset?", which was refused next as the data's
+            ["model.n_outputs=3"],
+            "model.n_outputs comes from the data, never from an option: leave it out.",
+        ),
         (["loss=mae"], "loss=mae: no such config. Did you mean loss=mse? Choose one of: auto, logistic, mse, sse."),
         (["optimizer=SGD"], "optimizer=SGD: no such config. Did you mean optimizer=sgd? Choose one of: adam, sgd."),
         (  # the keys every data option shares are csv's (data=csv), not an option of their own

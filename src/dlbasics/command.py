@@ -26,10 +26,12 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dlbasics.errors import (
+    FROM_DATA,
     UserError,
     config_mistake,
     disk_full,
     first_line,
+    from_data,
     is_number,
     say_error,
     taken_out,
@@ -134,6 +136,7 @@ RUN_OPTIONS = {
 
 REFUSED_KEYS = {f"trainer.{k}": f"trainer.{k} is not supported: {why}." for k, (_, why) in BATCH_LOOP_OPTIONS.items()}
 REFUSED_KEYS |= {f"trainer.{k}": f"trainer.{k} is the run's to set: {why}." for k, why in RUN_OPTIONS.items()}
+REFUSED_KEYS |= {f"model.{k}": from_data(k) for k in FROM_DATA}
 
 
 def sweeping() -> bool:

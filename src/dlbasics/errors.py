@@ -90,6 +90,14 @@ def user_mistake(err: BaseException) -> UserError | None:
     return None
 
 
+# the model's options that the data gives it (its sizes, and the output bias that starts at a target's mean)
+FROM_DATA = ("n_features", "n_outputs", "output_offset")
+
+
+def from_data(key: str) -> str:
+    return f"model.{key} comes from the data, never from an option: leave it out."
+
+
 def taken_out(key: str) -> str:
     return f"{key} is needed and not in the config (taken out with ~{key}?)."
 
@@ -138,6 +146,14 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
                 )
         if key in (refused or {}):  # trainer.fast_dev_run=true: not "+trainer.fast_dev_run adds it", then refused
             return refused[key]
+        if "/" in key and conf is not None:  # hydra/lancher=basic: a config group, not a key
+            above, _, name = key.rpartition("/")
+            groups = config_groups(conf)
+            beside = {g.rpartition("/")[2]: g for g in groups if g.rpartition("/")[0] == above}
+            near = difflib.get_close_matches(name, beside, 1)
+            listed = beside.values() or [g for g in groups if "/" not in g]  # data/foo: data has none inside
+            fix = f"Did you mean {beside[near[0]]}?" if near else f"The config groups: {', '.join(listed)}."
+            return f"{key}: no such config group. {fix} `{command} --help` shows each with its options."
         parent, _, name = key.rpartition(".")
         append = re.search(r"use (\+\S+)", str(err))
         typed = append.group(1)[1:] if append else f"{key}=..."  # the override as given, without Hydra's +
@@ -209,6 +225,26 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
             return f"{group[1]}=... is not an option of {command}: `{command} --help` shows its options."
         return " ".join(str(err).split())
     return None
+
+
+def config_groups(conf: Path) -> list[str]:
+    """The config groups a command line chooses from: those of the config directory, Hydra's own
+    (hydra/job_logging), and those its plugins register (hydra/launcher, hydra/sweeper)."""
+    import hydra.conf
+    from hydra.core.config_store import ConfigStore
+
+    groups = set()
+    for root in (conf, Path(hydra.conf.__file__).parent):
+        groups |= {p.parent.relative_to(root).as_posix() for p in root.glob("*/**/*.yaml")}
+
+    def walk(node: dict, prefix: str) -> None:
+        for name, value in node.items():
+            if isinstance(value, dict):
+                groups.add(prefix + name)
+                walk(value, f"{prefix}{name}/")
+
+    walk(ConfigStore.instance().repo, "")
+    return sorted(groups - {"hydra"})
 
 
 def other_configs(conf: Path, group: str, key: str) -> list[str]:

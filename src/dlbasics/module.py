@@ -19,7 +19,7 @@ from lightning.pytorch.loops.progress import _BaseProgress
 from lightning.pytorch.plugins.precision import Precision
 from lightning.pytorch.strategies import SingleDeviceStrategy
 
-from dlbasics.errors import UserError, instantiate, is_number
+from dlbasics.errors import UserError, from_data, instantiate, is_number
 from dlbasics.losses import Objective
 
 LOG_SECONDS = 1.0  # how often the loggers are written to during training
@@ -108,7 +108,7 @@ class Learner(L.LightningModule):
         sizes = dict(n_features=data["n_features"], n_outputs=data["n_outputs"], output_offset=offset)
         given = sorted(sizes.keys() & model.keys())  # the data's, which would outweigh it
         if given:
-            raise UserError(f"model.{given[0]} comes from the data, never from an option: leave it out.")
+            raise UserError(from_data(given[0]))
         self.model = trusted("model", model, **sizes)
         lr = optimizer.get("lr")
         if not is_number(lr) or not 0 < lr < math.inf:
