@@ -372,6 +372,10 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
             "data.target is required: add data.target=COLUMN, the column to predict. The columns are: CRIM, ZN,",
         ),
         (["data.index_col=9"], "data.index_col=9 is not a column of 'data/iris.csv': give a column number from 0 to 5"),
+        (  # a name: was a KeyError's traceback, from the reader that reads a file in pieces
+            ["data.index_col=nope"],
+            "data.index_col='nope' is not a column of 'data/iris.csv': give a column number from 0 to 5",
+        ),
         (["data.batch_size=abc"], "data.batch_size must be a positive integer, or null for the whole split; got 'abc'"),
         (["data.features=[]"], "data.features is empty: name the feature columns"),
         (["data.split_seed=abc"], "data.split_seed must be an integer >= 0; got 'abc'"),

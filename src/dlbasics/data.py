@@ -556,8 +556,8 @@ def stream_table(
             x[n : n + len(part)] = part
             n += len(part)
             ys.append(y)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, IndexError):
-        return None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, IndexError, KeyError):
+        return None  # data.index_col=nope: KeyError, named by the whole-file path
     finally:
         pool.shutdown(cancel_futures=True)  # after a piece that is not clean, the rest is not worth parsing
     y = pd.concat(ys, ignore_index=True)
