@@ -209,6 +209,12 @@ def test_a_resume_refused_before_training_leaves_the_run_as_it_ended(tmp_path, c
         # another batch order: not the run it continues; its best val/loss and the new ones in other units
         (["seed=7"], "holds a model trained with other options (seed=42)"),
         (["data.batch_size=32"], "holds a model trained with other options (data.batch_size=16)"),
+        (  # other data: the CSV it was trained on, and its options; not the sizes and classes they gave
+            ["data=boston"],
+            "holds a model trained with other options (data.path=data/iris.csv, data.task=multiclass, "
+            "data.target=target, data.features=['sepal length (cm)', 'sepal width (cm)', 'petal length (cm)', "
+            "'petal width (cm)'], data.batch_size=16). Resume with",
+        ),
         (  # an optimizer's options are checked as the run is built, before the resume trains
             ["optimizer=sgd", "optimizer._target_=torch.optim.LBFGS", "~optimizer.momentum", "~optimizer.weight_decay"],
             "optimizer._target_: LBFGS is not supported",

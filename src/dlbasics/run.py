@@ -518,11 +518,19 @@ def resume_from(ckpt_path: str, trainer, learner: Learner, ended: bool = True) -
         path = Path(callback.dirpath, "last.ckpt")
     ckpt = read_checkpoint(path)
     saved, ours = ckpt["hyper_parameters"], learner.hparams
-    data = ("task", "target", "features", "categories", "classes", "n_features", "n_outputs")  # what its weights
-    was = [f"model.{k}={v}" for k, v in saved["model"].items() if ours["model"].get(k) != v]  # stand for
-    was += [f"data.{k}={saved['data'].get(k)}" for k in data if saved["data"].get(k) != ours["data"].get(k)]
-    source = saved["data"].get("source", ours["data"]["source"])  # which rows it trained on
-    was += [  # and in what batches
+    # What its weights stand for: its model, and its data's options that say what it predicts from what, else
+    # what the data made of them (a CSV changed since), with the CSV it was trained on
+    was = [f"model.{k}={v}" for k, v in saved["model"].items() if ours["model"].get(k) != v]
+
+    def differ(keys):
+        return [f"data.{k}={saved['data'].get(k)}" for k in keys if saved["data"].get(k) != ours["data"].get(k)]
+
+    data = differ(("task", "target", "features")) or differ(("categories", "classes", "n_features", "n_outputs"))
+    source = saved["data"].get("source", ours["data"]["source"])  # from which rows, in which batches
+    if data and source.get("path", ours["data"]["source"]["path"]) != ours["data"]["source"]["path"]:
+        data.insert(0, f"data.path={as_typed(source['path'])}")  # another CSV, as it was given (data=boston)
+    was += data
+    was += [
         f"data.{k}={source.get(k)}"
         for k in ("val_fraction", "test_fraction", "split_seed", "batch_size")
         if source.get(k, ours["data"]["source"][k]) != ours["data"]["source"][k]
