@@ -999,3 +999,11 @@ def test_tensorboard_draws_the_models_graph_when_asked(tmp_path, precision):
     assert any("Linear" in node.name for node in nodes)
     inputs = [[d.size for d in n.attr["_output_shapes"].list.shape[0].dim] for n in nodes if n.name.startswith("input")]
     assert inputs == [[1, 4]]  # a row of iris' 4 features
+
+
+def test_the_closing_line_gives_each_metric_four_digits(tmp_path, caplog):
+    """A perfect test accuracy read `test/acc 1  test/loss 0.01917`, as if rounded, where 0.9333 had four digits."""
+    with caplog.at_level(logging.INFO, logger="dlbasics"):
+        metrics = train(make_cfg(tmp_path, "data=iris_binary", "logger=none", "trainer.max_epochs=20"))
+    assert metrics["test/acc"] == 1.0  # setosa apart from the others: a line tells them apart
+    assert f"test/acc 1.000  test/loss {metrics['test/loss']:#.4g}" in caplog.messages

@@ -119,7 +119,7 @@ class EpochProgress(ProgressBar):
             return
         self._shown = now
         m = trainer.callback_metrics
-        losses = "  ".join(f"{k} {float(m[k]):.4g}" for k in ("train/loss", "val/loss") if k in m)
+        losses = "  ".join(f"{k} {float(m[k]):#.4g}" for k in ("train/loss", "val/loss") if k in m)
         sys.stdout.write(
             f"\repoch {trainer.current_epoch}/{trainer.max_epochs}  {losses}\033[K" + ("\n" if final else "")
         )

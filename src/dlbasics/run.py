@@ -163,6 +163,11 @@ def write_whole(path: Path, write) -> None:
     tmp.replace(path)
 
 
+def metrics_line(metrics: dict[str, float]) -> str:
+    """test/acc 1.000  test/loss 0.1474: four digits each, a perfect score too (1, where the others had four)."""
+    return "  ".join(f"{k} {v:#.4g}" for k, v in sorted(metrics.items()))
+
+
 def write_json(path: Path, content: dict) -> None:
     """Strict JSON (a metric that is not a finite number is null), written whole or not at all."""
     finite = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in content.items()}
@@ -743,7 +748,7 @@ def report(metrics: dict, trainer, learner: Learner, cfg: DictConfig, run_dir: P
     shown = {k: v for k, v in metrics.items() if k.startswith("test/")} or {
         k: v for k, v in metrics.items() if k.startswith(("val/", "train/"))
     }
-    log.info("  ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
+    log.info(metrics_line(shown))
     if learner.diverged_epoch is not None:
         log.info(f"Diverged: the training loss was not finite in epoch {learner.diverged_epoch + 1}; stopped there.")
     elif metrics["status"] == "diverged":
@@ -806,7 +811,7 @@ def evaluate(cfg: DictConfig) -> dict:
     )
     trainer.test(learner, datamodule=data, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    log.info("  ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())))
+    log.info(metrics_line(metrics))
     return metrics
 
 
