@@ -164,7 +164,7 @@ def write_whole(path: Path, write) -> None:
 
 
 def metrics_line(metrics: dict[str, float]) -> str:
-    """test/acc 1.000  test/loss 0.1474: four digits each, a perfect score too (1, where the others had four)."""
+    """test/acc 1.000  test/loss 0.1474: four digits each, a perfect score too (it read 1)."""
     return "  ".join(f"{k} {v:#.4g}" for k, v in sorted(metrics.items()))
 
 
