@@ -185,6 +185,14 @@ def test_help_config_and_tab_completion_answer_without_importing_lightning(tmp_p
             "`python train.py --cfg job` shows every key.",
         ),
         (["epochs=100"], "epochs: no such key. Did you mean trainer.max_epochs? `python train.py --cfg job` shows"),
+        (  # the course's word inside an entry: was "Did you mean +trainer.min_epochs?", as near as max_epochs
+            ["trainer.epochs=100"],
+            "trainer.epochs: no such key. Did you mean trainer.max_epochs? `python train.py --cfg job` shows",
+        ),
+        (  # none near it in its entry, nor elsewhere: was "Did you mean trainer.precision?"
+            ["callbacks.loss_landscape.resolution=3"],
+            "callbacks.loss_landscape.resolution: no such key. callbacks.loss_landscape has: dirpath. `python train",
+        ),
         (["batch_size=8"], "batch_size: no such key. Did you mean data.batch_size? `python train.py --cfg job`"),
         (["mode=max"], "mode: no such key. Did you mean callbacks.model_checkpoint.mode or monitor.mode?"),  # not model
         (  # a key of a config not chosen: +callbacks.early_stopping.patience=3 then failed as a class-less callback

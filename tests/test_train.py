@@ -430,6 +430,13 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
             "logger.tensorboard.save_dir: cannot write /dev/null/x: Not a directory. Give a directory you can write",
         ),
         (["logger=csv", "logger.csv.save_dir=/dev/null/x"], "logger.csv.save_dir: cannot write /dev/null/x: Not a"),
+        # the callbacks' directories, made as they are built: were a traceback, the figures' after training
+        (
+            ["callbacks.model_checkpoint.dirpath=/dev/null/x"],
+            "callbacks.model_checkpoint.dirpath: cannot make '/dev/null/x' (Not a directory). Give one you can write",
+        ),
+        (["callbacks.data_fit.dirpath=/dev/null/x"], "callbacks.data_fit.dirpath: cannot make '/dev/null/x' (Not a"),
+        (["callbacks.loss_landscape.dirpath=/dev/null/x"], "callbacks.loss_landscape.dirpath: cannot make '/dev/null"),
         # the run's own arguments, which outweighed them without a word
         (["+model.n_outputs=7"], "model.n_outputs comes from the data, never from an option: leave it out."),
         (["+data.shuffle_seed=7"], "data.shuffle_seed is the run's to set: the batch order follows seed=..."),

@@ -18,7 +18,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, csv_logs
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
-from dlbasics.errors import UserError, is_number
+from dlbasics.errors import UserError, is_number, made_dir
 
 log = logging.getLogger("dlbasics")
 
@@ -173,7 +173,8 @@ class LossLandscape(L.Callback):
         if not (pair and all(map(is_number, w_range)) and w_range[0] < w_range[1]):
             raise UserError(f"callbacks.loss_landscape.w_range must be [low, high], low < high; got {w_range!r}.")
         _check_counts("loss_landscape", points=points, rows=rows)
-        self.dirpath, self.w_range, self.points, self.rows = Path(dirpath), tuple(w_range), points, rows
+        self.dirpath = made_dir("callbacks.loss_landscape.dirpath", dirpath)
+        self.w_range, self.points, self.rows = tuple(w_range), points, rows
         self.names: list[str] = []
         self.path: list[list[float]] = []
 
@@ -258,7 +259,6 @@ class LossLandscape(L.Callback):
             fig = figures.landscape_2d(
                 grid_w, grid_b, surface, path[:, 0], path[:, 1], self.names, title=title, method=method
             )
-        self.dirpath.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(path, columns=self.names).assign(loss=losses).rename_axis(steps[:-1]).to_csv(
             self.dirpath / "trajectory.csv"
         )
@@ -273,7 +273,7 @@ class DataFit(L.Callback):
 
     def __init__(self, dirpath: str, points: int = 200, rows: int = 10_000):
         _check_counts("data_fit", points=points, rows=rows)
-        self.dirpath, self.points, self.rows = Path(dirpath), points, rows
+        self.dirpath, self.points, self.rows = made_dir("callbacks.data_fit.dirpath", dirpath), points, rows
 
     @rank_zero_only
     def on_train_end(self, trainer, learner):
@@ -299,7 +299,6 @@ class DataFit(L.Callback):
             rows = f"{self.rows:,} of the {len(x):,} training rows"
             x, y = x[drawn], y[drawn]
         fig = figures.data_fit(x, y, grid, predicted, meta["features"][0], meta["target"], title, rows)
-        self.dirpath.mkdir(parents=True, exist_ok=True)
         show(trainer, fig, "data_fit", self.dirpath / "fit.png")
 
 
@@ -334,6 +333,8 @@ class Checkpoints(ModelCheckpoint):
         filename = kwargs.get("filename")
         if kwargs.get("save_top_k", 1) not in (0, 1) and filename and "{" not in filename:
             kwargs["filename"] = filename + "-epoch{epoch}"  # save_top_k=3: best-epoch7.ckpt, ..., not one best.ckpt
+        if kwargs.get("dirpath") is not None:  # None: Lightning's, in the trainer's root directory
+            made_dir("callbacks.model_checkpoint.dirpath", kwargs["dirpath"])
         super().__init__(**kwargs)
         self.write_seconds = write_seconds
         self._pending: dict[str, dict] = {}

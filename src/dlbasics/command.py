@@ -33,6 +33,7 @@ from dlbasics.errors import (
     first_line,
     from_data,
     is_number,
+    made_dir,
     say_error,
     taken_out,
     user_mistake,
@@ -271,9 +272,9 @@ def _check_output(config: DictConfig, used: str, other: str, mode: str) -> None:
     if not path.strip():  # Path('') is the working directory: the project's own, as like as not
         refuse(f"{used} is empty. Give the run a directory of its own: {used}=...")
     try:
-        Path(path).mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        refuse(f"{used}: cannot make '{path}' ({err.strerror}). Give one you can write to: {used}=...")
+        made_dir(used, path)
+    except UserError as err:
+        refuse(str(err))
 
 
 def resumes(run_dir: Path, ckpt_path) -> bool:

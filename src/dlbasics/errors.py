@@ -98,6 +98,17 @@ def from_data(key: str) -> str:
     return f"model.{key} comes from the data, never from an option: leave it out."
 
 
+def made_dir(option: str, path) -> Path:
+    """The directory an option names, made now: one that cannot be made is named before anything runs."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        message = f"{option}: cannot make '{path}' ({err.strerror}). Give one you can write to: {option}=..."
+        raise UserError(message) from None
+
+    return Path(path)
+
+
 def taken_out(key: str) -> str:
     return f"{key} is needed and not in the config (taken out with ~{key}?)."
 
@@ -173,9 +184,9 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
         shown = {a: f"+{prefix}{a}" for a in takes if f"{prefix}{a}" not in (refused or {})}
         shown |= {str(k): f"{prefix}{k}" for k in keys}  # trainer.max_tim: +trainer.max_time, an option not held
         near = exactly_named(node._get_root(), name) if node is not None else []  # mode=max: monitor.mode
-        near = near or [shown[k] for k in difflib.get_close_matches(name, shown, 1)]
+        near = near or [shown[k] for k in difflib.get_close_matches(COURSE_WORDS.get(name, name), shown, 1)]
         if not near and node is not None:  # epochs=100: trainer.max_epochs, elsewhere in the config
-            near = nearest_keys(node._get_root(), name)
+            near = nearest_keys(node._get_root(), key)
         return (  # a key near one there is was misspelt: +model.widht=10 would fail as an unknown option of MLP
             f"{key}: no such key."
             + (f" Did you mean {' or '.join(near)}?" if near else "")
@@ -258,12 +269,19 @@ def other_configs(conf: Path, group: str, key: str) -> list[str]:
 
 
 # the course's words for options that torch and Lightning name otherwise
-COURSE_WORDS = {"learning_rate": "lr", "epochs": "max_epochs", "layers": "depth", "neurons": "width"}
+COURSE_WORDS = {
+    "learning_rate": "lr",
+    "epochs": "max_epochs",
+    "epoch": "max_epochs",
+    "layers": "depth",
+    "neurons": "width",
+}
 
 
-def nearest_keys(root, name: str, besides: str = "") -> list[str]:
-    """The full keys anywhere in a config (Hydra's own and `besides` aside) whose last part is nearest to name:
-    optimizer.lr for lr or learning_rate, trainer.max_epochs for epochs."""
+def nearest_keys(root, key: str, besides: str = "") -> list[str]:
+    """The full keys anywhere in a config (Hydra's own and `besides` aside) whose last part is nearest to key's:
+    optimizer.lr for lr or learning_rate, trainer.max_epochs for epochs; else named as the key is with an
+    underscore for a dot (eval.py's data_path for data.path)."""
     leaves = {}
 
     def walk(node, prefix: str) -> None:
@@ -276,8 +294,14 @@ def nearest_keys(root, name: str, besides: str = "") -> list[str]:
 
     walk(root, "")
     leaves = {full: last for full, last in leaves.items() if not full.startswith("hydra.") and full != besides}
-    near = difflib.get_close_matches(COURSE_WORDS.get(name, name), set(leaves.values()), 1)
-    return sorted(full for full, last in leaves.items() if near and last == near[0])
+    name = key.rpartition(".")[2]
+    for given in (COURSE_WORDS.get(name, name), key.replace(".", "_")):
+        # closer than a misspelling within its own entry need be: callbacks.loss_landscape.resolution, an option
+        # of none, is not trainer.precision (0.63 alike)
+        near = difflib.get_close_matches(given, set(leaves.values()), 1, cutoff=0.7)
+        if near:
+            return sorted(full for full, last in leaves.items() if last == near[0])
+    return []
 
 
 def exactly_named(root, name: str) -> list[str]:

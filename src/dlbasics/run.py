@@ -142,7 +142,7 @@ def check_added(cfg: DictConfig) -> None:
         parent = key.rpartition(".")[0]
         if override[:1] != "+" or key.startswith(("+", "hydra.")) or read(OmegaConf.select(cfg, parent) or cfg):
             continue
-        near = nearest_keys(cfg, key.rpartition(".")[2], besides=key)
+        near = nearest_keys(cfg, key, besides=key)
         raise UserError(
             f"{override}: nothing reads {key}, so it would change nothing."
             + (f" Did you mean {' or '.join(f'{k}={value}' for k in near)}?" if near else "")
