@@ -213,6 +213,10 @@ def test_help_config_and_tab_completion_answer_without_importing_lightning(tmp_p
             ["model.n_outputs=3"],
             "model.n_outputs comes from the data, never from an option: leave it out.",
         ),
+        (  # one of a list of choices: was Hydra's "In 'train': Could not load 'logger/cvs'."
+            ["logger=[tensorboard,cvs]"],
+            "logger=cvs: no such config. Did you mean logger=csv? Choose one of: csv, none, tensorboard.",
+        ),
         (["loss=mae"], "loss=mae: no such config. Did you mean loss=mse? Choose one of: auto, logistic, mse, sse."),
         (["optimizer=SGD"], "optimizer=SGD: no such config. Did you mean optimizer=sgd? Choose one of: adam, sgd."),
         (  # the keys every data option shares are csv's (data=csv), not an option of their own

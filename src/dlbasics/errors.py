@@ -135,15 +135,17 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
     `refused`: keys the config leaves out as they are not supported, each with its message."""
     cause = err.__cause__
     if isinstance(err, MissingConfigException):  # data=irsi: "In 'train': Could not find 'data/irsi'"
-        found = re.search(r"Could not find '(.+)/([^/']+)'", str(err))
-        if not (found and err.options):
+        found = re.search(r"Could not (?:find|load) '(.+)/([^/']+)'", str(err))
+        # logger=[tensorboard,foo]: "Could not load 'logger/foo'", with no options; the group's files are those
+        choices = err.options or (sorted(p.stem for p in conf.glob(f"{found[1]}/*.yaml")) if found and conf else [])
+        if not (found and choices):
             return first_line(err)
         group, name = found.groups()
-        options = {o.lower(): o for o in err.options}  # optimizer=SGD: sgd
+        options = {o.lower(): o for o in choices}  # optimizer=SGD: sgd
         near = "".join(
             f" Did you mean {group}={options[m]}?" for m in difflib.get_close_matches(name.lower(), options, 1)
         )
-        return f"{group}={name}: no such config.{near} Choose one of: {', '.join(err.options)}."
+        return f"{group}={name}: no such config.{near} Choose one of: {', '.join(choices)}."
     if isinstance(err, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         key = cause.full_key  # model.widht=10: "Could not override 'model.widht'", not in the config
         given = re.search(r"Could not override '([^']+)'", str(err))
