@@ -203,6 +203,10 @@ def test_full_batch_is_the_whole_split():
         ({"target": "y", "features": ["f0", "f9"]}, "data.features: no column 'f9'. The columns are: f0, f1, f2, y"),
         ({"target": "Y", "features": ["F1", "fo"]}, "data.target: no column 'Y'. Did you mean 'y'? The columns"),
         ({"target": "y", "features": ["F1", "f5"]}, "data.features: no columns 'F1', 'f5'. Did you mean 'f1'? The"),
+        (  # iris's target on Boston: was "Did you mean 'AGE'?" (0.67 alike)
+            {"path": str(ROOT / "data" / "boston.csv"), "target": "target"},
+            "data.target: no column 'target'. The columns are: ",
+        ),
         ({"target": "y", "val_fraction": 1.5}, "data.val_fraction must be in [0, 1); got 1.5"),
         ({"target": "y", "val_fraction": 0.5, "test_fraction": 0.5}, "must leave rows to train on"),
         ({"target": "y", "task": "ranking"}, "data.task must be one of regression, binary, multiclass"),

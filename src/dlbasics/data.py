@@ -150,9 +150,10 @@ def _data_columns(frame: pd.DataFrame, index_col: int | str | None = None) -> pd
 
 
 def no_column(option: str, names: list[str], frame: pd.DataFrame) -> UserError:
-    """Names not among the frame's columns, each with the nearest column if one is near (Sport: sport)."""
+    """Names not among the frame's columns, each with the nearest column if one is near (Sport: sport; not AGE for
+    target, 0.67 alike)."""
     columns = {str(c).lower(): str(c) for c in frame.columns}
-    near = [columns[m] for n in names for m in difflib.get_close_matches(n.lower(), columns, 1)]
+    near = [columns[m] for n in names for m in difflib.get_close_matches(n.lower(), columns, 1, cutoff=0.7)]
     guess = f" Did you mean {', '.join(map(repr, near))}?" if near else ""
     given = ", ".join(map(repr, names))
     return UserError(f"{option}: no column{'s' * (len(names) > 1)} {given}.{guess} The columns are: {_columns(frame)}.")
