@@ -105,7 +105,6 @@ def made_dir(option: str, path) -> Path:
     except OSError as err:
         message = f"{option}: cannot make '{path}' ({err.strerror}). Give one you can write to: {option}=..."
         raise UserError(message) from None
-
     return Path(path)
 
 
@@ -297,7 +296,7 @@ def nearest_keys(root, key: str, besides: str = "") -> list[str]:
     walk(root, "")
     leaves = {full: last for full, last in leaves.items() if not full.startswith("hydra.") and full != besides}
     name = key.rpartition(".")[2]
-    for given in (COURSE_WORDS.get(name, name), key.replace(".", "_")):
+    for given in dict.fromkeys((COURSE_WORDS.get(name, name), key.replace(".", "_"))):  # epochs=100: once
         # closer than a misspelling within its own entry need be: callbacks.loss_landscape.resolution, an option
         # of none, is not trainer.precision (0.63 alike)
         near = difflib.get_close_matches(given, set(leaves.values()), 1, cutoff=0.7)

@@ -531,15 +531,17 @@ def resume_from(ckpt_path: str, trainer, learner: Learner, ended: bool = True) -
         return [f"data.{k}={saved['data'].get(k)}" for k in keys if saved["data"].get(k) != ours["data"].get(k)]
 
     data = differ(("task", "target", "features")) or differ(("categories", "classes", "n_features", "n_outputs"))
-    source = saved["data"].get("source", ours["data"]["source"])  # from which rows, in which batches
-    if data and source.get("path", ours["data"]["source"]["path"]) != ours["data"]["source"]["path"]:
+    here = ours["data"]["source"]
+    source = saved["data"].get("source", here)  # from which rows, in which batches
+
+    def moved(k):  # a key older checkpoints lack is taken as this run's
+        return source.get(k, here[k]) != here[k]
+
+    if data and moved("path"):
         data.insert(0, f"data.path={as_typed(source['path'])}")  # another CSV, as it was given (data=boston)
     was += data
-    was += [
-        f"data.{k}={source.get(k)}"
-        for k in ("val_fraction", "test_fraction", "split_seed", "batch_size")
-        if source.get(k, ours["data"]["source"][k]) != ours["data"]["source"][k]
-    ]
+    rows_and_batches = ("val_fraction", "test_fraction", "split_seed", "batch_size")
+    was += [f"data.{k}={source.get(k)}" for k in rows_and_batches if moved(k)]
     if saved.get("seed", ours["seed"]) != ours["seed"]:  # its batch order; none recorded in older checkpoints
         was += [f"seed={saved['seed']}"]
     task = saved["data"]["task"]
