@@ -118,6 +118,27 @@ def test_the_curves_are_in_the_order_the_sweep_ran_its_jobs(sweep):
     assert len(labels) == 4 and labels == [job for job in map(values, order) if job in labels]
 
 
+def test_a_resumed_jobs_curve_is_the_one_tensorboard_shows(tmp_path):
+    """The summary reads the event files itself (TensorBoard's reader took 0.4 s of an 8-job sweep's): a resumed
+    run's writer drops what the first one logged from the step it resumed at, and a record cut short by a kill
+    ends its file, as in TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    from dlbasics.sweep import _curves
+
+    for purge_step, values in ((None, range(11, 17)), (4, range(24, 28))):  # killed after step 6, resumed from 3
+        with SummaryWriter(tmp_path, purge_step=purge_step) as writer:
+            for step, value in enumerate(values, start=purge_step or 1):
+                writer.add_scalar("val/loss", value, step)
+                writer.add_scalar("val/acc", -value, step)
+    last = max(tmp_path.glob("events.out.tfevents.*"))
+    last.write_bytes(last.read_bytes() + (1000).to_bytes(8, "little") + bytes(30))  # a record half-written
+    shown = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
+    shown.Reload()
+    assert _curves(tmp_path, "val/loss") == [e.value for e in shown.Scalars("val/loss")] == [11, 12, 13, 24, 25, 26, 27]
+
+
 def test_the_console_table_shows_the_swept_values_as_given(tmp_path, capsys):
     """pandas printed a column of learning rates 1e-05 and 0.05 as 0.000010 and 0.050000 (1e-07 as 0.000000)."""
     from dlbasics.sweep import summarize
