@@ -50,6 +50,25 @@ def test_every_data_and_model_trains(tmp_path, make_csv, data, model):
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and (tmp_path / "checkpoints" / "best.ckpt").is_file()
 
 
+def test_the_tensorboard_logger_logs_what_lightnings_does(tmp_path):
+    """Ours writes a step's scalars as one event: with a prefix, a tensor, a dict (add_scalars) and a value that
+    is no number, as Lightning's."""
+    from dlbasics.callbacks import TensorBoardLogger
+
+    logger = TensorBoardLogger(tmp_path, name="", version="", prefix="lab")
+    logger.log_metrics({"loss": torch.tensor(0.5), "acc": 1, "lr": {"a": 0.1, "b": 0.2}}, step=3)
+    with pytest.raises(ValueError, match="you tried to log text which is currently not supported"):
+        logger.log_metrics({"loss": "text"}, step=4)
+    logger.finalize("success")
+    events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
+    events.Reload()
+    assert {t: [(e.step, e.value) for e in events.Scalars(t)] for t in events.Tags()["scalars"]} == {
+        "lab-loss": [(3, 0.5)],
+        "lab-acc": [(3, 1.0)],
+    }
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["lab-lr_a", "lab-lr_b"]  # add_scalars' runs
+
+
 def test_iris_learns_and_logs_to_tensorboard(tmp_path):
     metrics = train(make_cfg(tmp_path, "trainer.max_epochs=30"))
     assert metrics["test/acc"] >= 0.85
@@ -420,9 +439,12 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         (["+optimizer.eps=abc"], "optimizer.eps must be a number; got 'abc'"),
         (  # what TensorBoardLogger does not take goes to the SummaryWriter it makes at the first log: a traceback
             ["+logger.tensorboard.flush_sec=5"],
-            "logger.tensorboard: unknown option 'flush_sec' for lightning.pytorch.loggers.TensorBoardLogger",
+            "logger.tensorboard: unknown option 'flush_sec' for dlbasics.callbacks.TensorBoardLogger",
         ),
-        (["+logger.tensorboard.log_dir=/x"], "logger.tensorboard: unknown option 'log_dir' for lightning.pytorch"),
+        (
+            ["+logger.tensorboard.log_dir=/x"],
+            "logger.tensorboard: unknown option 'log_dir' for dlbasics.callbacks.TensorBoardLogger",
+        ),
         # the SummaryWriter's options and the loggers' directories, made as training starts: was a traceback
         (["logger.tensorboard.max_queue=x"], "logger.tensorboard.max_queue must be a number; got 'x'"),
         (
