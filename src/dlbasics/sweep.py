@@ -220,11 +220,11 @@ def _scalars(job: Path, tag: str) -> list[float]:
         while at + 12 <= len(data):
             (length,) = struct.unpack_from("<Q", data, at)
             record, at = data[at + 12 : at + 12 + length], at + 16 + length
+            if at > len(data):  # cut short
+                break
             try:
-                event = Event.FromString(record) if at <= len(data) else None
-            except DecodeError:
-                event = None
-            if event is None:
+                event = Event.FromString(record)
+            except DecodeError:  # not an event: the rest of the file is not to be read
                 break
             if event.session_log.status == SessionLog.START:
                 values = {step: value for step, value in values.items() if step < event.step}
