@@ -14,6 +14,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from lightning.fabric.utilities.logger import _add_prefix  # as Lightning's loggers prefix their keys
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import csv_logs, tensorboard
 from lightning.pytorch.loggers.logger import rank_zero_experiment
@@ -457,10 +458,10 @@ class TensorBoardLogger(tensorboard.TensorBoardLogger):
 
         scalars = {k: v for k, v in metrics.items() if not isinstance(v, dict)}  # a dict: add_scalars, as Lightning
         super().log_metrics({k: v for k, v in metrics.items() if k not in scalars}, step)
-        prefix, values = self._prefix + self.LOGGER_JOIN_CHAR if self._prefix else "", []
-        for k, v in scalars.items():
+        values = []
+        for k, v in _add_prefix(scalars, self._prefix, self.LOGGER_JOIN_CHAR).items():
             try:
-                values.append(Summary.Value(tag=prefix + k, simple_value=float(v)))  # as add_scalar makes it
+                values.append(Summary.Value(tag=k, simple_value=float(v)))  # as add_scalar makes it
             except (TypeError, ValueError, RuntimeError) as err:  # Lightning's words
                 raise ValueError(
                     f"you tried to log {v} which is currently not supported. Try a dict or a scalar/tensor."

@@ -205,7 +205,7 @@ def by_seed(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out.reset_index(names=others) if others else out.reset_index(drop=True)
 
 
-def _scalars(job: Path, tag: str) -> list[float]:
+def _scalars(events: list[Path], tag: str) -> list[float]:
     """A job's values of one scalar, from its TensorBoard event files in the order they were written, as TensorBoard
     shows them: a resumed run's writer opens with a restart at the step it resumed from (purge_from), which drops
     what the earlier files logged from that step on. Read record by record (a length, its CRC, the event, its CRC),
@@ -215,7 +215,7 @@ def _scalars(job: Path, tag: str) -> list[float]:
     from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 
     values: dict[int, float] = {}  # by step: one value an epoch
-    for path in sorted(job.glob("events.out.tfevents.*")):  # by their names: by the time each was begun
+    for path in sorted(events):  # by their names: by the time each was begun
         data, at = path.read_bytes(), 0
         while at + 12 <= len(data):
             (length,) = struct.unpack_from("<Q", data, at)
@@ -234,8 +234,9 @@ def _scalars(job: Path, tag: str) -> list[float]:
 
 def _curves(job: Path, metric: str) -> list[float]:
     """A job's per-epoch values of a metric, from its TensorBoard events or its CSV log."""
-    if list(job.glob("events.out.tfevents.*")):
-        return _scalars(job, metric)
+    events = list(job.glob("events.out.tfevents.*"))
+    if events:
+        return _scalars(events, metric)
     if (job / "metrics.csv").is_file():
         return pd.read_csv(job / "metrics.csv")[metric].dropna().tolist()
     return []
