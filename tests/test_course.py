@@ -1,5 +1,7 @@
 """The course's experiments give the course's numbers, and its figures are drawn."""
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,6 +67,8 @@ def test_chapter1_three_stories(chapter1):
     assert np.all(np.sign(distance[1:]) == -np.sign(distance[:-1]))  # w oscillates around the minimum...
     assert np.all(np.diff(np.abs(distance)) > 0)  # ...with growing amplitude
     assert np.all(np.diff(chapter1[5e-5][2]["loss"]) > 0)  # and the loss grows at every step
+    # and the runs say so, as the course does: the loss never became NaN, yet it ended above its first epoch's
+    assert [chapter1[lr][1]["status"] for lr in (1e-6, 1e-5, 5e-5)] == ["completed", "completed", "diverged"]
 
 
 def test_chapter1_tensorboard_has_w_and_loss_at_every_step_and_the_landscape(chapter1):
@@ -175,6 +179,20 @@ def test_a_constant_feature_has_its_prediction_drawn_about_it(tmp_path, make_csv
     train(make_cfg(tmp_path, "data=csv", f"data.path={tmp_path / 'constant.csv'}", "data.target=y", "logger=none"))
     grid = drawn["args"][2]
     assert float(grid.min()) < 3.0 < float(grid.max())  # a line about x = 3, not one point
+
+
+def test_a_resumed_run_diverges_by_its_first_epochs_loss(tmp_path, caplog):
+    """A resumed segment of one epoch compares its loss with the run's first epoch, kept in its checkpoints."""
+    ch1 = ["experiment=ch1_gradient_descent", "optimizer.lr=5e-5", "logger=none"]
+    first = train(make_cfg(tmp_path, *ch1, "trainer.max_epochs=1"))
+    assert first["status"] == "completed"  # one epoch: nothing to compare it with
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["first_loss"] == pytest.approx(first["train/loss"])
+    with caplog.at_level(logging.INFO, logger="dlbasics"):
+        resumed = train(make_cfg(tmp_path, *ch1, "trainer.max_epochs=2", "ckpt_path=last"))
+    assert resumed["status"] == "diverged" and resumed["train/loss"] > first["train/loss"]
+    grew = f"grew, from {first['train/loss']:#.4g} in the first epoch to {resumed['train/loss']:#.4g} in the last."
+    assert f"Diverged: the training loss {grew} A lower optimizer.lr converges." in caplog.text
 
 
 def test_a_resumed_run_draws_its_whole_path(tmp_path):

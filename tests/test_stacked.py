@@ -128,12 +128,14 @@ def test_a_stacked_job_without_a_val_split_keeps_its_best_by_training_loss_as_al
     stacked = train_stacked(cfgs)
     alone = train(make_cfg(tmp_path / "alone", *common, "optimizer.lr=5e-5"))
     assert stacked[1]["checkpoint"] == str(tmp_path / "5e-5" / "checkpoints" / "best.ckpt")
+    assert [m["status"] for m in (*stacked, alone)] == ["completed", "diverged", "diverged"]  # 5e-5's loss grew
     mine, theirs = (torch.load(m["checkpoint"], weights_only=True) for m in (stacked[1], alone))
     assert list(mine["callbacks"]) == list(theirs["callbacks"])
     assert any("'monitor': 'train/loss'" in key for key in mine["callbacks"])
     path, alone_path = (np.array(c["callbacks"]["LossLandscape"]["path"]) for c in (mine, theirs))
     np.testing.assert_allclose(path, alone_path, rtol=1e-5)  # the landscape's path, as far as the best epoch
     assert (mine["epoch"], mine["global_step"]) == (theirs["epoch"], theirs["global_step"])
+    assert mine["first_loss"] == pytest.approx(theirs["first_loss"], rel=1e-5)  # its own, not the stack's
     for k, v in theirs["state_dict"].items():
         torch.testing.assert_close(mine["state_dict"][k], v)
 

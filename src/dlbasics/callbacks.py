@@ -294,7 +294,7 @@ class DataFit(L.Callback):
             x, grid = x * std + mean, grid * std + mean
         epochs = f"{trainer.current_epoch} epoch{'s' * (trainer.current_epoch != 1)}"
         title = f"{meta['target']} against {meta['features'][0]}: the model after {epochs}"
-        title += " (diverged)" if learner.diverged_epoch is not None else ""
+        title += " (diverged)" if learner.diverged else ""
         x, y, grid, predicted = (t.reshape(-1) for t in (x, y, grid, predicted))
         rows, drawn = "training rows", sample(len(x), self.rows)
         if drawn is not None:

@@ -119,7 +119,10 @@ class Learner(L.LightningModule):
         self._unlogged: dict[str, torch.Tensor] = {}
         self._to_log: list[tuple[int, dict[str, float]]] = []
         self._logged_at = time.monotonic()
-        self.diverged_epoch: int | None = None
+        self.diverged_epoch: int | None = None  # the epoch whose training loss was not a number: it stopped there
+        # the training loss of the run's first epoch (kept in its checkpoints, for a resumed run) and of its last
+        self.first_loss: float | None = None
+        self.last_loss: float | None = None
         self._direct = False  # direct_steps(trainer), known once training starts
 
     def __setattr__(self, name: str, value) -> None:
@@ -129,6 +132,21 @@ class Learner(L.LightningModule):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+    @property
+    def diverged(self) -> bool:
+        """Whether training made the loss worse: it was not a finite number (`diverged_epoch`), or it ended above
+        the first epoch's (course 1.2.1: a learning rate too high, the weights swinging ever wider)."""
+        grew = None not in (self.first_loss, self.last_loss) and self.last_loss > self.first_loss
+        return self.diverged_epoch is not None or grew
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["first_loss"] = self.first_loss
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # a resumed run's first epoch; testing the best checkpoint keeps this run's (older checkpoints have none)
+        if self.first_loss is None:
+            self.first_loss = checkpoint.get("first_loss")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Output-layer pre-activations o, shape (rows, outputs)."""
@@ -271,9 +289,12 @@ class Learner(L.LightningModule):
         members, loss = self.training_members(), self._log_epoch("train").get("loss")
         if loss is None:  # no training step this epoch
             return
-        finite = torch.isfinite(loss).tolist()
+        losses = loss.tolist()
         for i, member in members:
-            if not finite[i]:
+            member.last_loss = losses[i]
+            if member.first_loss is None:
+                member.first_loss = losses[i]
+            if not math.isfinite(losses[i]):
                 # A diverged model stops here rather than training on NaN for the remaining epochs.
                 member.diverged_epoch = self.current_epoch
                 member.trainer.should_stop = True

@@ -711,7 +711,7 @@ def outcome(metrics: dict, trainer, learner: Learner) -> dict:
     with the best checkpoint's monitored value (`val/loss_best`), which its test metrics go with."""
     # A run whose numbers blew up, in training or only on the test rows, does not report them as results.
     finite = all(math.isfinite(v) for k, v in metrics.items() if "/" in k)
-    completed = learner.diverged_epoch is None and finite
+    completed = not learner.diverged and finite
     callback = trainer.checkpoint_callback
     if completed and callback is not None and callback.best_model_score is not None:
         metrics = metrics | {f"{callback.monitor}_best": float(callback.best_model_score)}
@@ -753,6 +753,11 @@ def report(metrics: dict, trainer, learner: Learner, cfg: DictConfig, run_dir: P
     log.info(metrics_line(shown))
     if learner.diverged_epoch is not None:
         log.info(f"Diverged: the training loss was not finite in epoch {learner.diverged_epoch + 1}; stopped there.")
+    elif learner.diverged:
+        log.info(
+            f"Diverged: the training loss grew, from {learner.first_loss:#.4g} in the first epoch to "
+            f"{learner.last_loss:#.4g} in the last. A lower optimizer.lr converges."
+        )
     elif metrics["status"] == "diverged":
         log.info("Diverged: some final metrics are not finite numbers (an overflow); rescale the data.")
     log.info(f"Run directory: {run_dir}")

@@ -125,6 +125,7 @@ class Member:
             hyper_parameters=dict(learner.hparams),
             callbacks={c.state_key: state for c in self.callbacks if (state := c.state_dict())},
         )
+        learner.on_save_checkpoint(checkpoint)  # its own, where the run's has the stack's
         if not weights_only:
             checkpoint["optimizer_states"] = [stacked.optimizer_state(self.index, checkpoint["optimizer_states"][0])]
         return checkpoint
@@ -200,6 +201,9 @@ class Stacked(Learner):
     def configure_optimizers(self):
         groups = [{"params": list(m.parameters()), "lr": m.hparams.optimizer["lr"]} for m in self.members]
         return trusted("optimizer", self.members[0].hparams.optimizer, _partial_=True)(groups)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Nothing of the stack's own: each member's checkpoint gets its Learner's (Member.dump_checkpoint)."""
 
     def training_members(self) -> list[tuple[int, Learner]]:
         fitting = self.trainer.state.fn == TrainerFn.FITTING

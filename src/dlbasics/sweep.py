@@ -251,9 +251,10 @@ def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str, or
     fig, axes = plt.subplots(1, len(numeric) + 1, figsize=(5 * (len(numeric) + 1), 4), layout="constrained")
     axes = list(axes) if len(numeric) else [axes]
     for ax, key in zip(axes, numeric, strict=False):
-        points = table.dropna(subset=[monitor]) if monitor in table else table.assign(**{monitor: math.nan})[:0]
+        diverged = table[table["status"] == "diverged"]  # its values are no results
+        rest = table.drop(index=diverged.index)
+        points = rest.dropna(subset=[monitor]) if monitor in table else rest.assign(**{monitor: math.nan})[:0]
         ax.plot(points[key], points[monitor], "o")
-        diverged = table[table["status"] == "diverged"]
         if len(diverged):  # no value to draw: a cross along the top, where it would be off the scale
             ax.plot(diverged[key], [0.95] * len(diverged), "rx", transform=ax.get_xaxis_transform(), label="diverged")
             ax.legend(fontsize="small")
