@@ -317,6 +317,11 @@ def test_a_key_added_that_nothing_reads_is_refused(monkeypatch, script, override
             ["ckpt_path=x.ckpt", "data=boston"],
             "data=... is not an option of python eval.py: `python eval.py --help` shows its options.",
         ),
+        (  # one inside it: it listed train.py's config groups
+            "eval",
+            ["ckpt_path=x.ckpt", "data/foo=bar"],
+            "data=... is not an option of python eval.py: `python eval.py --help` shows its options.",
+        ),
     ],
 )
 def test_what_each_script_cannot_compose_names_its_own_fix(script, overrides, message):

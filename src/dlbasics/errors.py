@@ -158,6 +158,9 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
                 )
         if key in (refused or {}):  # trainer.fast_dev_run=true: not "+trainer.fast_dev_run adds it", then refused
             return refused[key]
+        top, node = key.partition("/")[0], cause.parent_node
+        if "/" in key and top != "hydra" and node is not None and top not in node._get_root():  # eval.py data/x=y
+            return f"{top}=... is not an option of {command}: `{command} --help` shows its options."
         if "/" in key and conf is not None:  # hydra/lancher=basic: a config group, not a key
             above, _, name = key.rpartition("/")
             groups = config_groups(conf)
