@@ -709,7 +709,7 @@ def stopped_early(trainer) -> str | None:
 def outcome(metrics: dict, trainer, learner: Learner) -> dict:
     """A finished run's metrics with its status, epochs, size and best checkpoint, as metrics.json holds them;
     with the best checkpoint's monitored value (`val/loss_best`), which its test metrics go with."""
-    # A run whose numbers blew up, in training or only on the test rows, does not report them as results.
+    # A run that diverged (learner.diverged), or whose numbers blew up on the test rows only, reports no results.
     finite = all(math.isfinite(v) for k, v in metrics.items() if "/" in k)
     completed = not learner.diverged and finite
     callback = trainer.checkpoint_callback
