@@ -250,10 +250,10 @@ def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str, or
     numeric = [k for k in keys if pd.api.types.is_numeric_dtype(table[k]) and k not in SEEDS]
     fig, axes = plt.subplots(1, len(numeric) + 1, figsize=(5 * (len(numeric) + 1), 4), layout="constrained")
     axes = list(axes) if len(numeric) else [axes]
+    diverged = table[table["status"] == "diverged"]  # its values are no results
+    rest = table.drop(index=diverged.index)
+    points = rest.dropna(subset=[monitor]) if monitor in table else rest.assign(**{monitor: math.nan})[:0]
     for ax, key in zip(axes, numeric, strict=False):
-        diverged = table[table["status"] == "diverged"]  # its values are no results
-        rest = table.drop(index=diverged.index)
-        points = rest.dropna(subset=[monitor]) if monitor in table else rest.assign(**{monitor: math.nan})[:0]
         ax.plot(points[key], points[monitor], "o")
         if len(diverged):  # no value to draw: a cross along the top, where it would be off the scale
             ax.plot(diverged[key], [0.95] * len(diverged), "rx", transform=ax.get_xaxis_transform(), label="diverged")
