@@ -96,6 +96,8 @@ def test_only_jobs_that_differ_in_learning_rate_and_seed_share_a_stack(tmp_path)
     assert key("optimizer=sgd") != key("optimizer=adam")
     assert key("ckpt_path=last") is None  # a resumed run, and a distributed one, run on their own
     assert key("trainer=ddp_cpu") is None
+    # a member's weights are updated as one flat row: only by an optimizer that treats each number on its own
+    assert key("optimizer._target_=torch.optim.Adafactor") is None
     # a value made from the seed or the learning rate differs with them: those jobs run alone, as they would
     split = "data.split_seed=${seed}"
     assert key(split, "seed=0") != key(split, "seed=1")

@@ -2,10 +2,10 @@
 
 Each job keeps a Learner of its own, built from its own config with its own seed, and takes part in
 one Lightning run: the stacked forward multiplies the members' weights as one batch, one optimizer
-holds a parameter group (and state) per member, and every member sees the run through a `Member`
-view: its own metrics, loggers, callbacks, stop and checkpoints. So each job ends with what a run on
-its own leaves: its directory, metrics.json, TensorBoard run, best.ckpt and last.ckpt (a checkpoint
-of one model, which eval.py, predict.py and resuming read as any other).
+holds a parameter group (and state) per member, its weights as one flat row, and every member sees
+the run through a `Member` view: its own metrics, loggers, callbacks, stop and checkpoints. So each
+job ends with what a run on its own leaves: its directory, metrics.json, TensorBoard run, best.ckpt
+and last.ckpt (a checkpoint of one model, which eval.py, predict.py and resuming read as any other).
 
 The Hydra side, `hydra/launcher=stacked`, is in hydra_plugins/dlbasics_stacked.
 """
@@ -48,11 +48,19 @@ log = logging.getLogger("dlbasics")
 
 # What stacked jobs may differ in; everything else in their configs must be equal.
 STACKED_KEYS = ("optimizer.lr", "seed")
+# Optimizers whose step treats each number on its own (elementwise), so a member's weights may be updated as one
+# flat row. Not LBFGS (a closure, and a search over all weights), nor Adafactor (factored by the weight's shape).
+ELEMENTWISE = {
+    f"torch.optim.{name}"
+    for name in ("SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta", "ASGD", "Rprop")
+}
 
 
 def stack_key(cfg: DictConfig) -> str | None:
     """Jobs with the same key train as one stack; None: this job runs on its own."""
     if "optimizer" not in cfg or cfg.get("ckpt_path") is not None:  # not a training job, or a resumed one
+        return None
+    if cfg.optimizer.get("_target_") not in ELEMENTWISE:
         return None
     trainer = cfg.trainer
     if trainer.get("devices", 1) not in (1, "1") or trainer.get("num_nodes", 1) != 1 or trainer.get("strategy"):
@@ -112,8 +120,6 @@ class Member:
     def stop(self) -> None:
         """Called once its last epoch is over: from here its weights and optimizer state stay as they are."""
         self.stopped_at = (self._trainer.current_epoch + 1, self._trainer.global_step)
-        for param in self.lightning_module.parameters():
-            param.grad = None  # and none to come: the optimizer skips its parameters
 
     def dump_checkpoint(self, weights_only: bool = False) -> dict:
         stacked: Stacked = self._trainer.lightning_module
@@ -147,20 +153,29 @@ class Stacked(Learner):
         self.stacked = nn.ParameterList(
             nn.Parameter(torch.stack([m.model.get_parameter(name).detach() for m in members])) for name in self._names
         )
-        self._share()
         # looked up once: nn.Module finds its layers and parameters by walking its tree each time
         self._leaves = list(self.stacked)
+        self._shapes = [p.shape[1:] for p in self._leaves]
+        self._sizes = [p[0].numel() for p in self._leaves]
+        self._weights: list[torch.Tensor] = []
+        self._share()
         self._layers = list(members[0].model)
         if any(list(layer.parameters()) and not isinstance(layer, nn.Linear) for layer in self._layers):
             raise NotImplementedError("Stacked runs models of Linear layers and activations (the MLP, the Perceptron)")
-        self._params = [list(m.model.parameters()) for m in members]
 
     def _share(self) -> None:
-        """Each member's parameters become views of the stacked ones: one storage, which the stacked forward
-        reads and each member's optimizer group updates."""
-        for name, stacked in zip(self._names, self.stacked, strict=True):
+        """One storage for every weight: a table of a row per member, its parameters end to end. The stacked
+        parameters, which the forward reads, are views of its columns; each member's parameters are views of its
+        row, which the optimizer updates as one tensor (a group of one, where a member's 4 tensors cost it 2x)."""
+        storage = self._weights[0].untyped_storage().data_ptr() if self._weights else None
+        if all(p.untyped_storage().data_ptr() == storage for p in self._leaves):
+            return  # still the table's: moved where it was
+        table = torch.cat([p.data.flatten(1) for p in self._leaves], dim=1)
+        for name, stacked, columns in zip(self._names, self._leaves, table.split(self._sizes, dim=1), strict=True):
+            stacked.data = columns.view(stacked.shape)
             for i, member in enumerate(self.members):
                 member.model.get_parameter(name).data = stacked.data[i]
+        self._weights = list(table)
 
     def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)
@@ -183,11 +198,9 @@ class Stacked(Learner):
         for stacked in self._leaves:
             stacked.grad = None
         self.backpropagate(self._step(batch, "train").sum())  # members are independent: their sum trains each
-        grads = [stacked.grad for stacked in self._leaves]
-        for view, params in zip(self.views, self._params, strict=True):
-            if not view.stopped_at:  # a stopped member gets no gradient: the optimizer skips it
-                for grad, param in zip(grads, params, strict=True):
-                    param.grad = grad[view.index]
+        grads = torch.cat([stacked.grad.flatten(1) for stacked in self._leaves], dim=1)  # laid out as the weights
+        for view, weights in zip(self.views, self._weights, strict=True):
+            weights.grad = None if view.stopped_at else grads[view.index]  # the optimizer skips a stopped member
         self.take_step(optimizer)
 
     def step_callbacks(self) -> list:
@@ -199,7 +212,8 @@ class Stacked(Learner):
             member.flush_logs()
 
     def configure_optimizers(self):
-        groups = [{"params": list(m.parameters()), "lr": m.hparams.optimizer["lr"]} for m in self.members]
+        rows = zip(self._weights, self.members, strict=True)
+        groups = [{"params": [weights], "lr": m.hparams.optimizer["lr"]} for weights, m in rows]
         return trusted("optimizer", self.members[0].hparams.optimizer, _partial_=True)(groups)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -219,11 +233,18 @@ class Stacked(Learner):
         return dumped
 
     def optimizer_state(self, index: int, state: dict) -> dict:
-        """Member `index`'s part of the optimizer's state_dict, numbered as its own optimizer would number it."""
-        sizes = [len(g["params"]) for g in state["param_groups"]]
-        start, n = sum(sizes[:index]), sizes[index]
+        """Member `index`'s part of the optimizer's state_dict, as its own optimizer would hold it: a state per
+        parameter (its row's state split into the parameters' shapes, a scalar such as Adam's step copied)."""
+
+        def split(value) -> list:
+            if isinstance(value, torch.Tensor) and value.shape == self._weights[index].shape:
+                return [v.view(shape) for v, shape in zip(value.split(self._sizes), self._shapes, strict=True)]
+            return [value.clone() if isinstance(value, torch.Tensor) else value for _ in self._shapes]
+
+        parts = {k: split(v) for k, v in state["state"].get(index, {}).items()}
+        n = len(self._shapes)
         return {
-            "state": {k - start: v for k, v in state["state"].items() if start <= k < start + n},
+            "state": {j: {k: v[j] for k, v in parts.items()} for j in range(n)} if parts else {},
             "param_groups": [{**state["param_groups"][index], "params": list(range(n))}],
         }
 
