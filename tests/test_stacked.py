@@ -51,6 +51,7 @@ def test_each_stacked_job_ends_with_the_weights_of_the_job_run_alone(stacked, tm
         assert mine_opt["param_groups"] == theirs_opt["param_groups"]  # its own learning rate and numbering
         for i, state in theirs_opt["state"].items():
             torch.testing.assert_close(mine_opt["state"][i]["exp_avg_sq"], state["exp_avg_sq"], rtol=1e-3, atol=1e-8)
+            assert mine_opt["state"][i]["step"] == state["step"]  # each parameter's own count, as alone
     for key in ("val/loss", "test/loss", "test/acc"):
         assert together[key] == pytest.approx(alone[key], rel=1e-4, abs=1e-6)
     assert together["status"] == alone["status"] == "completed" and together["epochs"] == alone["epochs"] == 6

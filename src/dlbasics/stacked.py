@@ -96,6 +96,7 @@ class Member:
         self.stopped_at: tuple[int, int] | None = None  # (epochs, global step) when it stopped training
         self.stopped_early: str | None = None  # the line its early stopping says, as a run alone's
         self._checkpoint_connector = self
+        self._state_dict: dict[str, torch.Tensor] | None = None
         learner._trainer = self
 
     def __getattr__(self, name):
@@ -125,8 +126,10 @@ class Member:
         stacked: Stacked = self._trainer.lightning_module
         checkpoint = dict(stacked.dump_checkpoint(weights_only))
         learner = self.lightning_module
+        if self._state_dict is None:  # views of its weights, the same tensors until the stack moves (Stacked._apply)
+            self._state_dict = learner.state_dict()
         checkpoint.update(
-            state_dict=learner.state_dict(),
+            state_dict=dict(self._state_dict),
             hparams_name="kwargs",
             hyper_parameters=dict(learner.hparams),
             callbacks={c.state_key: state for c in self.callbacks if (state := c.state_dict())},
@@ -148,6 +151,7 @@ class Stacked(Learner):
         self._sums, self._rows = {}, {}
         self.views: list[Member] = []
         self._dumped: dict[bool, tuple[int, dict]] = {}  # weights_only: (step, checkpoint)
+        self._parts: dict[int, tuple] = {}  # index: (its row's state tensors, their views per parameter)
         # Each parameter of the members, stacked: shape (members, *shape), in the order of named_parameters.
         self._names = [name for name, _ in members[0].model.named_parameters()]
         self.stacked = nn.ParameterList(
@@ -180,6 +184,8 @@ class Stacked(Learner):
     def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)
         self._share()  # moving to a device, or to another dtype, copies each tensor on its own
+        for view in self.views:
+            view._state_dict = None
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -206,6 +212,11 @@ class Stacked(Learner):
     def step_callbacks(self) -> list:
         # the trainer's two pass every hook on to the members' callbacks: those are the ones that may use a step's
         return [c for view in self.views for c in view.callbacks]
+
+    def on_train_start(self):
+        super().on_train_start()
+        # the run's part of the members' checkpoints (dump_checkpoint): each holds its own weights, not the stack's
+        self.trainer._checkpoint_connector._get_lightning_module_state_dict = dict
 
     def on_train_end(self):
         for member in self.members:  # those that stopped early too
@@ -234,15 +245,20 @@ class Stacked(Learner):
 
     def optimizer_state(self, index: int, state: dict) -> dict:
         """Member `index`'s part of the optimizer's state_dict, as its own optimizer would hold it: a state per
-        parameter (its row's state split into the parameters' shapes, a scalar such as Adam's step copied)."""
+        parameter, views of its row's state in the parameters' shapes (a scalar such as Adam's step is the
+        row's, in each). Live tensors, as Lightning's dump_checkpoint gives: Checkpoints copies each one."""
+        row, n = state["state"].get(index, {}), len(self._shapes)
+        live, parts = self._parts.get(index, (None, None))
+        if live is None or len(live) != len(row) or any(a is not b for a, b in zip(live, row.values(), strict=True)):
+            # made once: the optimizer updates its state tensors in place
 
-        def split(value) -> list:
-            if isinstance(value, torch.Tensor) and value.shape == self._weights[index].shape:
-                return [v.view(shape) for v, shape in zip(value.split(self._sizes), self._shapes, strict=True)]
-            return [value.clone() if isinstance(value, torch.Tensor) else value for _ in self._shapes]
+            def split(value) -> list:
+                if isinstance(value, torch.Tensor) and value.shape == self._weights[index].shape:
+                    return [v.view(shape) for v, shape in zip(value.split(self._sizes), self._shapes, strict=True)]
+                return [value] * n
 
-        parts = {k: split(v) for k, v in state["state"].get(index, {}).items()}
-        n = len(self._shapes)
+            live, parts = tuple(row.values()), {k: split(v) for k, v in row.items()}
+            self._parts[index] = live, parts
         return {
             "state": {j: {k: v[j] for k, v in parts.items()} for j in range(n)} if parts else {},
             "param_groups": [{**state["param_groups"][index], "params": list(range(n))}],
