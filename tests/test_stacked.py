@@ -121,6 +121,28 @@ def test_each_member_stops_early_when_it_would_alone(tmp_path):
         assert together["val/loss"] == pytest.approx(solo["val/loss"], rel=1e-3)
 
 
+def test_a_stacked_sgd_job_keeps_the_momentum_of_the_job_run_alone(tmp_path):
+    """A member's weights are one row, which its optimizer state follows: SGD's momentum, split into the
+    parameters' shapes in its checkpoint, is that of the job run alone."""
+    from dlbasics.stacked import train_stacked
+
+    common = ["data=iris", "optimizer=sgd", "optimizer.momentum=0.9", "trainer.max_epochs=4", "logger=none"]
+    lrs = ("0.01", "0.1")
+    train_stacked([make_cfg(tmp_path / lr, *common, f"optimizer.lr={lr}") for lr in lrs])
+    train(make_cfg(tmp_path / "alone", *common, "optimizer.lr=0.1"))
+    mine, theirs = (torch.load(tmp_path / d / "checkpoints" / "last.ckpt", weights_only=True) for d in ("0.1", "alone"))
+    for key, value in theirs["state_dict"].items():
+        torch.testing.assert_close(mine["state_dict"][key], value, rtol=1e-4, atol=1e-6)
+    mine_opt, theirs_opt = mine["optimizer_states"][0], theirs["optimizer_states"][0]
+    assert mine_opt["param_groups"] == theirs_opt["param_groups"]
+    assert mine_opt["state"].keys() == theirs_opt["state"].keys() == {0, 1, 2, 3}
+    for i, state in theirs_opt["state"].items():
+        assert mine_opt["state"][i]["momentum_buffer"].shape == state["momentum_buffer"].shape
+        torch.testing.assert_close(
+            mine_opt["state"][i]["momentum_buffer"], state["momentum_buffer"], rtol=1e-3, atol=1e-6
+        )
+
+
 def test_a_stacked_job_without_a_val_split_keeps_its_best_by_training_loss_as_alone(tmp_path):
     from dlbasics.stacked import train_stacked
 

@@ -260,7 +260,7 @@ class Stacked(Learner):
             live, parts = tuple(row.values()), {k: split(v) for k, v in row.items()}
             self._parts[index] = live, parts
         return {
-            "state": {j: {k: v[j] for k, v in parts.items()} for j in range(n)} if parts else {},
+            "state": {j: {k: v[j] for k, v in parts.items()} for j in range(n)} if index in state["state"] else {},
             "param_groups": [{**state["param_groups"][index], "params": list(range(n))}],
         }
 
