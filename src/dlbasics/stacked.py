@@ -96,7 +96,6 @@ class Member:
         self.stopped_at: tuple[int, int] | None = None  # (epochs, global step) when it stopped training
         self.stopped_early: str | None = None  # the line its early stopping says, as a run alone's
         self._checkpoint_connector = self
-        self._state_dict: dict[str, torch.Tensor] | None = None
         learner._trainer = self
 
     def __getattr__(self, name):
@@ -126,10 +125,8 @@ class Member:
         stacked: Stacked = self._trainer.lightning_module
         checkpoint = dict(stacked.dump_checkpoint(weights_only))
         learner = self.lightning_module
-        if self._state_dict is None:  # views of its weights, the same tensors until the stack moves (Stacked._apply)
-            self._state_dict = learner.state_dict()
         checkpoint.update(
-            state_dict=dict(self._state_dict),
+            state_dict=stacked.member_state_dict(self.index),
             hparams_name="kwargs",
             hyper_parameters=dict(learner.hparams),
             callbacks={c.state_key: state for c in self.callbacks if (state := c.state_dict())},
@@ -151,6 +148,7 @@ class Stacked(Learner):
         self._sums, self._rows = {}, {}
         self.views: list[Member] = []
         self._dumped: dict[bool, tuple[int, dict]] = {}  # weights_only: (step, checkpoint)
+        self._state_dicts: dict[int, dict] = {}  # index: its state_dict, views of its row
         self._parts: dict[int, tuple] = {}  # index: (its row's state tensors, their views per parameter)
         # Each parameter of the members, stacked: shape (members, *shape), in the order of named_parameters.
         self._names = [name for name, _ in members[0].model.named_parameters()]
@@ -184,8 +182,7 @@ class Stacked(Learner):
     def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)
         self._share()  # moving to a device, or to another dtype, copies each tensor on its own
-        for view in self.views:
-            view._state_dict = None
+        self._state_dicts.clear()  # views of the tensors it had
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -243,13 +240,20 @@ class Stacked(Learner):
             self._dumped[weights_only] = self.trainer.global_step, dumped
         return dumped
 
+    def member_state_dict(self, index: int) -> dict:
+        """Member `index`'s state_dict: views of its weights, made once (the same tensors until the stack moves).
+        Live tensors, as Lightning's dump_checkpoint gives: Checkpoints copies each one."""
+        if index not in self._state_dicts:
+            self._state_dicts[index] = self.members[index].state_dict()
+        return dict(self._state_dicts[index])
+
     def optimizer_state(self, index: int, state: dict) -> dict:
         """Member `index`'s part of the optimizer's state_dict, as its own optimizer would hold it: a state per
         parameter, views of its row's state in the parameters' shapes (a scalar such as Adam's step is the
         row's, in each). Live tensors, as Lightning's dump_checkpoint gives: Checkpoints copies each one."""
         row, n = state["state"].get(index, {}), len(self._shapes)
-        live, parts = self._parts.get(index, (None, None))
-        if live is None or len(live) != len(row) or any(a is not b for a, b in zip(live, row.values(), strict=True)):
+        live, parts = self._parts.get(index, ((), {}))
+        if len(live) != len(row) or any(a is not b for a, b in zip(live, row.values(), strict=True)):
             # made once: the optimizer updates its state tensors in place
 
             def split(value) -> list:
