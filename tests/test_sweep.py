@@ -153,6 +153,29 @@ def test_the_console_table_shows_the_swept_values_as_given(tmp_path, capsys):
     assert sorted(row.split()[0] for row in rows) == ["0.00386087", "1e-05", "1e-07"] and "0.0000" not in "".join(rows)
 
 
+def test_a_summary_interrupted_while_written_leaves_no_half_a_table(tmp_path, monkeypatch):
+    """Ctrl-C while summary.csv is written: no truncated table for a later reader to take as the sweep's."""
+    from dlbasics.sweep import summarize
+
+    for lr in ("0.1", "0.01"):
+        job = tmp_path / f"optimizer.lr={lr}"
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- optimizer.lr={lr}\n")
+        (job / "metrics.json").write_text('{"status": "completed", "epochs": 1, "val/loss": 1.5}')
+    written = pd.DataFrame.to_csv
+
+    def interrupted(frame, path, **kwargs):
+        written(frame.head(1), path, **kwargs)  # the first rows reach the disk, then the key is pressed
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        summarize(tmp_path, "val/loss", "min")
+    assert not list(tmp_path.glob("summary*")) and len(list(tmp_path.iterdir())) == 2
+    monkeypatch.setattr(pd.DataFrame, "to_csv", written)
+    assert len(summarize(tmp_path, "val/loss", "min")) == len(pd.read_csv(tmp_path / "summary.csv")) == 2
+
+
 def test_a_failing_job_is_recorded_and_the_exit_status_says_so(sweep):
     _, result, summary = sweep
     failed = summary[summary.status == "failed"]

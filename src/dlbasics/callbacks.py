@@ -21,6 +21,7 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
 from dlbasics.errors import UserError, is_number, made_dir
+from dlbasics.files import write_whole
 
 log = logging.getLogger("dlbasics")
 
@@ -155,7 +156,7 @@ def show(trainer, fig, tag: str, path: Path) -> None:
     for logger in trainer.loggers:
         if isinstance(logger, tensorboard.TensorBoardLogger):
             logger.experiment.add_figure(tag, fig, global_step=trainer.global_step, close=False)
-    figures.save(fig, path)
+    write_whole(path, lambda tmp: figures.save(fig, tmp))
 
 
 class LossLandscape(L.Callback):
@@ -261,9 +262,8 @@ class LossLandscape(L.Callback):
             fig = figures.landscape_2d(
                 grid_w, grid_b, surface, path[:, 0], path[:, 1], self.names, title=title, method=method
             )
-        pd.DataFrame(path, columns=self.names).assign(loss=losses).rename_axis(steps[:-1]).to_csv(
-            self.dirpath / "trajectory.csv"
-        )
+        trajectory = pd.DataFrame(path, columns=self.names).assign(loss=losses).rename_axis(steps[:-1])
+        write_whole(self.dirpath / "trajectory.csv", trajectory.to_csv)
         show(trainer, fig, "landscape", self.dirpath / "landscape.png")
 
 

@@ -72,6 +72,7 @@ from dlbasics.errors import (
     read,
     user_mistake,
 )
+from dlbasics.files import write_json, write_whole
 from dlbasics.losses import METRICS, loss_for
 from dlbasics.module import Learner
 from dlbasics.sweep import ENDED, status, typed_overrides
@@ -150,28 +151,9 @@ def check_added(cfg: DictConfig) -> None:
         )
 
 
-def write_whole(path: Path, write) -> None:
-    """write(tmp) to a file beside path, then renamed to it: path is written whole or not at all (a full disk,
-    Ctrl-C), and what it held stays until then. The file's suffix is kept (new.tmp.csv.gz), for writers that read
-    it as the format."""
-    tmp = path.with_name(f"{path.name.partition('.')[0]}.tmp{''.join(path.suffixes)}")
-    try:
-        write(tmp)
-    except BaseException:  # no half-written file left beside the whole one
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(path)
-
-
 def metrics_line(metrics: dict[str, float]) -> str:
     """test/acc 1.000  test/loss 0.1474: four digits each, a perfect score too (it read 1)."""
     return "  ".join(f"{k} {v:#.4g}" for k, v in sorted(metrics.items()))
-
-
-def write_json(path: Path, content: dict) -> None:
-    """Strict JSON (a metric that is not a finite number is null), written whole or not at all."""
-    finite = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in content.items()}
-    write_whole(path, lambda tmp: tmp.write_text(json.dumps(finite, indent=2, allow_nan=False) + "\n"))
 
 
 YAML = {True: "true", False: "false", None: "null"}  # as the command line writes them; hparams() shows a bool as 1

@@ -26,6 +26,7 @@ from torch import nn
 
 from dlbasics.callbacks import ModelSummary
 from dlbasics.errors import UserError, instantiate, say_error, user_mistake
+from dlbasics.files import write_json
 from dlbasics.module import Learner, trusted
 from dlbasics.run import (
     best_checkpoint,
@@ -41,7 +42,6 @@ from dlbasics.run import (
     resume_hint,
     sigterm_interrupts,
     stopped_early,
-    write_json,
 )
 
 log = logging.getLogger("dlbasics")

@@ -29,6 +29,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from dlbasics.errors import first_line, is_number, say_error
+from dlbasics.files import write_whole
 
 SEEDS = ("seed", "data.split_seed")  # the draws a result is averaged over: first weights and batch order, the split
 METRIC_ORDER = (
@@ -309,7 +310,7 @@ def summarize(sweep_dir: Path, monitor: str, mode: str, jobs=None, refused=(), k
         table = table.sort_values([*apart, monitor], ascending=ascending, na_position="last", kind="stable")
     columns = ["job", *keys, "status", "epochs", *metric_names(table.columns), "seconds", "error"]
     table = table[[c for c in columns if c in table]]
-    table.to_csv(sweep_dir / "summary.csv", index=False)
+    write_whole(sweep_dir / "summary.csv", lambda tmp: table.to_csv(tmp, index=False))
     shown = table.drop(columns=[c for c in ("job", "error") if c in table])
     shown["epochs"] = shown["epochs"].astype(object).fillna("")  # Int64's <NA> takes no na_rep: blank, as the rest
     for key in keys:  # 1e-05, where pandas would round a column of them to 0.000010 (1e-07 to 0.000000); 6 digits
@@ -320,14 +321,16 @@ def summarize(sweep_dir: Path, monitor: str, mode: str, jobs=None, refused=(), k
     seeds = [k for k in SEEDS if k in keys and table[k].nunique() > 1]
     if seeds and any(m in table for m in METRIC_ORDER):  # some to average
         averaged = by_seed(table, keys)
-        averaged.to_csv(sweep_dir / "summary_seeds.csv", index=False)
+        write_whole(sweep_dir / "summary_seeds.csv", lambda tmp: averaged.to_csv(tmp, index=False))
         print(f"\nMean and standard deviation over {' and '.join(seeds)}:\n{averaged.to_string(index=False)}")
     written = [sweep_dir / "summary.csv"]
     if (~table["status"].isin(["failed", "refused"])).any():  # some job trained: its curve, or its result, to draw
         try:
             from dlbasics.figures import save
 
-            written.append(save(plot(table, keys, sweep_dir, monitor, jobs), sweep_dir / "summary.png"))
+            fig, path = plot(table, keys, sweep_dir, monitor, jobs), sweep_dir / "summary.png"
+            write_whole(path, lambda tmp: save(fig, tmp))
+            written.append(path)
         except Exception as err:  # a picture must never cost the table
             print(f"summary.png not drawn: {err}", file=sys.stderr)
     print(f"Summary: {', '.join(map(str, written))}")
