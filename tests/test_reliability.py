@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,9 +16,11 @@ import pytest
 import torch
 import yaml
 
+import dlbasics.run
 from dlbasics.callbacks import Checkpoints
 from dlbasics.command import cli, shell
 from dlbasics.data import TabularData
+from dlbasics.errors import UserError
 from dlbasics.run import claim, evaluate, train
 
 from .conftest import ROOT, make_cfg, read_metrics, run_script
@@ -345,6 +348,38 @@ def test_resuming_a_run_whose_process_still_runs_is_refused(tmp_path, capsys):
         other.wait()
     resumed = train(make_cfg(tmp_path, "logger=none", "trainer.max_epochs=4", "ckpt_path=last"))  # it ended
     assert resumed["status"] == "completed" and resumed["epochs"] == 4
+
+
+def test_a_resume_started_while_another_claims_the_run_waits_for_it_and_is_refused(tmp_path):
+    """Two resumes started at once both read the run's metrics.json as interrupted, before either had written its
+    own `running`: both trained into one directory, each overwriting the other's checkpoints."""
+    (tmp_path / "metrics.json").write_text(json.dumps({"status": "interrupted", "epochs": 3}))
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"a checkpoint")
+    other, outcome = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]), []
+
+    def resume():
+        try:
+            outcome.append(claim(tmp_path, resuming=True))
+        except UserError as err:
+            outcome.append(str(err))
+
+    try:
+        with dlbasics.run._locked(tmp_path):  # the other resume, claiming the run as this one starts
+            resuming = threading.Thread(target=resume)
+            resuming.start()
+            time.sleep(0.2)
+            running = {"status": "running", "host": socket.gethostname(), "pid": other.pid}
+            (tmp_path / "metrics.json").write_text(json.dumps(running))
+        resuming.join()
+    finally:
+        other.kill()
+        other.wait()
+    assert outcome == [
+        f"ckpt_path: the run in '{tmp_path}' is still running (process {other.pid}). Let it end, or stop it "
+        "(Ctrl-C keeps its last epoch), then resume."
+    ]
+    assert json.loads((tmp_path / "metrics.json").read_text()) == running  # the other's claim, as it wrote it
 
 
 def test_same_seed_same_run_other_seed_other_run(tmp_path):

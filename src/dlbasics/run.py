@@ -1,5 +1,6 @@
 """From a composed config to objects, and running them: the one place train, eval and predict share."""
 
+import contextlib
 import inspect
 import json
 import logging
@@ -435,15 +436,33 @@ def claim(run_dir: Path, resuming: bool) -> dict | None:
     if process_rank() != 0:  # under DDP, the process of rank 0 writes for all
         return None
     path, running = run_dir / "metrics.json", {"status": "running", "host": socket.gethostname(), "pid": os.getpid()}
+    with _locked(run_dir):  # of two runs started at once in one directory (two resumes too), one gets it
+        try:
+            with path.open("x") as f:
+                f.write(json.dumps(running) + "\n")
+            return None
+        except FileExistsError:
+            held = check_free(run_dir, resuming)
+            # the time of its segments so far: a segment killed without a word (kill -9) loses its own only
+            write_json(path, running | ({"seconds": held["seconds"]} if held and "seconds" in held else {}))
+            return held
+
+
+@contextlib.contextmanager
+def _locked(directory: Path):
+    """The directory to this process alone while it is held (an advisory lock, which the system lets go of
+    when the process ends, however it ends); where the system has none (Windows), a no-op."""
     try:
-        with path.open("x") as f:  # atomic: of two runs started at once in one directory, one gets it
-            f.write(json.dumps(running) + "\n")
-        return None
-    except FileExistsError:
-        held = check_free(run_dir, resuming)
-        # the time of its segments so far: a segment killed without a word (kill -9) loses its own only
-        write_json(path, running | ({"seconds": held["seconds"]} if held and "seconds" in held else {}))
-        return held
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def check_run_options(cfg: DictConfig) -> None:
