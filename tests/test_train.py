@@ -50,6 +50,19 @@ def test_every_data_and_model_trains(tmp_path, make_csv, data, model):
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and (tmp_path / "checkpoints" / "best.ckpt").is_file()
 
 
+def test_hidden_layers_of_unequal_widths_train_from_the_command_lines_list(tmp_path, capsys):
+    """model.hidden=[20,10] (course 2.1: a layer's width each) reaches the model as Hydra's ListConfig."""
+    metrics = train(make_cfg(tmp_path, "model.hidden=[20,10]", "logger=none"))
+    assert metrics["status"] == "completed" and metrics["params"] == (4 * 20 + 20) + (20 * 10 + 10) + (10 * 3 + 3)
+    assert load_learner(metrics["checkpoint"]).hparams.model["hidden"] == [20, 10]  # a plain list in the checkpoint
+    with pytest.raises(SystemExit):
+        cli(train, make_cfg(tmp_path / "bad", "model.hidden=[20,0]"))
+    assert (
+        "model.hidden must be a list of integers >= 1, the hidden layers' widths (model.hidden=[20,10]); got [20, 0]."
+        in (capsys.readouterr().err)
+    )
+
+
 def test_the_tensorboard_logger_logs_what_lightnings_does(tmp_path):
     """Ours writes a step's scalars as one event: with a prefix, a tensor, a dict (add_scalars) and a value that
     is no number, as Lightning's."""

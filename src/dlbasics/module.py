@@ -74,7 +74,7 @@ def trusted(kind: str, cfg: dict, **kwargs):
     target = str(cfg.get("_target_", ""))
     if not target.startswith(TRUSTED[kind]):
         raise UserError(f"{kind}._target_ must name a class in {TRUSTED[kind][:-1]}; got {target!r}.")
-    return instantiate(cfg, key=kind, **kwargs)
+    return instantiate(cfg, key=kind, _convert_="all", **kwargs)  # model.hidden=[20,10]: a list, not a ListConfig
 
 
 def check_optimizer(cfg: dict, params) -> None:
