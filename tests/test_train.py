@@ -415,6 +415,11 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         (["data.standardize=maybe"], "data.standardize must be true or false; got 'maybe'"),
         (["model.bias=abc"], "model.bias must be true or false; got 'abc'"),
         (["trainer.devices=abc"], "trainer: `devices` selected with `"),
+        (  # a typo for 10 started a hundred processes and filled the machine's memory
+            ["trainer.accelerator=cpu", "trainer.devices=100"],
+            f"trainer.devices=100 would start 100 training processes on this machine's {os.cpu_count()} CPUs, which "
+            f"only slow each other down and fill its memory. Give at most trainer.devices={os.cpu_count()}.",
+        ),
         (["data=boston", "data.features=[RM,TAX,RM]"], "data.features: ['RM'] listed more than once"),
         (["seed=abc"], "seed must be an integer from 0 to 2**32 - 1; got 'abc'"),
         (["seed=-1"], "seed must be an integer from 0 to 2**32 - 1; got -1"),  # was a traceback from seed_everything

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_object, to_absolute_path
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import (
     BatchSizeFinder,
     Checkpoint,
@@ -233,6 +234,13 @@ def build(cfg: DictConfig, run_dir: Path):
         enable_progress_bar=any(isinstance(c, ProgressBar) for c in callbacks),
         **fit_options(cfg.trainer),
     )
+    cpus = os.cpu_count() or 1
+    if isinstance(trainer.accelerator, CPUAccelerator) and trainer.num_devices > cpus:  # a process each, at once
+        raise UserError(
+            f"trainer.devices={cfg.trainer.devices} would start {trainer.num_devices} training processes on this "
+            f"machine's {cpus} CPUs, which only slow each other down and fill its memory. Give at most "
+            f"trainer.devices={cpus}."
+        )
     return data, learner, trainer
 
 
