@@ -54,12 +54,16 @@ def test_interrupt_keeps_the_last_epoch_and_resume_ends_where_an_uninterrupted_r
     assert last["global_step"] == trained * STEPS_PER_EPOCH
     # the logger's hparams.yaml held {} where the run did not reach its end: it holds the checkpoint's from the start
     assert yaml.safe_load((run_dir / "hparams.yaml").read_text()) == last["hyper_parameters"]
+    # every epoch it completed is in its CSV log, which Lightning writes a hundred steps at a time
+    assert set(pd.read_csv(run_dir / "metrics.csv").dropna(subset="train/loss")["epoch"]) >= set(range(trained))
 
     resumed = subprocess.run([*args, "ckpt_path=last"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     path = run_dir / "checkpoints" / "last.ckpt"
     assert f"Resuming '{path}' after epoch {trained} of {epochs}.\n" in resumed.stdout  # not a fresh run's look
     assert read_metrics(run_dir)["status"] == "completed" and read_metrics(run_dir)["epochs"] == epochs
+    logged = pd.read_csv(run_dir / "metrics.csv").dropna(subset="train/loss")
+    assert set(logged["epoch"]) == set(range(epochs))  # both segments', no gap
     assert (
         torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == epochs * STEPS_PER_EPOCH
     )

@@ -432,6 +432,11 @@ class _KeptMetrics(csv_logs.ExperimentWriter):
             with self._fs.open(self.metrics_file_path, "r", newline="") as file:
                 self.metrics_keys = next(csv.reader(file), [])
 
+    def flush(self) -> None:
+        """Writes what it holds, as the loggers are flushed once a second and when a run is interrupted: Lightning
+        writes a hundred steps at a time, and an interrupted run lost the epochs since."""
+        self.save()
+
 
 class CSVLogger(csv_logs.CSVLogger):
     """Lightning's CSVLogger, except that a run resumed in its own directory (ckpt_path=last) keeps the epochs
