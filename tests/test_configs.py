@@ -251,6 +251,23 @@ def test_help_config_and_tab_completion_answer_without_importing_lightning(tmp_p
             ["data.features=[面積,RM]"],
             """data.features: a value with letters beyond ASCII is quoted for Hydra: 'data.features=["面積","RM"]'""",
         ),
+        (  # iris's own column names: was "not an override Hydra can read", with the grammar and no override to type
+            ["data.features=[sepal length (cm)]"],
+            "data.features: a value with '(' and ')' in it is quoted for Hydra: "
+            """'data.features=["sepal length (cm)"]' (quotes as shown).""",
+        ),
+        (
+            ["data.target=[target, petal width (cm)]"],
+            """data.target: a value with '(' and ')' in it is quoted for Hydra: 'data.target=["target","petal width""",
+        ),
+        (  # a key Hydra's own dataclasses type: was "Error merging override hydra.job.chdir=maybe", and no more
+            ["hydra.job.chdir=maybe"],
+            "hydra.job.chdir=maybe: Value 'maybe' is not a valid bool (type str). `python train.py --cfg hydra` shows",
+        ),
+        (
+            ["hparams_search=iris_optuna", "hydra.sweeper.n_trials=abc"],
+            "hydra.sweeper.n_trials=abc: Value 'abc' of type 'str' could not be converted to Integer. `python train.py",
+        ),
         (["+data.path=x"], "Could not append to config. An item is already at 'data.path'. Either remove + prefix"),
         (
             ["+experiment=ex2_iris_mlp"],

@@ -24,6 +24,7 @@ from omegaconf.errors import (
     ConfigKeyError,
     InterpolationResolutionError,
     MissingMandatoryValue,
+    ValidationError,
 )
 
 
@@ -202,6 +203,12 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
             )
             + f" `{command} --cfg job` shows every key."
         )
+    if isinstance(err, ConfigCompositionException) and isinstance(cause, ValidationError):
+        # hydra.job.chdir=maybe: a key of Hydra's own dataclasses, which type it (ours, from YAML, take any value;
+        # check_types checks them against the class they are given to)
+        given = re.search(r"Error merging override (.+)", str(err))
+        override = given[1] if given else cause.full_key
+        return f"{override}: {first_line(cause)}. `{command} --cfg hydra` shows Hydra's keys and their values."
     if isinstance(err, OverrideParseException) and "=" not in err.override:  # eval.py RUN/checkpoints/best.ckpt
         csv = {"python train.py": "data.path", "python predict.py": "input"}.get(command, "data_path")
         option = {".ckpt": "ckpt_path", ".csv": csv}.get(Path(err.override).suffix)
@@ -211,10 +218,12 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
         key, _, value = err.override.partition("=")
         # a sweep job's path (.../optimizer.lr=0.1/...), a column name in another script (data.target=価格)
         quoted = value.startswith(("'", '"'))
-        odd = sorted({c for c in value if c in UNQUOTED})  # a home directory's ~, a path with = or #
+        # a list whose items a comma splits, each then quoted: data.features=[面積], [sepal length (cm)] (iris's)
+        items = re.fullmatch(r"\[[^][{}'\"]+\]", value)
+        # a home directory's ~, a path with = or #; in such a list, a column name's ( ) (elsewhere, a function's)
+        odd = sorted({c for c in value if c in UNQUOTED + ("()" if items else "")})
         if not quoted and (odd or not value.isascii()):
             what = f"{' and '.join(map(repr, odd))} in it" if odd else "letters beyond ASCII"
-            items = value.startswith("[") and value.endswith("]")  # data.features=[面積]: each item is quoted
             typed = "[" + ",".join(f'"{v.strip()}"' for v in value[1:-1].split(",")) + "]" if items else as_typed(value)
             return f"{key}: a value with {what} is quoted for Hydra: '{key}={typed}' (quotes as shown)."
         if value.endswith(",") and "[" not in value:  # optimizer.lr=1e-3, 1e-2: the shell gave Hydra two arguments
