@@ -237,6 +237,12 @@ def test_eval_finds_moved_data_with_data_path_and_refuses_other_data(tmp_path, m
             ),
         )
     assert "iris_sorted.csv' has other test rows than the CSV" in capsys.readouterr().err
+    # iris saved without its index column: its first feature was read as the index, and named as missing
+    pd.read_csv(ROOT / "data" / "iris.csv", index_col=0).to_csv(tmp_path / "iris_no_index.csv", index=False)
+    cfg = make_cfg(
+        tmp_path, f"ckpt_path={iris['checkpoint']}", f"data_path={tmp_path / 'iris_no_index.csv'}", config="eval"
+    )
+    assert evaluate(cfg)["test/loss"] == pytest.approx(iris["test/loss"], rel=1e-6)
     pd.read_csv(moved).drop(columns="y").to_csv(tmp_path / "no_target.csv", index=False)
     with pytest.raises(SystemExit):
         cli(evaluate, make_cfg(tmp_path, ckpt, f"data_path={tmp_path / 'no_target.csv'}", config="eval"))

@@ -955,6 +955,12 @@ class TabularData(L.LightningDataModule):
                 f"data_path: no file '{trained_on}', the CSV this checkpoint was trained on. Run where "
                 f"train.py ran, or give its path: data_path=PATH/TO/{name}"
             )
+        at = source.get("index_col")
+        if path is not None and at is not None:  # its index column: the same table saved without it has none
+            columns = header(path)
+            index = columns[at] if is_number(at, int) and -len(columns) <= at < len(columns) else at
+            if index not in columns or index in [*meta["features"], *target_names(meta["target"])]:
+                source["index_col"] = None
         try:
             data = cls(
                 **source,
