@@ -21,6 +21,7 @@ from dlbasics.callbacks import Checkpoints
 from dlbasics.command import cli, shell
 from dlbasics.data import TabularData
 from dlbasics.errors import UserError
+from dlbasics.module import Learner
 from dlbasics.run import claim, evaluate, train
 
 from .conftest import ROOT, make_cfg, read_metrics, run_script
@@ -269,6 +270,24 @@ def test_ctrl_c_before_training_says_so_and_leaves_the_directory_free(tmp_path, 
     with pytest.raises(SystemExit) as exit_:  # not a traceback
         shell(main)
     assert exit_.value.code == 1
+
+
+def test_ctrl_c_in_a_run_without_checkpoints_offers_no_resume(tmp_path, monkeypatch, capsys):
+    """Its `Resume: ... ckpt_path=last` found no last.ckpt, and trained afresh into the same directory."""
+    learner_epoch_end = Learner.on_train_epoch_end
+
+    def pressed(learner):
+        learner_epoch_end(learner)
+        if learner.current_epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Learner, "on_train_epoch_end", pressed)
+    with pytest.raises(SystemExit):  # as Lightning turns Ctrl-C into
+        train(make_cfg(tmp_path, "logger=none", "callbacks.model_checkpoint=null"))
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"Interrupted in epoch 2. It kept no checkpoint to resume from; its logs and metrics.json are in {tmp_path}."
+    )
+    assert read_metrics(tmp_path)["status"] == "interrupted"
 
 
 @pytest.mark.parametrize("script", ["train.py", "eval.py", "predict.py"])

@@ -679,6 +679,8 @@ def train(cfg: DictConfig) -> dict:
                 if fitting
                 else "before training"
             )
+            if trainer is not None and trainer.checkpoint_callback is None:  # callbacks.model_checkpoint=null
+                hint = f"It kept no checkpoint to resume from; its logs and metrics.json are in {run_dir}."
             print(f"Interrupted {where}. {hint}", file=sys.stderr, flush=True)
         # after training: its last epoch's metrics too, which a resume that only tests reports
         metrics = failure(err, trainer) | (
