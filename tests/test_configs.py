@@ -420,3 +420,44 @@ def test_a_value_is_written_as_hydra_reads_it():
     assert as_typed("logs/multiruns/X/optimizer.lr=0.1") == '"logs/multiruns/X/optimizer.lr=0.1"'
     assert as_typed("logs/価格") == '"logs/価格"'
     assert as_typed("logs/iris-mlp/2026-12-01_18-00-00") == "logs/iris-mlp/2026-12-01_18-00-00"
+
+
+def test_a_path_given_from_home_is_read_there(tmp_path, monkeypatch, make_csv):
+    """'data.path="~/x.csv"' (Hydra takes a ~ only quoted, and the shell then leaves it as it is): `no file
+    '~/x.csv' in` the project. ~ is the home directory, as in a shell, for every path a user gives."""
+    from dlbasics.command import from_launch_directory
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    make_csv(kind="regression", name="x.csv", features=2)
+    cfg = make_cfg(tmp_path / "run", "data=csv", 'data.path="~/x.csv"', "data.target=y")
+    from_launch_directory(cfg)
+    data, _, _ = build(cfg, tmp_path / "run")
+    assert cfg.data.path == str(tmp_path / "x.csv") and data.meta["n_features"] == 2
+
+
+@pytest.mark.parametrize("key, start", [("hydra.run.dir", "on_run_start"), ("hydra.sweep.dir", "on_multirun_start")])
+def test_a_run_directory_given_from_home_is_made_there(tmp_path, monkeypatch, key, start):
+    """'hydra.run.dir="~/runs/a"' made ./~/runs/a, a directory named ~ (which `rm -rf ~` then takes for the home):
+    Hydra takes the path as it is. A sweep's jobs compose their config again from its overrides."""
+    from dlbasics.command import OutputDirectory
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("train", [f'{key}="~/runs/a"'], return_hydra_config=True)
+    getattr(OutputDirectory(), start)(cfg)
+    home = tmp_path / "home" / "runs" / "a"
+    assert OmegaConf.select(cfg, key) == str(home) and home.is_dir() and not (tmp_path / "~").exists()
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):  # as Hydra composes a sweep's job
+        job = compose("train", list(cfg.hydra.overrides.hydra), return_hydra_config=True)
+    assert OmegaConf.select(job, key) == str(home)
+
+
+def test_a_run_from_home_says_where_it_went(tmp_path, monkeypatch):
+    """The run's own line, from another directory: `Run directory: /CWD/~/runs/a`."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    args = ['hydra.run.dir="~/runs/a"', f"data.path={ROOT}/data/iris.csv", "trainer.max_epochs=1", "logger=none"]
+    run = run_script(str(ROOT / "train.py"), *args, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert f"Run directory: {tmp_path}/home/runs/a\n" in run.stdout and not (tmp_path / "~").exists()

@@ -23,11 +23,12 @@ from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from hydra.utils import to_absolute_path
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from dlbasics.errors import (
     FROM_DATA,
     UserError,
+    as_typed,
     config_mistake,
     disk_full,
     first_line,
@@ -171,15 +172,17 @@ GIVEN_PATHS = ("data.path", "ckpt_path", "data_path", "input", "output")  # read
 
 
 def from_launch_directory(cfg: DictConfig) -> None:
-    """With hydra.job.chdir=true a job runs in its own directory: the paths a user gave it, relative to where
-    the command was started (Hydra's runtime.cwd), become absolute, as hydra.utils.to_absolute_path makes them."""
-    if not HydraConfig.initialized() or Path.cwd() == Path(HydraConfig.get().runtime.cwd):
-        return
+    """The paths a user gave: `~` is the home directory, as in a shell (Hydra takes it only quoted, and the shell
+    then leaves it as it is). With hydra.job.chdir=true a job runs in its own directory: those relative to where the
+    command was started (Hydra's runtime.cwd) become absolute, as hydra.utils.to_absolute_path makes them."""
+    moved = HydraConfig.initialized() and Path.cwd() != Path(HydraConfig.get().runtime.cwd)
     with open_dict(cfg):
         for key in GIVEN_PATHS:
             value = OmegaConf.select(cfg, key)
             if isinstance(value, str) and value != "last":
-                OmegaConf.update(cfg, key, to_absolute_path(value))
+                path = to_absolute_path(os.path.expanduser(value)) if moved else os.path.expanduser(value)
+                if path != value:
+                    OmegaConf.update(cfg, key, path)
 
 
 # --- The run's directory, checked by a Hydra callback before Hydra writes there (also by the run itself) ---
@@ -269,6 +272,8 @@ def _check_output(config: DictConfig, used: str, other: str, mode: str) -> None:
     if "run_dir" in given_keys(config.hydra.overrides.task):
         refuse(f"run_dir is Hydra's directory for the run, its record and log too: give {used}=... instead.")
     path = str(OmegaConf.select(config, used))
+    if path.startswith("~"):  # Hydra would make a directory named ~ in the working directory
+        path = _home(config, used, path)
     if not path.strip():  # Path('') is the working directory: the project's own, as like as not
         refuse(f"{used} is empty. Give the run a directory of its own: {used}=...")
     try:
@@ -277,9 +282,23 @@ def _check_output(config: DictConfig, used: str, other: str, mode: str) -> None:
         refuse(str(err))
 
 
+def _home(config: DictConfig, key: str, path: str) -> str:
+    """A run's or sweep's directory given as ~/...: in the home directory, as in a shell. The override becomes the
+    path too, as a sweep composes each job's config again from the overrides."""
+    home = os.path.expanduser(path)
+    if home.startswith("~"):  # ~name, of no user here
+        refuse(f"{key}: '{path}' names no home directory here: give the directory's absolute path, {key}=/...")
+    given = [o for o in config.hydra.overrides.hydra if o.lstrip("+").partition("=")[0] != key]
+    with read_write(config.hydra):
+        OmegaConf.update(config, key, home)
+        config.hydra.overrides.hydra = [*given, f"{key}={as_typed(home)}"]
+    HydraConfig.instance().set_config(config)
+    return home
+
+
 def resumes(run_dir: Path, ckpt_path) -> bool:
     """Whether ckpt_path resumes the run of run_dir (`last`, or a checkpoint in it), not another run's."""
-    path = Path(to_absolute_path(str(ckpt_path))) if ckpt_path else None
+    path = Path(to_absolute_path(os.path.expanduser(str(ckpt_path)))) if ckpt_path else None
     return ckpt_path == "last" or (path is not None and path.resolve().is_relative_to(run_dir.resolve()))
 
 
