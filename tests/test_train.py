@@ -617,6 +617,17 @@ def test_eval_refuses_a_file_that_is_not_a_checkpoint(tmp_path, capsys):
     assert "is refused: it is not a complete PyTorch checkpoint" in capsys.readouterr().err
 
 
+def test_eval_on_an_accelerator_the_machine_lacks_names_its_own_option(tmp_path, capsys):
+    """It said Lightning's words alone, or offered trainer=ddp_cpu, which eval.py refuses."""
+    metrics = train(make_cfg(tmp_path / "run", "logger=none", "trainer.max_epochs=1"))
+    with pytest.raises(SystemExit):  # no Linux machine has Apple's GPU
+        cli(evaluate, make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", "accelerator=mps", config="eval"))
+    err = capsys.readouterr().err
+    assert err.startswith("error: accelerator=mps: `MPSAccelerator` can not run on your system") and err.endswith(
+        ". Give accelerator=cpu.\n"
+    )
+
+
 def test_eval_refuses_a_checkpoint_without_a_test_split_or_with_weights_of_another_model(tmp_path, capsys):
     run = train(make_cfg(tmp_path / "run", "logger=none", "trainer.max_epochs=1", "data.test_fraction=0"))
     with pytest.raises(SystemExit):

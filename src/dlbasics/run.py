@@ -819,14 +819,21 @@ def evaluate(cfg: DictConfig) -> dict:
     data = TabularData.from_meta(learner.hparams.data, path=cfg.data_path)
     if not data.has("test"):
         raise UserError("this checkpoint's data has no test split (it was trained with data.test_fraction=0).")
-    trainer = L.Trainer(
-        accelerator=cfg.accelerator,
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    try:
+        trainer = L.Trainer(
+            accelerator=cfg.accelerator,
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+    except Exception as err:  # accelerator=gpu on a machine without one: Lightning's words, and eval.py's fix
+        if user_mistake(err) is None:
+            raise
+        raise UserError(
+            f"accelerator={cfg.accelerator}: {first_line(err).rstrip('.!')}. Give accelerator=cpu."
+        ) from None
     trainer.test(learner, datamodule=data, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     log.info(metrics_line(metrics))
