@@ -288,6 +288,13 @@ def test_ctrl_c_in_a_run_without_checkpoints_offers_no_resume(tmp_path, monkeypa
         f"Interrupted in epoch 2. It kept no checkpoint to resume from; its logs and metrics.json are in {tmp_path}."
     )
     assert read_metrics(tmp_path)["status"] == "interrupted"
+    monkeypatch.undo()
+    with pytest.raises(SystemExit):  # the same command again: its logs are kept, and no way on is offered
+        cli(train, make_cfg(tmp_path, "logger=none", "callbacks.model_checkpoint=null"))
+    assert capsys.readouterr().err == (
+        f"error: hydra.run.dir: '{tmp_path}' already holds a run (its metrics.json). It kept no checkpoint to go on "
+        "from: give this run a directory of its own: hydra.run.dir=...\n"
+    )
 
 
 @pytest.mark.parametrize("script", ["train.py", "eval.py", "predict.py"])

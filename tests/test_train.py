@@ -737,6 +737,11 @@ def test_a_run_of_a_csv_is_named_after_its_file(tmp_path, make_csv, monkeypatch)
             "(python train.py -m hparams_search=iris_optuna model.depth=2)",
         ),
         (["hydra/sweeper=optuna"], "hydra/sweeper=optuna searches over many runs: add -m (python train.py -m "),
+        (  # a sweep refuses hydra.run.dir
+            ["hparams_search=iris_optuna", "hydra.run.dir=out"],
+            "hparams_search=iris_optuna searches over many runs: add -m "
+            "(python train.py -m hparams_search=iris_optuna hydra.sweep.dir=out)",
+        ),
         (["~data"], "data is needed and not in the config (taken out with ~data?)."),  # was refused in its run dir
     ],
 )

@@ -253,7 +253,9 @@ def _check_no_search(config: DictConfig) -> None:
     if choices["hydra/sweeper"] != "basic" and not ddp_process():
         search = choices.get("hparams_search")
         given = f"hparams_search={search}" if search else f"hydra/sweeper={choices['hydra/sweeper']}"
-        command = python_command(script(), "-m", *sys.argv[1:])
+        # a run's directory given: a sweep's is hydra.sweep.dir
+        given_args = [re.sub(r"^(\+*)hydra\.run\.dir=", r"\1hydra.sweep.dir=", a) for a in sys.argv[1:]]
+        command = python_command(script(), "-m", *given_args)
         refuse(f"{given} searches over many runs: add -m ({command})")
 
 
@@ -321,14 +323,17 @@ def check_free(run_dir: Path, resuming: bool) -> dict | None:
             raise UserError(f"{run_dir.name}: {TWICE}.")
         option, whose = ("hydra.sweep.dir", "the sweep") if sweeping() else ("hydra.run.dir", "this run")
         ended = status(held) in ENDED
+        kept = any(run_dir.glob("checkpoints/*.ckpt"))  # none with callbacks.model_checkpoint=null
         way = (
-            "Train it more epochs with ckpt_path=last trainer.max_epochs=..."
+            "It kept no checkpoint to go on from: give"
+            if not kept
+            else "Train it more epochs with ckpt_path=last trainer.max_epochs=..., or give"
             if ended
-            else "Resume it with ckpt_path=last"
+            else "Resume it with ckpt_path=last, or give"
         )
         raise UserError(
             f"{option}: '{run_dir}' already holds a run (its metrics.json{', ' + status(held) if ended else ''}). "
-            f"{way}, or give {whose} a directory of its own: {option}=..."
+            f"{way} {whose} a directory of its own: {option}=..."
         )
     if status(held) == "running" and held.get("host") == socket.gethostname():
         raise UserError(
