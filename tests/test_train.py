@@ -243,6 +243,17 @@ def test_eval_finds_moved_data_with_data_path_and_refuses_other_data(tmp_path, m
         tmp_path, f"ckpt_path={iris['checkpoint']}", f"data_path={tmp_path / 'iris_no_index.csv'}", config="eval"
     )
     assert evaluate(cfg)["test/loss"] == pytest.approx(iris["test/loss"], rel=1e-6)
+    typo = pd.read_csv(ROOT / "data" / "iris.csv", index_col=0).astype({"sepal width (cm)": object})
+    typo.loc[5, "sepal width (cm)"] = "?"
+    typo.to_csv(tmp_path / "iris_typo.csv")
+    with pytest.raises(SystemExit):  # its fix is the file's: eval.py has no data.features to leave a column out with
+        cli(
+            evaluate,
+            make_cfg(
+                tmp_path, f"ckpt_path={iris['checkpoint']}", f"data_path={tmp_path / 'iris_typo.csv'}", config="eval"
+            ),
+        )
+    assert capsys.readouterr().err.endswith("(first '?', at data row 6). Fix or drop them in the CSV.\n")
     pd.read_csv(moved).drop(columns="y").to_csv(tmp_path / "no_target.csv", index=False)
     with pytest.raises(SystemExit):
         cli(evaluate, make_cfg(tmp_path, ckpt, f"data_path={tmp_path / 'no_target.csv'}", config="eval"))

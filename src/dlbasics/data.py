@@ -249,6 +249,9 @@ def _rows(n: int) -> str:
     return f"{n} row{'s' * (n != 1)}"
 
 
+LEAVE_OUT = ", or leave the column out: data.features=[...]"  # train.py's fix; a checkpoint's data keeps its features
+
+
 def _check_finite(frame: pd.DataFrame, what: str) -> np.ndarray:
     """The columns as float32, once every value is known to be a number float32 can hold."""
     with np.errstate(over="ignore"):  # a number beyond float32's range becomes inf, reported below
@@ -258,7 +261,7 @@ def _check_finite(frame: pd.DataFrame, what: str) -> np.ndarray:
         rows = np.flatnonzero(bad[:, j])
         overflow = np.isfinite(frame.iloc[:, j].to_numpy(np.float64)[rows]).all()
         problem = "values beyond float32's range (±3.4e38)" if overflow else "missing or infinite values"
-        fix = ", or leave the column out: data.features=[...]" if what == "data.features" else ""
+        fix = LEAVE_OUT if what == "data.features" else ""
         raise UserError(
             f"{what}: column '{frame.columns[j]}' has {_rows(len(rows))} with {problem} "
             f"(first at data row {rows[0] + 1}). Drop, fill or rescale them in the CSV{fix}."
@@ -306,7 +309,7 @@ def feature_matrix(
             _check_categories(frame[f], categories[f], option)
             continue
         if numbers_as_text(frame[f]):
-            fix = "Fix or drop them in the CSV, or leave the column out: data.features=[...]"
+            fix = f"Fix or drop them in the CSV{LEAVE_OUT}."
             raise _not_numbers(frame[f], option, fix if option == "data.features" else "")
         if not pd.api.types.is_numeric_dtype(frame[f]):  # booleans are numbers: 0 and 1
             values = frame[f].dropna()
@@ -972,7 +975,7 @@ class TabularData(L.LightningDataModule):
                 stats=stats,
             )
         except UserError as err:  # what is wrong with the file, not an option of eval.py's (data.target, ...)
-            what = re.sub(r"^data\.\w+:? ", "", str(err))
+            what = re.sub(r"^data\.\w+:? ", "", str(err)).replace(LEAVE_OUT, "")
             raise UserError(f"data_path: '{source['path']}' is not this checkpoint's data: {what}") from None
         if meta.get("rows", data.meta["rows"]) != data.meta["rows"]:
             raise UserError(
