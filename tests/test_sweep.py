@@ -353,6 +353,28 @@ def test_the_summary_of_chapter_1s_sweep_draws_its_learning_rates_and_training_l
     assert [len(line.get_ydata()) for line in curves.lines] == [10, 10, 10] and curves.get_ylabel() == "train/loss"
 
 
+def test_the_curves_of_a_search_of_many_jobs_keep_a_colour_each_and_a_short_label_beside_them(tmp_path):
+    """An Optuna search of 20 trials: its legend of 17-digit learning rates covered the curves, and matplotlib's ten
+    colours came round again, so that a curve could not be told from another."""
+    from dlbasics.sweep import collect, plot
+
+    rng = np.random.default_rng(0)
+    for lr in (10 ** rng.uniform(-4, -1, size=12)).tolist():
+        job = tmp_path / f"optimizer.lr={lr!r}"
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- optimizer.lr={lr!r}\n")
+        (job / "metrics.json").write_text(json.dumps({"status": "completed", "epochs": 3, "val/loss_best": lr}))
+        pd.DataFrame({"epoch": [0, 1, 2], "val/loss": [1.0, lr, lr / 2]}).to_csv(job / "metrics.csv", index=False)
+    table = collect(tmp_path)
+    curves = plot(table, ["optimizer.lr"], tmp_path, "val/loss_best").axes[-1]
+    labels = [line.get_label() for line in curves.lines]
+    assert len(labels) == 12 and all(re.fullmatch(r"optimizer\.lr=\d\.\d+(e-0\d)?", label) for label in labels)
+    assert all(len(label) <= len("optimizer.lr=0.0001234") for label in labels)  # 4 digits
+    assert len({tuple(line.get_color()) for line in curves.lines}) == 12
+    legend = curves.get_legend()
+    assert legend is not None and legend.get_bbox_to_anchor().x0 > curves.get_window_extent().x1  # beside them
+
+
 def test_a_swept_null_is_a_value_of_its_own_in_the_summary_and_its_figure(tmp_path, capsys):
     """data.batch_size=null,16: plain gradient descent against minibatches; null once became a missing number,
     a blank cell beside 16.0, and the figure's labels could not be made."""

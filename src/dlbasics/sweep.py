@@ -20,6 +20,7 @@ import traceback
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -273,14 +274,20 @@ def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str, or
     else:
         with contextlib.suppress(TypeError):  # in the order of the swept values, where they have one
             table = table.sort_values(keys, kind="stable") if keys else table
-    labels = table[keys].apply(_text).radd([f"{k}=" for k in keys]).agg(", ".join, axis=1) if keys else table["job"]
-    for job, label, job_status in zip(table["job"], labels, table["status"], strict=True):
+    shown = table[keys].map(lambda v: f"{v:.4g}" if isinstance(v, float) else v)  # an Optuna lr: 0.00443, not 17 digits
+    labels = shown.apply(_text).radd([f"{k}=" for k in keys]).agg(", ".join, axis=1) if keys else table["job"]
+    many = len(table) > 10  # more than matplotlib's 10 colours: a colour map, in the jobs' order
+    colours = plt.colormaps["viridis"](np.linspace(0, 0.9, len(table))) if many else [None] * len(table)
+    for job, label, job_status, colour in zip(table["job"], labels, table["status"], colours, strict=True):
         values = _curves(sweep_dir / job, loss) if job_status != "refused" else []  # a refused job's are not its own
         if values:
-            curves.plot(range(1, len(values) + 1), values, label=label + " (diverged)" * (job_status == "diverged"))
+            label += " (diverged)" * (job_status == "diverged")
+            curves.plot(range(1, len(values) + 1), values, label=label, color=colour)
     split = "Validation" if loss.startswith("val/") else "Training"
     curves.set(xlabel="epoch", ylabel=loss, title=f"{split} loss of each job", yscale="log")
-    if curves.lines:
+    if len(curves.lines) > 5:  # beside the curves, not over them
+        curves.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1))
+    elif curves.lines:
         curves.legend(fontsize="small")
     else:
         curves.set_axis_off()  # say so, rather than draw empty axes
