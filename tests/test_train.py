@@ -887,13 +887,23 @@ def test_the_model_is_summarized_in_full_once_in_a_process(tmp_path, caplog, mon
     from dlbasics.callbacks import ModelSummary
 
     monkeypatch.setattr(ModelSummary, "shown", set())
+    job_log = logging.FileHandler(tmp_path / "train.log", delay=True)  # as Hydra's job logging writes a job's log
     with caplog.at_level("INFO", logger="dlbasics"):
         for lr in (0.01, 0.1):
-            train(make_cfg(tmp_path / str(lr), f"optimizer.lr={lr}", "logger=none", "trainer.max_epochs=1"))
+            if lr == 0.1:
+                logging.getLogger().addHandler(job_log)
+            try:
+                train(make_cfg(tmp_path / str(lr), f"optimizer.lr={lr}", "logger=none", "trainer.max_epochs=1"))
+            finally:
+                logging.getLogger().removeHandler(job_log)
+                job_log.close()
         train(make_cfg(tmp_path / "wider", "model.width=8", "logger=none", "trainer.max_epochs=1"))
     summaries = [m for m in caplog.messages if m.startswith("Model: ")]
     assert summaries[1] == "Model: MLP, 4 inputs, multiclass, 3 classes; Total params: 803 (as above)"
     assert "Layer (type)" in summaries[0] and "Layer (type)" in summaries[2]  # another model: in full
+    assert sum(m.startswith("Data: ") for m in caplog.messages) == 1  # the console describes the data once
+    logged = (tmp_path / "train.log").read_text()  # the second job's own log: in full, as if it had run alone
+    assert logged.startswith("Data: data/iris.csv, 150 rows") and "Layer (type)" in logged and "as above" not in logged
 
 
 def test_the_run_says_what_it_found_in_the_data(tmp_path, caplog, monkeypatch, make_csv):

@@ -77,23 +77,32 @@ def describe_data(meta: dict, rows: dict[str, int]) -> str:
     )
 
 
+def _log_apart(to_files: str, to_console: str | None) -> None:
+    """A line for the log files (a job's train.log) and another, or none, for the console and the other handlers."""
+    for handler in logging.getLogger().handlers:
+        line = to_files if isinstance(handler, logging.FileHandler) else to_console
+        if line is not None and log.isEnabledFor(logging.INFO) and handler.level <= logging.INFO:
+            handler.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, line, None, None))  # a record each
+
+
 class ModelSummary(L.Callback):
-    """The data and the model's summary as training starts; a model summarized in full before in this process (the
-    sweep's last job's, as Hydra's basic launcher runs its jobs one after another in one process) in one line."""
+    """The data and the model's summary as training starts. On the console, a model summarized in full before in this
+    process (the sweep's last job's, as Hydra's basic launcher runs its jobs one after another in one process) is one
+    line, and data described before is not described again; each job's own log file has them in full."""
 
     shown: set[str] = set()
 
     @rank_zero_only
     def on_fit_start(self, trainer, learner):
         rows = {split: len(trainer.datamodule.rows[split]) for split in ("train", "val", "test")}
-        data = describe_data(learner.hparams.data, rows)
-        if data not in ModelSummary.shown:
-            log.info(data)
-            ModelSummary.shown.add(data)
-        text = summarize(learner)
+        data, text = describe_data(learner.hparams.data, rows), summarize(learner)
         first, *_, params = text.splitlines()
-        log.info(text if text not in ModelSummary.shown else f"{first}; {params} (as above)")
-        ModelSummary.shown.add(text)
+        for line, again in ((data, None), (text, f"{first}; {params} (as above)")):
+            if line in ModelSummary.shown:
+                _log_apart(line, again)
+            else:
+                log.info(line)
+                ModelSummary.shown.add(line)
 
 
 class EpochProgress(ProgressBar):
