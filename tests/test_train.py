@@ -26,7 +26,7 @@ from dlbasics.errors import UserError
 from dlbasics.losses import METRICS
 from dlbasics.run import evaluate, load_learner, predict, predictions, train
 
-from .conftest import CONF, ROOT, make_cfg, read_metrics, run_script
+from .conftest import CONF, ROOT, make_cfg, read_hparams, read_metrics, run_script
 
 CLASSIFICATION = {"val/loss", "val/acc", "test/loss", "test/acc", "train/loss"}
 REGRESSION = {"val/loss", "val/rmse", "test/rmse", "test/mae", "test/r2", "train/loss"}
@@ -80,6 +80,26 @@ def test_the_tensorboard_logger_logs_what_lightnings_does(tmp_path):
         "lab-acc": [(3, 1.0)],
     }
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["lab-lr_a", "lab-lr_b"]  # add_scalars' runs
+
+
+def test_tensorboards_hparams_filter_by_status_shows_a_diverged_run_as_a_failure(tmp_path):
+    """Its status filter listed a diverged job among the successes; only its `status` option said otherwise."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams.api_pb2 import Status
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    for lr, status, ended in (("1e-05", "completed", "STATUS_SUCCESS"), ("5e-05", "diverged", "STATUS_FAILURE")):
+        run_dir = tmp_path / lr
+        cfg = make_cfg(run_dir, "experiment=ch1_gradient_descent", f"optimizer.lr={lr}", "trainer.max_epochs=10")
+        assert train(cfg)["status"] == status and read_hparams(run_dir)["status"] == status
+        (end,) = [
+            HParamsPluginData.FromString(value.metadata.plugin_data.content).session_end_info.status
+            for path in run_dir.glob("events.out.tfevents.*")
+            for event in EventFileLoader(str(path)).Load()
+            for value in event.summary.value
+            if value.tag == "_hparams_/session_end_info"
+        ]
+        assert Status.Name(end) == ended
 
 
 def test_iris_learns_and_logs_to_tensorboard(tmp_path):

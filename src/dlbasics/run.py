@@ -208,6 +208,14 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict) -> None:
     params = _flat({**options, "seed": cfg.seed, "trainer.max_epochs": trainer.max_epochs})  # Lightning's if not given
     params.update(_given(cfg), status=metrics["status"], epochs=metrics["epochs"], params=metrics["params"])
     _, start, end = hparams(params, {})
+    if metrics["status"] != "completed":  # diverged: a failure to TensorBoard's filter by status, not a success
+        from tensorboard.plugins.hparams.api_pb2 import Status
+        from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+        plugin = end.value[0].metadata.plugin_data
+        ended = HParamsPluginData.FromString(plugin.content)
+        ended.session_end_info.status = Status.STATUS_FAILURE
+        plugin.content = ended.SerializeToString()
     for logger in writers:
         earlier = list(Path(logger.log_dir).glob("events.out.tfevents.*.hparams"))
         writer = FileWriter(logger.log_dir, filename_suffix=".hparams")
