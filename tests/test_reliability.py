@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -410,6 +411,22 @@ def test_a_resume_started_while_another_claims_the_run_waits_for_it_and_is_refus
         "(Ctrl-C keeps its last epoch), then resume."
     ]
     assert json.loads((tmp_path / "metrics.json").read_text()) == running  # the other's claim, as it wrote it
+
+
+def test_a_resume_with_another_monitored_metric_says_its_best_is_chosen_anew(tmp_path, caplog):
+    """Lightning's warning was a dict of the checkpoint callback's state key, to be 'provided' to the Trainer."""
+    train(make_cfg(tmp_path, "logger=none", "trainer.max_epochs=2"))
+    with warnings.catch_warnings(record=True) as warned, caplog.at_level("INFO", logger="dlbasics"):
+        warnings.simplefilter("always")
+        resumed = train(
+            make_cfg(tmp_path, "logger=none", "trainer.max_epochs=4", "ckpt_path=last", "monitor.metric=val/acc")
+        )
+    assert resumed["status"] == "completed" and "val/acc_best" in resumed
+    assert (
+        "Checkpoints: the checkpoint's state is of other options (monitor val/loss -> val/acc, mode min -> max); "
+        "it starts anew." in caplog.messages
+    )
+    assert not [w for w in warned if "ckpt_path" in str(w.message)]
 
 
 def test_same_seed_same_run_other_seed_other_run(tmp_path):

@@ -1,5 +1,6 @@
 """From a composed config to objects, and running them: the one place train, eval and predict share."""
 
+import ast
 import contextlib
 import inspect
 import json
@@ -591,6 +592,14 @@ def resume_from(ckpt_path: str, trainer, learner: Learner, ended: bool = True) -
     else:
         to = f" of {trainer.max_epochs}" if trainer.max_epochs >= 0 else ""
         log.info(f"Resuming '{path}' after epoch {done}{to}.")
+    # a callback of other options (monitor.metric=val/acc) does not take the checkpoint's state: Lightning warns raw
+    for key in sorted(ckpt.get("callbacks", {}).keys() - {c.state_key for c in trainer.callbacks}):
+        name, _, options = key.partition("{")
+        now = next((c.state_key for c in trainer.callbacks if c.state_key.partition("{")[0] == name), None)
+        if now is not None and options:
+            was, new = ast.literal_eval("{" + options), ast.literal_eval("{" + now.partition("{")[2])
+            changed = ", ".join(f"{k} {was.get(k)} -> {v}" for k, v in new.items() if was.get(k) != v)
+            log.info(f"{name}: the checkpoint's state is of other options ({changed}); it starts anew.")
     return str(path), ckpt["global_step"]
 
 
@@ -663,6 +672,7 @@ def train(cfg: DictConfig) -> dict:
         with warnings.catch_warnings():
             if cfg.ckpt_path:  # resuming in the run's own directory: its checkpoints are expected there
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+                warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`")  # resume_from's
             fitting = True
             trainer.fit(learner, datamodule=data, ckpt_path=ckpt_path)
         trained = True
