@@ -311,19 +311,14 @@ def check_free(run_dir: Path, resuming: bool) -> dict | None:
     path = run_dir / "metrics.json"
     if process_rank() != 0 or not path.exists():  # under DDP, the process of rank 0 claims for all
         return None
-    held = _read_json(path)
-    if (
-        status(held) in ("failed", "interrupted")
-        and not held.get("epochs")
-        and not any(run_dir.glob("checkpoints/*.ckpt"))
-    ):
+    held, kept = _read_json(path), any(run_dir.glob("checkpoints/*.ckpt"))  # none with callbacks.model_checkpoint=null
+    if status(held) in ("failed", "interrupted") and not held.get("epochs") and not kept:
         return None  # it stopped before it trained (a mistake in its options, Ctrl-C): nothing here to keep
     if not resuming:
         if sweeping() and given_twice(run_dir):
             raise UserError(f"{run_dir.name}: {TWICE}.")
         option, whose = ("hydra.sweep.dir", "the sweep") if sweeping() else ("hydra.run.dir", "this run")
         ended = status(held) in ENDED
-        kept = any(run_dir.glob("checkpoints/*.ckpt"))  # none with callbacks.model_checkpoint=null
         way = (
             "It kept no checkpoint to go on from: give"
             if not kept

@@ -594,13 +594,25 @@ def resume_from(ckpt_path: str, trainer, learner: Learner, ended: bool = True) -
         log.info(f"Resuming '{path}' after epoch {done}{to}.")
     # a callback of other options (monitor.metric=val/acc) does not take the checkpoint's state: Lightning warns raw
     for key in sorted(ckpt.get("callbacks", {}).keys() - {c.state_key for c in trainer.callbacks}):
-        name, _, options = key.partition("{")
+        name = key.partition("{")[0]
         now = next((c.state_key for c in trainer.callbacks if c.state_key.partition("{")[0] == name), None)
-        if now is not None and options:
-            was, new = ast.literal_eval("{" + options), ast.literal_eval("{" + now.partition("{")[2])
+        if now is not None:
+            was, new = _key_options(key), _key_options(now)
             changed = ", ".join(f"{k} {was.get(k)} -> {v}" for k, v in new.items() if was.get(k) != v)
-            log.info(f"{name}: the checkpoint's state is of other options ({changed}); it starts anew.")
+            log.info(
+                f"{name}: the checkpoint's state is of other options{f' ({changed})' * bool(changed)}; it starts anew."
+            )
     return str(path), ckpt["global_step"]
+
+
+def _key_options(state_key: str) -> dict:
+    """The options in a callback's state key (Checkpoints{'monitor': 'val/loss', 'mode': 'min', ...}); {} where they
+    are not plain values (a train_time_interval's timedelta)."""
+    options = state_key.partition("{")[2]
+    try:
+        return ast.literal_eval("{" + options) if options else {}
+    except (ValueError, SyntaxError):
+        return {}
 
 
 def purge_from(trainer: L.Trainer, step: int) -> None:
