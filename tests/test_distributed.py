@@ -1,11 +1,13 @@
 """Beyond one process: DDP over gloo on this machine's CPUs, and Hydra's submitit launcher."""
 
+import numpy as np
 import pandas as pd
 import torch
 
 from dlbasics.run import train
 
 from .conftest import make_cfg, read_metrics, run_script
+from .test_course import course_gradient_descent
 
 
 def test_ddp_on_two_cpu_processes_writes_once_and_learns_as_well(tmp_path):
@@ -26,6 +28,21 @@ def test_ddp_on_two_cpu_processes_writes_once_and_learns_as_well(tmp_path):
     writers = {p.name.split(".")[4] for p in run_dir.glob("events.out.tfevents.*")}
     assert len(writers) == 1  # every event file comes from one process: rank 0
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+def test_ddp_takes_chapter1s_steps_and_says_each_line_once(tmp_path):
+    """Under DDP, loss=sse summed each process's half of the rows and DDP averaged the gradients: a step of half
+    the course's, so that 5e-5 converged instead of diverging. Its second process printed the resume line too."""
+    args = ["experiment=ch1_gradient_descent", "optimizer.lr=5e-5", "trainer=ddp_cpu", f"hydra.run.dir={tmp_path}"]
+    first = run_script("train.py", *args, "trainer.max_epochs=2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    resumed = run_script("train.py", *args, "trainer.max_epochs=4", "ckpt_path=last")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert resumed.stdout.count(f"Resuming '{tmp_path}/checkpoints/last.ckpt' after epoch 2 of 4.") == 1
+    assert resumed.stdout.count("Run directory:") == 1
+    path = pd.read_csv(tmp_path / "trajectory.csv")
+    np.testing.assert_allclose(path["w"], course_gradient_descent(5e-5, steps=4), rtol=1e-5, atol=1e-6)
+    assert read_metrics(tmp_path)["status"] == "diverged"
 
 
 def test_ddp_with_a_val_split_smaller_than_the_processes_does_not_hang(tmp_path):

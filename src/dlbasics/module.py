@@ -213,11 +213,13 @@ class Learner(L.LightningModule):
         self.take_step(optimizer)
 
     def backpropagate(self, loss: torch.Tensor) -> None:
-        """manual_backward(loss), or loss.backward() itself where that is all it would do (direct_steps)."""
+        """manual_backward(loss), or loss.backward() itself where that is all it would do (direct_steps).
+
+        DDP averages its processes' gradients: that of a sum over their rows (loss=sse, chapter 1's) is their total."""
         if self._direct:
             loss.backward()
         else:
-            self.manual_backward(loss)
+            self.manual_backward(loss * self.trainer.world_size if self.objective.summed else loss)
 
     def take_step(self, optimizer) -> None:
         """optimizer.step() on Lightning's LightningOptimizer, or the same without its wrappers: the step

@@ -81,6 +81,8 @@ from dlbasics.module import Learner
 from dlbasics.sweep import ENDED, status, typed_overrides
 
 log = logging.getLogger("dlbasics")
+if process_rank() != 0:  # DDP's other processes run the same code: rank 0 says it once (their warnings still show)
+    log.setLevel(logging.WARNING)
 
 # Lightning 2.6 on torch 2.13 warns about its own use of a deprecated torch API, once per run.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
@@ -281,10 +283,12 @@ def check_output_range(output_activation: str, data: TabularData) -> None:
         return
     for target, y in zip(target_names(data.meta["target"]), data.table.y.T, strict=True):
         if y.min() < low or y.max() > high:
+            # course 2.3.1: ReLU for a target that is never negative, such as prices
+            relu = "relu (for values never negative) or " * (output_activation != "relu" and y.min() >= 0)
             raise UserError(
                 f"model.output_activation={output_activation} gives values {says}, and the target "
                 f"'{target}' goes from {float(y.min()):g} to {float(y.max()):g}: use "
-                "model.output_activation=identity (or auto)."
+                f"model.output_activation={relu}identity (or auto)."
             )
 
 
