@@ -83,6 +83,19 @@ def test_mse_and_sse_are_the_course_formulas():
     assert sse.reduce(sse.per_row(o, y)).item() == pytest.approx(sum(squared))
 
 
+def test_mse_of_several_targets_is_the_courses_squared_norm():
+    """Course 3.1: (1/n) Σ ‖ŷ - y‖², summed over the outputs (it was their mean: half the loss of two targets)."""
+    o, y = torch.tensor([[1.0, 10.0], [2.0, 20.0]]), torch.tensor([[0.0, 12.0], [2.0, 17.0]])
+    mse = Objective("regression", "mse")
+    per_row, loss = mse.losses(o, y)
+    assert per_row.tolist() == [1.0 + 4.0, 0.0 + 9.0] and loss.item() == pytest.approx(7.0)
+    # standardized targets: the same loss reported, and each target's squared errors over its variance descended
+    scaled = Objective("regression", "mse", y_center=[1.0, 15.0], y_scale=[2.0, 4.0])
+    per_row, loss = scaled.losses((o - torch.tensor([1.0, 15.0])) / torch.tensor([2.0, 4.0]), y)
+    assert per_row.tolist() == pytest.approx([5.0, 9.0])
+    assert loss.item() == pytest.approx((1 / 4 + 4 / 16 + 0 + 9 / 16) / 2)
+
+
 def test_logistic_loss_is_minus_log_probability_of_the_true_class():
     o = torch.tensor([[[2.0, 0.0, -1.0], [0.0, 3.0, 0.0]]])
     y = torch.tensor([0, 2])

@@ -180,8 +180,8 @@ def test_r2_of_a_target_far_from_zero_is_that_of_its_predictions(tmp_path, make_
 
 def test_several_targets_are_a_regression_with_an_output_neuron_each(tmp_path, make_csv):
     """The course, 2.2: "when regression is at stake, the number of neurons in the output layer is equal to the
-    number of features to be predicted by the model". Each target is learnt in its own units; the metrics are
-    scikit-learn's over all of them (r2 the mean of the targets')."""
+    number of features to be predicted by the model". Each target is learnt in its own units; the loss is the
+    course's (3.1), (1/n) Σ ‖ŷ - y‖², and the metrics scikit-learn's over all targets (r2 the mean of theirs)."""
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score, root_mean_squared_error
 
     path = make_csv(n=300, kind="regression")
@@ -197,7 +197,7 @@ def test_several_targets_are_a_regression_with_an_output_neuron_each(tmp_path, m
     y = y.double().numpy()
     assert (r2_score(y, predicted, multioutput="raw_values") > 0.9).all()  # both learnt, in millions as in units
     assert metrics["test/r2"] == pytest.approx(r2_score(y, predicted), abs=1e-4)
-    assert metrics["test/loss"] == pytest.approx(mean_squared_error(y, predicted), rel=1e-4)
+    assert metrics["test/loss"] == pytest.approx(2 * mean_squared_error(y, predicted), rel=1e-4)  # summed: 2 targets
     assert metrics["test/mae"] == pytest.approx(mean_absolute_error(y, predicted), rel=1e-4)
     assert metrics["test/rmse"] == pytest.approx(root_mean_squared_error(y, predicted), rel=1e-4)  # each target's
     assert evaluate(make_cfg(tmp_path, f"ckpt_path={metrics['checkpoint']}", config="eval"))["test/r2"] == (
@@ -574,7 +574,8 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         (["trainer.precision=16-true"], "trainer.precision=16-true: the optimizer's eps=1e-08 is 0 in float16"),
         (  # test r2 -5.6: every prediction under 1 thousand dollars
             ["data=boston", "model.output_activation=sigmoid"],
-            "model.output_activation=sigmoid gives values from 0 to 1, and the target 'PRICE' goes from 5 to 50",
+            "model.output_activation=sigmoid gives values from 0 to 1, and the target 'PRICE' goes from 5 to 50: use "
+            "model.output_activation=relu (for values never negative) or identity (or auto).",
         ),
         (["+callbacks.lrf._target_=lightning.pytorch.callbacks.LearningRateFinder"], "the learning rate is optimizer"),
         (["+callbacks.bsf._target_=lightning.pytorch.callbacks.BatchSizeFinder"], "the batch size is data.batch_size"),

@@ -38,7 +38,8 @@ class Objective(nn.Module):
     target's std) o stands for (y - y_center) / y_scale: φ_out(o y_scale + y_center) is the prediction, and the
     loss gradient descent takes is divided by y_scale², so that its steps do not depend on the target's units.
     Several targets (course 2.2: an output neuron for each value to predict) have a center and scale each; a
-    row's loss is the mean of its squared errors, and r2 the mean of the targets' (as scikit-learn's).
+    row's loss is the sum of its squared errors, ‖ŷ - y‖² (course 3.1), and rmse, mae and r2 are the means of
+    the targets' (as scikit-learn's).
 
     A module only to hold those as buffers, moved with the model to its device and precision; not saved.
     """
@@ -93,7 +94,7 @@ class Objective(nn.Module):
             return F.cross_entropy(o.transpose(1, 2), y.expand(o.shape[:-1]), reduction="none")
         if self.task == "binary":
             return F.binary_cross_entropy_with_logits(o, y.expand_as(o), reduction="none").sum(-1)
-        return (self.predict(o) - y).square().mean(-1)
+        return (self.predict(o) - y).square().sum(-1)
 
     def reduce(self, per_row: torch.Tensor) -> torch.Tensor:
         return per_row.sum(-1) if self.summed else per_row.mean(-1)
@@ -105,7 +106,7 @@ class Objective(nn.Module):
             per_row = self.per_row(o, y)
             return per_row, self.reduce(per_row)
         squares = (self.predict(o) - y).square()
-        return squares.mean(-1), self.reduce(squares.mul(self.weights).mean(-1))
+        return squares.sum(-1), self.reduce(squares.mul(self.weights).sum(-1))
 
     def sums(self, o: torch.Tensor, y: torch.Tensor, per_row: torch.Tensor) -> dict[str, torch.Tensor]:
         """Sums over the rows of a batch (one per member, if any), from which `metrics` computes the epoch's values."""
@@ -114,7 +115,7 @@ class Objective(nn.Module):
             sums["correct"] = (o.argmax(-1) == y).sum(-1)
         elif self.task == "binary":
             sums["correct"] = ((o > 0).float() == y).sum((-2, -1))
-        else:  # a row's loss is its mean squared error (mse and sse alike); r2 takes each target's
+        else:  # a row's loss is its squared error ‖ŷ - y‖² (mse and sse alike); r2 takes each target's
             errors, centered = self.predict(o) - y, y - self.y_center
             sums.update(
                 se=errors.square().sum(-2),
