@@ -134,6 +134,18 @@ def test_chapter1_landscape_is_drawn(chapter1):
     assert [t.get_text() for t in fig.axes[0].texts] == ["$w_{(0)}$", "$w_{(1)}$"]
 
 
+@pytest.mark.parametrize(("lr", "sides"), [(1e-6, ["right", "left"]), (5e-5, ["right", "right"])])
+def test_chapter1_labels_its_first_and_last_w_off_the_steps(chapter1, lr, sides):
+    """Each on the side away from its neighbour: at 5e-5, w(0)'s and w(10)'s were drawn over the steps to their
+    right (the course puts both to the left, x=w-1)."""
+    path = chapter1[lr][2]
+    fig = figures.landscape_1d(np.linspace(-2, 10, 50), sse(np.linspace(-2, 10, 50)), path["w"], path["loss"])
+    assert [(t.get_text(), t.get_horizontalalignment()) for t in fig.axes[0].texts] == [
+        ("$w_{(0)}$", sides[0]),
+        ("$w_{(10)}$", sides[1]),
+    ]
+
+
 def test_the_data_is_drawn_in_the_csvs_units_with_the_models_prediction(tmp_path, drawn):
     options = ["data=boston_rm", "data.standardize=true", "model=perceptron", "logger=none", "trainer.max_epochs=3"]
     train(make_cfg(tmp_path, *options))

@@ -1,5 +1,6 @@
 """Sweeps: one summary of all jobs, and bad jobs that do not spoil the others."""
 
+import itertools
 import json
 import math
 import re
@@ -373,6 +374,25 @@ def test_the_curves_of_a_search_of_many_jobs_keep_a_colour_each_and_a_short_labe
     assert len({tuple(line.get_color()) for line in curves.lines}) == 12
     legend = curves.get_legend()
     assert legend is not None and legend.get_bbox_to_anchor().x0 > curves.get_window_extent().x1  # beside them
+
+
+def test_a_legend_beside_the_curves_widens_the_figure_rather_than_squeezing_them(tmp_path):
+    """Course 2.1's sweep, model.hidden=[80],[16,16,16] by seed=1,2,3: its six long labels took most of the
+    figure's 5 inches, and left the curves about 1.3."""
+    from dlbasics.sweep import collect, plot
+
+    for hidden, seed in itertools.product(("[80]", "[16,16,16]"), (1, 2, 3)):
+        job = tmp_path / f"model.hidden={hidden},seed={seed}"
+        _job_dir(tmp_path, job.name, {"status": "completed", "epochs": 3})
+        (job / ".hydra" / "overrides.yaml").write_text(f"- model.hidden={hidden}\n- seed={seed}\n")
+        pd.DataFrame({"epoch": [0, 1, 2], "val/loss": [1.0, 0.5, seed / 10]}).to_csv(job / "metrics.csv", index=False)
+    fig = plot(collect(tmp_path), ["model.hidden", "seed"], tmp_path, "val/loss_best")
+    fig.canvas.draw()
+    (curves,) = fig.axes
+    legend = curves.get_legend().get_window_extent()
+    assert len(curves.lines) == 6 and legend.x0 > curves.get_window_extent().x1  # beside the curves
+    assert legend.x1 <= fig.bbox.x1 and legend.y0 >= fig.bbox.y0  # and in the figure
+    assert curves.get_window_extent().width >= 3.5 * fig.dpi  # inches, as wide as a figure without a legend's
 
 
 def test_a_swept_null_is_a_value_of_its_own_in_the_summary_and_its_figure(tmp_path, capsys):

@@ -18,11 +18,15 @@ import numpy as np  # noqa: E402
 
 def _path(ax, xs, ys, label: str, title: str, method: str, **axes) -> None:
     """The path the optimizer took (`method`: gradient descent, Adam, ...) as points, its first and last labelled
-    (1.2.1)."""
+    (1.2.1), each on the side away from its neighbour on the path, off the steps."""
     ax.plot(xs, ys, "ko-", markersize=4, label=method)
     last = len(xs) - 1
-    for t in (0, last):
-        ax.annotate(label.format(t=t), (xs[t], ys[t]), textcoords="offset points", xytext=(6, 6))
+    for t, neighbour in ((0, min(1, last)), (last, max(last - 1, 0))):
+        right = xs[t] >= xs[neighbour]
+        ax.annotate(
+            label.format(t=t), (xs[t], ys[t]), textcoords="offset points", xytext=(6 if right else -6, 6),
+            ha="left" if right else "right",
+        )  # fmt: skip
     ax.set(title=title or f"Loss landscape and {last} steps of {method}", **axes)
     ax.legend()
 

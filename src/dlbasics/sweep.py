@@ -285,7 +285,10 @@ def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str, or
             curves.plot(range(1, len(values) + 1), values, label=label, color=colour)
     split = "Validation" if loss.startswith("val/") else "Training"
     curves.set(xlabel="epoch", ylabel=loss, title=f"{split} loss of each job", yscale="log")
-    if len(curves.lines) > 5:  # beside the curves, not over them
+    if len(curves.lines) > 5:  # beside the curves, not over them, in a figure made wider (and taller) for it
+        width, height = fig.get_size_inches()
+        longest = max(len(line.get_label()) for line in curves.lines)
+        fig.set_size_inches(width + 0.7 + 0.065 * longest, max(height, 0.5 + 0.19 * len(curves.lines)))
         curves.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1))
     elif curves.lines:
         curves.legend(fontsize="small")
