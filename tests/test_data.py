@@ -103,6 +103,19 @@ def test_a_header_that_does_not_name_the_columns_is_refused(tmp_path, header, ro
     assert str(err.value).startswith(message.format(path=path))
 
 
+@pytest.mark.parametrize("name", ["t.csv.gz", "t.csv.bz2"])
+def test_a_compressed_csv_whose_header_names_a_column_twice_is_refused(tmp_path, name):
+    """The header was read as UTF-8 text, which a compressed file is not, and the check skipped: pandas renamed the
+    second y to y.1, a feature (test/acc 1.0)."""
+    path = tmp_path / name
+    pd.DataFrame([[i % 7, i % 5, i % 2, i % 2] for i in range(40)], columns=["a", "b", "y", "y"]).to_csv(
+        path, index=False
+    )
+    with pytest.raises(UserError) as err:
+        TabularData(path, "y")
+    assert str(err.value) == "data.path: the CSV's header names 'y' twice: give each column a name of its own."
+
+
 def test_a_column_of_numbers_with_values_that_are_not_is_refused_not_left_out(tmp_path):
     """One '?' in a feature left it out of the features (test/acc 0.68 against 0.98), said only as 'not numeric'."""
     path, frame = tmp_path / "t.csv", table(60).astype({"f1": object})
@@ -118,7 +131,9 @@ def test_a_column_of_numbers_with_values_that_are_not_is_refused_not_left_out(tm
     frame.to_csv(tmp_path / "ids.csv", index=False)
     with pytest.raises(UserError, match=r"1 row with a value that is not \(first '\?', at data row 6\)"):
         TabularData(tmp_path / "ids.csv", "y", index_col="id")
-    with pytest.raises(UserError, match=r"data.features: column 'flag' has missing values \(first at data row 8\)"):
+    with pytest.raises(
+        UserError, match=r"data.features: column 'flag' has 1 row with missing values \(first at data row 8;"
+    ):
         TabularData(path, "y", features=["f0", "flag"])
     pd.DataFrame({"x": np.arange(60.0), "price": [f"{1_000_000 + 1000 * i:,}" for i in range(60)]}).to_csv(
         path, index=False
@@ -423,8 +438,11 @@ def test_an_index_column_given_by_name_is_the_one_given_by_number(tmp_path, smal
 def test_a_target_of_about_a_row_a_value_is_not_taken_as_classes(tmp_path):
     path = tmp_path / "t.csv"
     table(60, y=[f"id{i}" for i in range(60)]).to_csv(path, index=False)  # the wrong column, as target
-    with pytest.raises(UserError, match="'y' has 60 distinct values in 60 rows, too many to be classes"):
+    with pytest.raises(UserError) as err:
         TabularData(path, "y")
+    assert str(err.value) == (  # not 'or set data.task=regression for a quantity', refused next as text
+        "data.target: 'y' has 60 distinct values in 60 rows, too many to be classes to learn. Check the target column."
+    )
     table(60).to_csv(path, index=False)  # a quantity, asked for as classes
     with pytest.raises(UserError, match="set data.task=regression for a quantity"):
         TabularData(path, "y", task="multiclass")
@@ -439,6 +457,70 @@ def test_boolean_columns_are_features_of_0_and_1(tmp_path):
     d = TabularData(path, "y", standardize=False, test_fraction=0, val_fraction=0)
     assert d.meta["features"] == ["f0", "f1", "f2", "f3", "flag"]
     assert torch.equal(d.table.x[:, 4], torch.tensor(frame["flag"].to_numpy(np.float32)))
+    with pytest.raises(UserError) as err:
+        TabularData(path, "flag", task="regression")
+    assert str(err.value) == "data.task=regression needs a numeric target; 'flag' holds labels like True."  # np.True_
+
+
+@pytest.mark.parametrize("rows", [60, 3000])  # a file read whole, and one read in pieces (the first of booleans)
+def test_a_column_of_true_and_false_with_1_and_0_is_booleans(tmp_path, small_pieces, rows):
+    """pandas reads True and False alone as booleans, and beside 1 and 0 as text: as a feature and as the target,
+    that ended in a traceback (IndexError: index 0 is out of bounds)."""
+    flag = np.arange(rows) % 3 == 0
+    text = np.where(flag, "True", "False").astype(object)
+    text[-5:] = np.where(flag[-5:], "1", "0")
+    path = tmp_path / "t.csv"
+    table(rows, flag=text).to_csv(path, index=False)
+    d = TabularData(path, "y", standardize=False)
+    assert d.meta["features"] == ["f0", "f1", "f2", "f3", "flag"]
+    assert torch.equal(d.table.x[:, 4], torch.tensor(flag, dtype=torch.float32))
+    target = TabularData(path, "flag")
+    assert target.meta["classes"] == [False, True]  # as a target of True and False alone
+    assert torch.equal(target.table.y[:, 0], torch.tensor(flag, dtype=torch.float32))
+    count = (np.arange(rows) % 7).astype(object)
+    count[rows - 3] = "True"  # among numbers other than 1 and 0: a value that is not one
+    table(rows, k=count).to_csv(path, index=False)
+    with pytest.raises(UserError) as err:
+        TabularData(path, "y")
+    assert str(err.value) == (
+        f"data.features: column 'k' holds numbers, and 1 row with a value that is not (first 'True', at data row "
+        f"{rows - 2}). Fix or drop them in the CSV, or leave the column out: data.features=[...]."
+    )
+
+
+def test_a_text_read_as_missing_is_said_so(tmp_path):
+    """pandas reads NA (North America), None, null, N/A as missing values: 'has 20 rows with missing values' named
+    cells that were not empty."""
+    path = tmp_path / "t.csv"
+    table(60, region=np.array(["EU", "AS", "NA"])[np.arange(60) % 3]).to_csv(path, index=False)
+    missing = (
+        "has 20 rows with missing values (first at data row 3; an empty cell, or a text read as missing: NA, N/A, "
+        "null, None, NaN, ...)."
+    )
+    with pytest.raises(UserError) as err:
+        TabularData(path, "y")
+    assert str(err.value) == (
+        f"data.features: column 'region' (categories) {missing} Fill them in the CSV, with a category of their own "
+        "if need be."
+    )
+    with pytest.raises(UserError) as err:
+        TabularData(path, "region")
+    assert str(err.value) == f"data.target: column 'region' {missing} Drop or fill them in the CSV."
+
+
+def test_labels_that_differ_only_in_case_or_spaces_are_pointed_out(tmp_path, caplog):
+    """'Yes' and 'yes ' were two classes, without a word (a feature's categories are pointed out)."""
+    path = tmp_path / "t.csv"
+    labels = np.array(["No", "Yes"])[np.arange(60) % 2].astype(object)
+    labels[[5, 7]] = "yes "
+    table(60, y=labels).to_csv(path, index=False)
+    with caplog.at_level("INFO", logger="dlbasics"):
+        assert TabularData(path, "y").meta["classes"] == ["No", "Yes", "yes "]
+        TabularData(path, "y", classes=["No", "Yes", "yes "])  # a checkpoint's: said when it trained
+    assert caplog.messages == [
+        "The target 'y' has labels that differ only in case or spaces ('Yes', 'yes '): each is a class of its own. "
+        "Write them alike in the CSV if they are one."
+    ]
 
 
 def test_the_columns_left_out_of_the_features_are_named(tmp_path, caplog):

@@ -4,11 +4,12 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from dlbasics.errors import UserError
-from dlbasics.run import train
+from dlbasics.run import predict, train
 
 from .conftest import make_cfg
 
@@ -82,3 +83,33 @@ def test_more_columns_than_rows_trains(tmp_path):
     frame.to_csv(tmp_path / "wide.csv", index=False)
     cfg = make_cfg(tmp_path, "data=csv", f"data.path={tmp_path / 'wide.csv'}", "data.target=y", "logger=none")
     assert train(cfg)["status"] == "completed"
+
+
+def test_predict_reads_new_rows_as_train_read_its_own(tmp_path, caplog):
+    """A feature of True and False given 'True' and '1' in new rows ended in a traceback (IndexError); a header that
+    names x1 twice was taken, its second copy written as x1.1; a missing value named no fix; '1 rows'."""
+    rng = np.random.default_rng(0)
+    x1, garden = rng.normal(size=100), rng.random(100) < 0.5
+    pd.DataFrame({"x1": x1, "garden": garden, "y": x1 + 2 * garden}).to_csv(tmp_path / "t.csv", index=False)
+    data = ["data=csv", f"data.path={tmp_path / 't.csv'}", "data.target=y", "logger=none", "trainer.max_epochs=2"]
+    ckpt = f"ckpt_path={train(make_cfg(tmp_path / 'run', *data))['checkpoint']}"
+    (new := tmp_path / "new.csv").write_text("x1,garden\n0.1,True\n0.1,1\n")
+    out = pd.read_csv(predict(make_cfg(tmp_path, ckpt, f"input={new}", config="predict")))
+    assert out["predicted_y"][0] == out["predicted_y"][1]  # True and 1: the same input
+    (one := tmp_path / "one.csv").write_text("x1,garden\n0.1,False\n")
+    with caplog.at_level("INFO", logger="dlbasics"):
+        predict(make_cfg(tmp_path, ckpt, f"input={one}", config="predict"))
+    assert caplog.messages[-1] == f"Predictions for 1 row: {tmp_path / 'one_predictions.csv'}"
+    (twice := tmp_path / "twice.csv").write_text("x1,garden,x1\n0.1,True,5\n")
+    (blank := tmp_path / "blank.csv").write_text("x1,garden\n0.1,True\n0.2,\n")
+    for path, message in [
+        (twice, "input: the CSV's header names 'x1' twice: give each column a name of its own."),
+        (
+            blank,
+            "input: column 'garden' has 1 row with missing values (first at data row 2; an empty cell, or a text read "
+            "as missing: NA, N/A, null, None, NaN, ...). Fix or drop them in the CSV.",
+        ),
+    ]:
+        with pytest.raises(UserError) as err:
+            predict(make_cfg(tmp_path, ckpt, f"input={path}", config="predict"))
+        assert str(err.value) == message

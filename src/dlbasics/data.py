@@ -5,7 +5,6 @@ feature and class names and the scaling statistics. It is made of plain values, 
 holding it can rebuild the data preparation on its own.
 """
 
-import csv
 import difflib
 import hashlib
 import io
@@ -15,6 +14,7 @@ import os
 import re
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -34,6 +34,9 @@ PROJECT = Path(__file__).resolve().parents[2]  # where data/ is, for a checkout 
 TASKS = ("regression", "binary", "multiclass")
 MAX_CLASSES = 10  # an integer target with at most this many distinct values is taken as class labels
 MAX_CATEGORIES = 20  # a feature of text with at most this many distinct values is a category, a 0/1 input each
+# the texts pandas reads as True and False; and as a missing value, besides an empty cell (its na_values, the commonest)
+BOOLEANS = {"True": True, "TRUE": True, "true": True, "False": False, "FALSE": False, "false": False}
+MISSING = "an empty cell, or a text read as missing: NA, N/A, null, None, NaN, ..."
 HEAD_BYTES = 1 << 16  # the first piece of a CSV, read alone: its columns' types decide the features
 THREADS = min(4, os.cpu_count() or 1)  # more would hold more pieces in memory at once for little gain
 # Each further piece is parsed in a thread of its own; the pieces being parsed hold about 24 MB of text in
@@ -71,6 +74,7 @@ def read_csv(
                 f"directory (cd {project}), or give {option}={project / path}"
             )
         raise UserError(f"{option}: no file '{path}'{where}. Give the path of a CSV file: {option}=path/to/file.csv")
+    check_header(path, option)
     try:
         frame = pd.read_csv(path, index_col=index_col)
     except pd.errors.EmptyDataError:
@@ -106,18 +110,17 @@ def columns_of(path: str | Path, index_col=None) -> str:
     return _columns(_data_columns(pd.DataFrame(columns=columns), index_col)) if columns else ""
 
 
-def check_header(path: str | Path) -> None:
+def check_header(path: str | Path, option: str = "data.path") -> None:
     """A header that names a column twice: pandas would rename the second (y.1), and a copy of the target, after
-    a join, would be a feature."""
+    a join, would be a feature. The header is read as written, by pandas, which decompresses a .gz or .bz2 file."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            names = next(csv.reader(f), [])
-    except (OSError, UnicodeDecodeError, csv.Error):
+        names = pd.read_csv(path, nrows=1, header=None, dtype=str, na_filter=False).iloc[0].tolist()
+    except (OSError, ValueError, IndexError):  # pandas' parser and decoding errors are ValueErrors
         return  # the file itself is the problem, which reading it says
     twice = sorted({n for n in names if n and names.count(n) > 1})
     if twice:
         named = ", ".join(map(repr, twice))
-        raise UserError(f"data.path: the CSV's header names {named} twice: give each column a name of its own.")
+        raise UserError(f"{option}: the CSV's header names {named} twice: give each column a name of its own.")
 
 
 def _check_index_col(path: Path, index_col) -> None:
@@ -183,7 +186,7 @@ def _other_separator(frame: pd.DataFrame) -> str:
 
 def _plain_numbers(values: pd.Series) -> pd.Series:
     """Which of a text column's values are numbers, or True and False (pandas reads them as text beside blanks)."""
-    return pd.to_numeric(values, errors="coerce").notna() | values.isin(["True", "False"])
+    return pd.to_numeric(values, errors="coerce").notna() | values.isin(BOOLEANS.keys())
 
 
 def numbers_as_text(column: pd.Series) -> bool:
@@ -197,8 +200,26 @@ def numbers_as_text(column: pd.Series) -> bool:
         return False
     values = counts.index.astype(str).to_series()
     unseparated = pd.to_numeric(values.str.replace(r"[,$€£%\s]", "", regex=True), errors="coerce").notna()
-    numbers = (unseparated | values.isin(["True", "False"])).to_numpy()  # a plain number is one unseparated too
+    numbers = (unseparated | values.isin(BOOLEANS.keys())).to_numpy()  # a plain number is one unseparated too
     return counts.to_numpy()[numbers].sum() >= 0.5 * counts.sum()
+
+
+def _booleans(column: pd.Series) -> pd.Series:
+    """A column of text holding only true and false, and 1 and 0, as the booleans it holds: pandas reads True and
+    False alone as booleans, 1 and 0 alone as numbers, and the two mixed as text. Any other column as it is."""
+    if pd.api.types.is_numeric_dtype(column) or column.isna().any():  # missing values: refused as such, by row
+        return column
+    distinct = pd.Series(column.unique(), dtype=str)  # each value once: a million labels are not parsed again
+    truth = distinct.map(BOOLEANS).fillna(pd.to_numeric(distinct, errors="coerce"))
+    if not truth.isin([0, 1]).all():
+        return column
+    return column.astype(str).map(dict(zip(distinct, truth == 1, strict=True)))
+
+
+def _missing(column: pd.Series) -> str:
+    """'has 2 rows with missing values (first at data row 3; ...)', for a column with some."""
+    rows = np.flatnonzero(column.isna())
+    return f"has {_rows(len(rows))} with missing values (first at data row {rows[0] + 1}; {MISSING})"
 
 
 def _not_numbers(column: pd.Series, what: str, fix: str) -> UserError:
@@ -206,15 +227,15 @@ def _not_numbers(column: pd.Series, what: str, fix: str) -> UserError:
     values = column.reset_index(drop=True).dropna().astype(str)  # by position, the data row: not data.index_col's
     plain = _plain_numbers(values)
     if plain.all() and len(values) < len(column):  # True/False with blanks: missing values
-        row = int(np.flatnonzero(column.isna())[0]) + 1
-        return UserError(f"{what}: column '{column.name}' has missing values (first at data row {row}). {fix}".strip())
-    if plain.mean() >= 0.5:
-        row = int(np.flatnonzero(~plain)[0])
+        return UserError(f"{what}: column '{column.name}' {_missing(column)}. {fix}".strip())
+    odd = values.isin(BOOLEANS.keys()) if plain.all() else ~plain  # True, False beside numbers other than 1 and 0
+    if plain.mean() >= 0.5 and odd.any():
+        row = int(np.flatnonzero(odd)[0])
         return UserError(
-            f"{what}: column '{column.name}' holds numbers, and {_rows(int((~plain).sum()))} with a value that is "
+            f"{what}: column '{column.name}' holds numbers, and {_rows(int(odd.sum()))} with a value that is "
             f"not (first {values.iloc[row]!r}, at data row {values.index[row] + 1}). {fix}".strip()
         )
-    example = values[~plain].iloc[0]
+    example = values[odd].iloc[0] if odd.any() else values.iloc[0]
     return UserError(
         f"{what}: column '{column.name}' holds numbers written as text (for example {example!r}): save them as "
         f"plain numbers, without thousands separators, currency or percent signs. {fix}".strip()
@@ -304,13 +325,16 @@ def feature_matrix(
             error = UserError(f"{error} The model takes: {', '.join(features)}.")
         raise error
     categories = categories or {}
+    mixed = {f: _booleans(frame[f]) for f in features if f not in categories and frame[f].dtype.kind not in "iufb"}
+    frame = frame.assign(**mixed) if mixed else frame  # True, False, 1 and 0: 0 and 1, as train.py read them
     for f in features:
         if f in categories:
             _check_categories(frame[f], categories[f], option)
             continue
         if numbers_as_text(frame[f]):
-            fix = f"Fix or drop them in the CSV{LEAVE_OUT}."
-            raise _not_numbers(frame[f], option, fix if option == "data.features" else "")
+            raise _not_numbers(
+                frame[f], option, f"Fix or drop them in the CSV{LEAVE_OUT * (option == 'data.features')}."
+            )
         if not pd.api.types.is_numeric_dtype(frame[f]):  # booleans are numbers: 0 and 1
             values = frame[f].dropna()
             words = values[pd.to_numeric(values, errors="coerce").isna()]  # the values that are not numbers
@@ -342,10 +366,9 @@ def feature_matrix(
 def _check_categories(column: pd.Series, categories: list[str], option: str) -> None:
     """A feature of categories must have a value in every row, one of the categories the model knows."""
     if column.isna().any():
-        row = int(np.flatnonzero(column.isna())[0]) + 1
         raise UserError(
-            f"{option}: column '{column.name}' (categories) has {_rows(int(column.isna().sum()))} with missing "
-            f"values (first at data row {row}). Fill them in the CSV, with a category of their own if need be."
+            f"{option}: column '{column.name}' (categories) {_missing(column)}. Fill them in the CSV, with a category "
+            "of their own if need be."
         )
     unknown = sorted(set(column.astype(str)) - set(categories))
     if unknown:
@@ -446,10 +469,8 @@ def encode_target(y: pd.Series, features: list[str], task: str | None = None, cl
     which keep the codes it was trained with; a label that is not one of them is refused."""
     target = y.name
     if y.isna().any():
-        raise UserError(
-            f"data.target: column '{target}' has {_rows(int(y.isna().sum()))} with missing values "
-            f"(first at data row {int(np.flatnonzero(y.isna())[0]) + 1}). Drop or fill them in the CSV."
-        )
+        raise UserError(f"data.target: column '{target}' {_missing(y)}. Drop or fill them in the CSV.")
+    y = _booleans(y)  # True, False, 1 and 0: the classes False and True, as True and False alone are
     numeric = pd.api.types.is_numeric_dtype(y)  # or mostly numbers: the others typos or placeholders ('?', 'n/a')
     if task in (None, "regression") and not numeric and pd.to_numeric(y, errors="coerce").notna().mean() > 0.5:
         fix = "Fix or drop them in the CSV, or set data.task=multiclass to take every value as a class label."
@@ -469,7 +490,9 @@ def encode_target(y: pd.Series, features: list[str], task: str | None = None, cl
         if numbers_as_text(y):
             raise _not_numbers(y, "data.target", "")
         if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
-            raise UserError(f"data.task=regression needs a numeric target; '{target}' holds labels like {y.iloc[0]!r}.")
+            raise UserError(
+                f"data.task=regression needs a numeric target; '{target}' holds labels like {meta_value(y.iloc[0])!r}."
+            )
         meta["n_outputs"] = 1
         y = _check_finite(y.to_frame(), "data.target")
         largest = np.abs(y).max()
@@ -490,10 +513,11 @@ def encode_target(y: pd.Series, features: list[str], task: str | None = None, cl
                 f"data.target: '{target}' has labels that are not the checkpoint's classes "
                 f"({', '.join(map(repr, classes))}): {', '.join(map(repr, unknown[:3]))}{', ...' * (len(unknown) > 3)}."
             )
+    quantity = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)  # text is no quantity
     if len(classes) < 2:
         raise UserError(
             f"data.target: '{target}' has a single class ({meta_value(classes[0])!r}); classification needs two "
-            "or more. Check the target column, or set data.task=regression."
+            f"or more. Check the target column{', or set data.task=regression' * quantity}."
         )
     if task == "binary" and len(classes) != 2:
         raise UserError(f"data.task=binary needs 2 classes; '{target}' has {len(classes)}. Use data.task=multiclass.")
@@ -502,7 +526,7 @@ def encode_target(y: pd.Series, features: list[str], task: str | None = None, cl
             raise _not_numbers(y, "data.target", "")
         raise UserError(
             f"data.target: '{target}' has {len(classes)} distinct values in {len(y)} rows, too many to be classes "
-            "to learn. Check the target column, or set data.task=regression for a quantity."
+            f"to learn. Check the target column{', or set data.task=regression for a quantity' * quantity}."
         )
     meta["classes"] = [meta_value(c) for c in classes]
     meta["n_outputs"] = 1 if task == "binary" else len(classes)
@@ -858,14 +882,17 @@ class TabularData(L.LightningDataModule):
         if table is None:  # not a table of numbers: read whole, for its categories or to say what is wrong with it
             table = tabulate(read_csv(path, index_col), targets, features, task, classes, categories)
         x, y, self.meta = table
-        for name, found in self.meta.get("categories", {}).items() if categories is None else ():
-            written = [c.strip().lower() for c in found]
-            alike = [c for c, w in zip(found, written, strict=True) if written.count(w) > 1]
-            if alike:  # a data-entry slip: 'Paris' and 'paris ' are two inputs
-                named = ", ".join(map(repr, alike))
+        slips = [(f"Column '{n}' has categories", "an input", c) for n, c in self.meta.get("categories", {}).items()]
+        slips = [] if categories is not None else slips  # a checkpoint's: said when it trained
+        if classes is None and self.meta["classes"] is not None:
+            slips.append((f"The target '{targets[0]}' has labels", "a class", self.meta["classes"]))
+        for what, each, values in slips:
+            written = Counter(v.strip().lower() for v in values if isinstance(v, str))
+            alike = [v for v in values if isinstance(v, str) and written[v.strip().lower()] > 1]
+            if alike:  # a data-entry slip: 'Paris' and 'paris ' are two inputs, 'Yes' and 'yes ' two classes
                 log.info(
-                    f"Column '{name}' has categories that differ only in case or spaces ({named}): each is an input "
-                    "of its own. Write them alike in the CSV if they are one."
+                    f"{what} that differ only in case or spaces ({', '.join(map(repr, alike))}): each is {each} of "
+                    "its own. Write them alike in the CSV if they are one."
                 )
         classes, target = self.meta["classes"], targets[0]
         if task is None and classes is not None and len(classes) > 2 and all(map(is_number, classes)):

@@ -929,7 +929,7 @@ def predict(cfg: DictConfig) -> Path:
         raise UserError(
             f"output: cannot write '{path}': {err.strerror or err}. Give a file where you can write: output=..."
         ) from None
-    log.info(f"Predictions for {len(result)} rows: {path}")
+    log.info(f"Predictions for {len(result)} row{'s' * (len(result) != 1)}: {path}")
     return path
 
 
