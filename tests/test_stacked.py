@@ -105,6 +105,16 @@ def test_only_jobs_that_differ_in_learning_rate_and_seed_share_a_stack(tmp_path)
     decay = "optimizer.weight_decay=${optimizer.lr}"
     assert key(decay, "optimizer.lr=0.1") != key(decay, "optimizer.lr=0.5")
     assert stack_key(make_cfg(tmp_path / "a")) == stack_key(make_cfg(tmp_path / "b"))  # each job's own directory
+    # what a stack would not do for each member as alone: max_time stopped none, detect_anomaly's error every one,
+    # a LearningRateMonitor logged every member's rate in each job, a RichProgressBar failed them all, and members
+    # sharing a checkpoint directory were each tested on one best checkpoint
+    assert key("callbacks=early_stopping", "+trainer.min_epochs=2") is not None
+    assert key("+trainer.max_time=00:00:00:03") is None and key("+trainer.detect_anomaly=true") is None
+    monitor = "+callbacks.lr={_target_: lightning.pytorch.callbacks.LearningRateMonitor}"
+    assert key(monitor) is None and key("+callbacks.rich={_target_: lightning.pytorch.callbacks.RichProgressBar}") is None
+    assert key("callbacks.model_checkpoint.dirpath=/tmp/shared") is None
+    assert key("logger=csv", "logger.csv.save_dir=/tmp/shared") is None
+    assert key("callbacks.progress=null", "logger=csv") is not None
 
 
 def test_each_member_stops_early_when_it_would_alone(tmp_path):

@@ -55,6 +55,20 @@ ELEMENTWISE = {
     for name in ("SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta", "ASGD", "Rprop")
 }
 
+# What a stack carries out for each member as a run alone would; a job with anything else runs alone: a Trainer
+# option of its own (max_time's clock, detect_anomaly's error, which would stop every member), another callback
+# (a LearningRateMonitor would log every member's rate in each job) or logger, or outputs outside its directory
+# (checkpoints the members share: each would test the last one's best).
+STACKED_TRAINER = {
+    *("_target_", "_convert_", "accelerator", "devices", "precision", "deterministic", "enable_model_summary"),
+    *("max_epochs", "max_steps", "min_epochs", "min_steps", "num_sanity_val_steps", "log_every_n_steps"),
+}
+STACKED_PARTS = {
+    *(f"dlbasics.callbacks.{name}" for name in ("Checkpoints", "ModelSummary", "EpochProgress", "DataFit")),
+    *(f"dlbasics.callbacks.{name}" for name in ("LossLandscape", "TensorBoardLogger", "CSVLogger")),
+    "lightning.pytorch.callbacks.EarlyStopping",
+}
+
 
 def stack_key(cfg: DictConfig) -> str | None:
     """Jobs with the same key train as one stack; None: this job runs on its own."""
@@ -73,6 +87,15 @@ def stack_key(cfg: DictConfig) -> str | None:
         rest = OmegaConf.to_container(job, resolve=True)
     except OmegaConfBaseException:
         return None  # alone, it says what is wrong
+    if {k for k, v in rest["trainer"].items() if v is not None} - STACKED_TRAINER:
+        return None
+    for part in [*(rest.get("callbacks") or {}).values(), *(rest.get("logger") or {}).values()]:
+        if part is None:
+            continue
+        if not isinstance(part, dict) or part.get("_target_") not in STACKED_PARTS:
+            return None
+        if any(not str(part[k]).startswith(job.run_dir) for k in ("dirpath", "save_dir") if k in part):
+            return None
     rest.pop("seed", None)
     rest["optimizer"].pop("lr", None)
     return repr(rest)
