@@ -52,8 +52,8 @@ from dlbasics.sweep import (  # and the resolver that names a sweep's jobs
 log = logging.getLogger("dlbasics")
 # A job imports these once Hydra has set up logging, and their INFO lines would reach its console: matplotlib's
 # font cache, made on a machine's first run; torch's exit hooks where Ctrl-C cut its import short (torch sets
-# this level itself as its import ends).
-for name in ("matplotlib", "torch"):
+# this level itself as its import ends); the plugins of alembic, which Optuna's sweeper imports.
+for name in ("matplotlib", "torch", "alembic"):
     logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -90,14 +90,12 @@ warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` i
 warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
 # A column name in a script the font lacks is drawn as boxes in a figure's labels, without a warning per glyph.
 warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
-# Lightning announces devices, seeds, tips and signals at INFO on every Trainer, and Optuna's alembic its
-# plugins: our console keeps its own lines.
+# Lightning announces devices, seeds, tips and signals at INFO on every Trainer: our console keeps its own lines.
 for name in (
     "lightning.pytorch.utilities.rank_zero",
     "lightning.pytorch.accelerators.cuda",
     "lightning.pytorch.trainer.connectors.signal_connector",
     "lightning.fabric",
-    "alembic",
 ):
     logging.getLogger(name).setLevel(logging.WARNING)
 # Imported once Hydra has set up logging (a job imports this module), Lightning's lines (an early stopping's
