@@ -520,6 +520,11 @@ def test_predict_names_what_is_wrong_with_its_input_and_output(tmp_path, make_cs
         # the checks of the libraries we configure, named by the config entry that reached them
         (["trainer.max_epochs=-2"], "trainer: `max_epochs` must be a non-negative integer or -1"),
         (["+trainer.epochs=5"], "trainer: unknown option 'epochs' for lightning.pytorch.Trainer"),
+        (  # adam.yaml's, which the user never typed: its way out was not said
+            ["optimizer._target_=torch.optim.RMSprop"],
+            "optimizer: unknown option 'fused' for torch.optim.RMSprop: check its spelling, or take it out: "
+            "'~optimizer.fused'.",
+        ),
         (["optimizer=sgd", "optimizer.momentum=-1"], "optimizer: Invalid momentum value: -1"),
         (["trainer.accelerator=tpu"], "trainer: Requirement 'torch_xla"),  # ...: an option given needs a package
         # Lightning's options that have nothing to act on, or that the run sets from options of its own

@@ -438,6 +438,13 @@ def check_types(cfg, key: str, target: str) -> None:
             raise UserError(f"{key}.{name} must be {' or '.join(words)}; got {value!r}.")
 
 
+def unknown_option(key: str, name: str, target: str) -> UserError:
+    """An option `target` does not take, which a preset may have given (adam.yaml's fused, to another optimizer)."""
+    return UserError(
+        f"{key}: unknown option '{name}' for {target}: check its spelling, or take it out: '~{key}.{name}'."
+    )
+
+
 def instantiate(cfg, key: str | None = None, **kwargs):
     """hydra.utils.instantiate, with a user's mistake raised as one line that names the config entry
     (`key`, by default the config's own place in the composed config).
@@ -462,7 +469,7 @@ def instantiate(cfg, key: str | None = None, **kwargs):
             raise _no_target(err, key, target) from None
         if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
             name = str(cause).rsplit("argument", 1)[1].strip(" '\"")
-            raise UserError(f"{key}: unknown option '{name}' for {target}: check its spelling.") from None
+            raise unknown_option(key, name, target) from None
         library_check = isinstance(cause, (ValueError, TypeError)) and not target.startswith("dlbasics.")
         mistake = user_mistake(cause) if cause is not None else None
         if library_check or mistake is not None:

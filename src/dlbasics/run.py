@@ -73,6 +73,7 @@ from dlbasics.errors import (
     is_number,
     nearest_keys,
     read,
+    unknown_option,
     user_mistake,
 )
 from dlbasics.files import write_json, write_whole
@@ -388,7 +389,7 @@ def _made(cfg: DictConfig, key: str, kind: type, **kwargs):
         takes = {*inspect.signature(type(made)).parameters, *writer} - {"kwargs", "log_dir"}  # log_dir: the logger's
         unknown = [str(k) for k in cfg if not str(k).startswith("_") and k not in takes]
         if unknown:
-            raise UserError(f"{key}: unknown option '{unknown[0]}' for {cfg._target_}: check its spelling.")
+            raise unknown_option(key, unknown[0], cfg._target_)
         for name in cfg.keys() & writer.keys():  # unannotated: of its default's kind (max_queue=10, comment="")
             default, value = writer[name].default, cfg[name]
             kinds = {str} if isinstance(default, str) else {int, float} if is_number(default) else None
