@@ -110,8 +110,8 @@ def test_only_jobs_that_differ_in_learning_rate_and_seed_share_a_stack(tmp_path)
     # sharing a checkpoint directory were each tested on one best checkpoint
     assert key("callbacks=early_stopping", "+trainer.min_epochs=2") is not None
     assert key("+trainer.max_time=00:00:00:03") is None and key("+trainer.detect_anomaly=true") is None
-    monitor = "+callbacks.lr={_target_: lightning.pytorch.callbacks.LearningRateMonitor}"
-    assert key(monitor) is None and key("+callbacks.rich={_target_: lightning.pytorch.callbacks.RichProgressBar}") is None
+    for callback in ("LearningRateMonitor", "RichProgressBar"):
+        assert key(f"+callbacks.extra={{_target_: lightning.pytorch.callbacks.{callback}}}") is None
     assert key("callbacks.model_checkpoint.dirpath=/tmp/shared") is None
     assert key("logger=csv", "logger.csv.save_dir=/tmp/shared") is None
     assert key("callbacks.progress=null", "logger=csv") is not None

@@ -16,6 +16,7 @@ import torch
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import plugin_data_pb2
@@ -863,6 +864,21 @@ def test_an_optuna_search_optimizes_in_the_monitored_metrics_direction(tmp_path,
         capsys.readouterr().err == "error: hydra.sweeper.n_trials must be an integer >= 1 (the runs it makes); got 0.\n"
     )
     assert not (tmp_path / "n").exists()  # refused before the sweep's directory is made
+
+
+def test_a_sweep_of_no_jobs_is_refused(tmp_path, monkeypatch, capsys):
+    """-m seed=range(0,0) said "Launching 0 jobs" and exited 0, with nothing else."""
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("train", [f"hydra.sweep.dir={tmp_path}/s"], return_hydra_config=True)
+    with open_dict(cfg):  # as Hydra's multirun has them: compose() takes no sweep
+        cfg.hydra.overrides.task = ["optimizer.lr=0.1,0.01", "seed=range(3,3)"]
+    with pytest.raises(SystemExit) as exit_:
+        OutputDirectory().on_multirun_start(cfg)
+    assert exit_.value.code == 2 and not (tmp_path / "s").exists()
+    assert capsys.readouterr().err == (
+        "error: seed=range(3,3) gives no value, so the sweep has no jobs: give it one value or more.\n"
+    )
 
 
 def test_depth_or_width_beside_hidden_widths_is_refused(tmp_path, monkeypatch):

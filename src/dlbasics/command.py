@@ -43,6 +43,7 @@ from dlbasics.startup import interrupted
 from dlbasics.sweep import (  # and the resolver that names a sweep's jobs
     ENDED,
     TWICE,
+    empty_sweeps,
     end_stopped_sweep,
     given_twice,
     status,
@@ -223,6 +224,8 @@ class OutputDirectory(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         _check_needed(config)
+        if empty := empty_sweeps(config):
+            refuse(f"{empty[0]} gives no value, so the sweep has no jobs: give it one value or more.")
         searched, mode = OmegaConf.select(config, "hydra.sweeper.direction"), OmegaConf.select(config, "monitor.mode")
         if isinstance(searched, str) and mode and searched != direction(mode):  # it would search for the worst
             refuse(

@@ -107,6 +107,12 @@ def varied_keys(config: DictConfig) -> list[str]:
     return list(dict.fromkeys([o.key_or_group for o in overrides if o.is_sweep_override()] + list(params)))
 
 
+def empty_sweeps(config: DictConfig) -> list[str]:
+    """The command line's sweeps of no value (`seed=range(0,0)`): a sweep of no jobs, which Hydra runs silently."""
+    overrides = OverridesParser.create().parse_overrides(typed_overrides(config.hydra.overrides.task))
+    return [o.input_line for o in overrides if o.is_sweep_override() and not list(o.sweep_string_iterator())]
+
+
 def job_dirname(task_overrides, sweeper_params=None, _root_=None) -> str:
     """A sweep job's directory name: the overrides the sweep varies, e.g. `optimizer.lr=0.01,seed=0`, with a `/`
     in a value written `%2F` (a path, `monitor.metric=val/loss`), which would make it a directory in another.
