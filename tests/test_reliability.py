@@ -499,6 +499,19 @@ def test_a_resumed_run_adds_its_epochs_to_the_csv_log_it_had(tmp_path):
     assert log["val/loss"].notna().sum() == 4 and log["test/loss"].notna().sum() == 2
 
 
+def test_a_resumed_runs_csv_log_drops_the_epochs_logged_after_its_checkpoint(tmp_path):
+    """Ctrl-C between an epoch's log and its checkpoint: the resumed run logged that epoch again, a second row."""
+    train(make_cfg(tmp_path, "logger=csv", "trainer.max_epochs=2"))
+    log = pd.read_csv(tmp_path / "metrics.csv")
+    after = log[log["val/loss"].notna()].tail(1).assign(step=18, epoch=2, **{"val/loss": 99.0})  # 6 steps an epoch
+    pd.concat([log, after]).to_csv(tmp_path / "metrics.csv", index=False)
+    train(make_cfg(tmp_path, "logger=csv", "trainer.max_epochs=4", "ckpt_path=last"))
+    log = pd.read_csv(tmp_path / "metrics.csv")
+    val = log[log["val/loss"].notna()]
+    assert val["step"].tolist() == [6, 12, 18, 24] and 99.0 not in val["val/loss"].tolist()
+    assert log["test/loss"].notna().sum() == 2  # the first segment's test row is its own, at step 12
+
+
 def _val_losses(run_dir) -> list[tuple[int, float]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

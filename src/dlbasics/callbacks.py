@@ -435,11 +435,31 @@ class Checkpoints(ModelCheckpoint):
 
 
 class _KeptMetrics(csv_logs.ExperimentWriter):
+    def __init__(self, log_dir: str, purge_step: int | None = None):
+        self.purge_step = purge_step
+        super().__init__(log_dir)
+
     def _check_log_dir_exists(self) -> None:
-        # Lightning's deletes a metrics.csv it finds; this one adds to it, under the columns it has
-        if self._fs.isfile(self.metrics_file_path):
-            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
-                self.metrics_keys = next(csv.reader(file), [])
+        # Lightning's deletes a metrics.csv it finds; this one adds to it, under the columns it has, without the
+        # rows of purge_step and after (as TensorBoard's writer hides them): the epochs a resumed run trains again
+        if not self._fs.isfile(self.metrics_file_path):
+            return
+        with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+            self.metrics_keys = next(csv.reader(file), [])
+        if self.purge_step is None:
+            return
+        with open(self.metrics_file_path, newline="") as file:
+            rows = list(csv.DictReader(file))
+        kept = [row for row in rows if row.get("step") and float(row["step"]) < self.purge_step]
+        if len(kept) < len(rows):
+
+            def write(tmp: Path) -> None:
+                with open(tmp, "w", newline="") as file:
+                    writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
+                    writer.writeheader()
+                    writer.writerows(kept)
+
+            write_whole(Path(self.metrics_file_path), write)
 
     def flush(self) -> None:
         """Writes what it holds, as the loggers are flushed once a second and when a run is interrupted: Lightning
@@ -449,14 +469,17 @@ class _KeptMetrics(csv_logs.ExperimentWriter):
 
 class CSVLogger(csv_logs.CSVLogger):
     """Lightning's CSVLogger, except that a run resumed in its own directory (ckpt_path=last) keeps the epochs
-    its metrics.csv holds and adds its own, as its TensorBoard log does, where Lightning's starts the file anew."""
+    its metrics.csv holds and adds its own, as its TensorBoard log does, where Lightning's starts the file anew.
+    `purge_step`: the rows from which it drops, as a resumed run trains those epochs again (run.purge_from)."""
+
+    purge_step: int | None = None
 
     @property
     @rank_zero_experiment
     def experiment(self) -> csv_logs.ExperimentWriter:
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _KeptMetrics(log_dir=self.log_dir)
+            self._experiment = _KeptMetrics(log_dir=self.log_dir, purge_step=self.purge_step)
         return self._experiment
 
 

@@ -620,11 +620,15 @@ def _key_options(state_key: str) -> dict:
 
 def purge_from(trainer: L.Trainer, step: int) -> None:
     """TensorBoard hides what an earlier segment of the run logged after `step`, the step it resumes from: the
-    epochs after its last checkpoint (kill -9), or all of it where it trains afresh, from step 0 (SummaryWriter's
-    purge_step, written as its first event)."""
+    epochs after its last checkpoint (kill -9, or Ctrl-C between an epoch's log and its checkpoint), or all of it
+    where it trains afresh, from step 0 (SummaryWriter's purge_step, written as its first event); the CSV log
+    drops those rows."""
+    purge = step + 1 if step else 0
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger) and logger._experiment is None:  # its writer is made at first use
-            logger._kwargs.setdefault("purge_step", step + 1 if step else 0)
+            logger._kwargs.setdefault("purge_step", purge)
+        elif hasattr(logger, "purge_step") and logger._experiment is None:  # callbacks.CSVLogger
+            logger.purge_step = purge
 
 
 def sigterm_interrupts() -> None:
