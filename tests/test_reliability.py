@@ -273,6 +273,27 @@ def test_ctrl_c_before_training_says_so_and_leaves_the_directory_free(tmp_path, 
     assert exit_.value.code == 1
 
 
+def test_an_interrupted_run_keeps_its_last_epochs_metrics_and_its_best(tmp_path, monkeypatch):
+    """Its metrics.json held its status and epochs only: an interrupted sweep's summary, "best first by val/loss",
+    had no val/loss to rank its jobs by."""
+    learner_epoch_end = Learner.on_train_epoch_end
+
+    def pressed(learner):
+        learner_epoch_end(learner)
+        if learner.current_epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Learner, "on_train_epoch_end", pressed)
+    with pytest.raises(SystemExit):
+        train(make_cfg(tmp_path, "logger=csv", "trainer.max_epochs=5"))
+    metrics, log = read_metrics(tmp_path), pd.read_csv(tmp_path / "metrics.csv")
+    val = log["val/loss"].dropna()
+    assert metrics["status"] == "interrupted" and len(val) == 3  # epochs 1 to 3, the third's not checkpointed
+    assert metrics["val/loss"] == pytest.approx(val.iloc[-1])
+    assert metrics["val/loss_best"] == pytest.approx(val.iloc[:2].min())  # its best checkpoint's
+    assert metrics["train/loss"] == pytest.approx(log["train/loss"].dropna().iloc[-1])
+
+
 def test_ctrl_c_in_a_run_without_checkpoints_offers_no_resume(tmp_path, monkeypatch, capsys):
     """Its `Resume: ... ckpt_path=last` found no last.ckpt, and trained afresh into the same directory."""
     learner_epoch_end = Learner.on_train_epoch_end

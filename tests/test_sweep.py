@@ -539,6 +539,24 @@ def test_the_summary_is_of_the_jobs_this_sweep_started_a_killed_one_included(tmp
     assert "Sweep of 3 jobs" in capsys.readouterr().out and not list(tmp_path.glob(".[!.]*"))
 
 
+def test_a_sweep_interrupted_before_its_first_job_keeps_the_summary_its_directory_had(tmp_path, capsys):
+    """Ctrl-C while the first job imported Lightning: the sweep's summary.csv and summary.png, of the sweep that
+    ran there before, were deleted, and it said "Its jobs so far:" followed by nothing."""
+    from dlbasics.sweep import end_stopped_sweep
+
+    hydra = {"sweep": {"dir": str(tmp_path)}, "overrides": {"task": ["optimizer.lr=0.1,1"]}}
+    config = OmegaConf.create({"hydra": hydra, "monitor": {"metric": "val/loss", "mode": "min"}})
+    _job_dir(tmp_path, "optimizer.lr=0.1", {"status": "completed", "epochs": 3, "val/loss": 0.1})
+    for name in ("summary.csv", "summary.png"):
+        (tmp_path / name).write_bytes(b"the earlier sweep's " + name.encode())
+    SweepSummary().on_multirun_start(config)
+    assert end_stopped_sweep(KeyboardInterrupt())
+    assert capsys.readouterr().err == "The sweep was interrupted. No job had started: its directory is as it was.\n"
+    for name in ("summary.csv", "summary.png"):
+        assert (tmp_path / name).read_bytes() == b"the earlier sweep's " + name.encode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["optimizer.lr=0.1", "summary.csv", "summary.png"]
+
+
 def test_a_job_is_named_by_what_the_sweep_varies_in_a_process_that_is_not_the_sweeps(tmp_path, monkeypatch):
     """submitit runs a job in a process of its own, whose command line is submitit's: the job's name is read from
     what the sweep recorded when it started."""

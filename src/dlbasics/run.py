@@ -777,13 +777,20 @@ def best_checkpoint(trainer) -> str | None:
 
 
 def failure(err: BaseException, trainer) -> dict:
-    """metrics.json of a run that was interrupted, or failed, with the error's first line."""
-    if isinstance(err, (KeyboardInterrupt, SystemExit)):
+    """metrics.json of a run that was interrupted, or failed, with the error's first line. An interrupted run's
+    holds its last epoch's metrics and its best checkpoint's monitored value, by which a sweep's summary ranks it."""
+    interrupted = isinstance(err, (KeyboardInterrupt, SystemExit))
+    if interrupted:
         metrics = {"status": "interrupted"}
     else:
         metrics = {"status": "failed", "error": first_line(user_mistake(err) or err)}
     if trainer is not None:
         metrics["epochs"] = trainer.current_epoch
+        callback = trainer.checkpoint_callback
+        if interrupted:
+            metrics |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(EPOCH_METRICS)}
+        if interrupted and callback is not None and callback.best_model_score is not None:
+            metrics[f"{callback.monitor}_best"] = float(callback.best_model_score)
     return metrics
 
 

@@ -377,7 +377,9 @@ def end_stopped_sweep(err: BaseException) -> bool:
         return False
     callback, config = _UNDER_WAY
     if isinstance(err, (KeyboardInterrupt, SystemExit)):
-        print("The sweep was interrupted. Its jobs so far:", file=sys.stderr, flush=True)
+        started = _lines(sweep_directory(config) / JOBS)
+        so_far = "Its jobs so far:" if started else "No job had started: its directory is as it was."
+        print(f"The sweep was interrupted. {so_far}", file=sys.stderr, flush=True)
     else:
         say_error(f"the sweep's launcher stopped: {type(err).__name__}: {first_line(err)}")
         time.sleep(1.0)  # the pool's other workers, ended by it, a moment to go: their jobs are then `killed`
@@ -445,7 +447,11 @@ class SweepSummary(Callback):
             (sweep_dir / name).unlink(missing_ok=True)
         if not recorded:
             jobs = keys = None
-        elif jobs and sorted(jobs) == sorted(refused):  # the same sweep run again: its results are as they were
+        elif not jobs:  # interrupted before its first job: an earlier sweep's summary there is kept
+            for name, content in self._earlier.items():
+                (sweep_dir / name).write_bytes(content)
+            return
+        elif sorted(jobs) == sorted(refused):  # the same sweep run again: its results are as they were
             for name, content in self._earlier.items():
                 (sweep_dir / name).write_bytes(content)
             say_error(
