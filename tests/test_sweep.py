@@ -104,6 +104,23 @@ def test_a_diverged_job_is_drawn_as_such(sweep):
     assert all(label.endswith("(diverged)") == ("optimizer.lr=10" in label) for label in labels)
 
 
+def test_a_job_that_diverged_in_its_first_epoch_has_no_curve_in_the_legend(tmp_path):
+    """Its one value, NaN, drew nothing, yet the legend named it beside the curves that were drawn."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from dlbasics.sweep import collect, plot
+
+    for name, first, metrics in [
+        ("optimizer.lr=0.1", 1.0, {"val/loss_best": 0.5}),
+        ("optimizer.lr=1e30", math.nan, {}),
+    ]:
+        _job_dir(tmp_path, name, {"status": "completed" if metrics else "diverged", "epochs": 1, **metrics})
+        with SummaryWriter(str(tmp_path / name)) as writer:  # TensorBoard's log keeps the NaN, as it was logged
+            writer.add_scalar("val/loss", first, 1)
+    curves = plot(collect(tmp_path), ["optimizer.lr"], tmp_path, "val/loss_best").axes[-1]
+    assert [line.get_label() for line in curves.lines] == ["optimizer.lr=0.1"]
+
+
 def test_the_curves_are_in_the_order_the_sweep_ran_its_jobs(sweep):
     """model.activation=relu,tanh,sigmoid,identity drew its curves in the order of the names' letters."""
     from dlbasics.sweep import plot

@@ -286,7 +286,7 @@ def plot(table: pd.DataFrame, keys: list[str], sweep_dir: Path, monitor: str, or
     colours = plt.colormaps["viridis"](np.linspace(0, 0.9, len(table))) if many else [None] * len(table)
     for job, label, job_status, colour in zip(table["job"], labels, table["status"], colours, strict=True):
         values = _curves(sweep_dir / job, loss) if job_status != "refused" else []  # a refused job's are not its own
-        if values:
+        if any(map(math.isfinite, values)):  # a job that diverged in its first epoch has no curve to name
             label += " (diverged)" * (job_status == "diverged")
             curves.plot(range(1, len(values) + 1), values, label=label, color=colour)
     split = "Validation" if loss.startswith("val/") else "Training"
