@@ -228,7 +228,18 @@ def test_help_config_and_tab_completion_answer_without_importing_lightning(tmp_p
         (  # a sweep without -m, or a list without brackets: Hydra's words said --multirun, with stray backslashes
             ["model.hidden=20,10"],
             "model.hidden=20,10 gives 2 values: to sweep over them, add -m (python train.py -m model.hidden=20,10); "
-            "for a list, brackets: model.hidden=[20,10]; for text, quotes: model.hidden='20,10'.",
+            "for a list, brackets: model.hidden=[20,10]; for text, quotes: "
+            """'model.hidden="20,10"' (quotes as shown).""",
+        ),
+        (  # a path: its quotes in single ones, as the shell would take them off; no -m or list, which it takes not
+            ["hydra.run.dir=/tmp/a,b"],
+            "hydra.run.dir: a path with ',' in it is quoted for Hydra: "
+            """'hydra.run.dir="/tmp/a,b"' (quotes as shown).""",
+        ),
+        (  # a path with ( ): was "not an override Hydra can read", with the grammar
+            ["data.path=/tmp/my house (v2).csv"],
+            "data.path: a value with '(' and ')' in it is quoted for Hydra: "
+            """'data.path="/tmp/my house (v2).csv"' (quotes as shown).""",
         ),
         (  # -m optimizer.lr=1e-3, 1e-2: a space after the comma
             ["optimizer.lr=1e-3,", "1e-2"],

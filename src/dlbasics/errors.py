@@ -114,6 +114,8 @@ def taken_out(key: str) -> str:
 
 
 UNQUOTED = "=~&#!;^`<>"  # characters Hydra's override grammar takes only in a quoted value
+# keys whose value is a path: one with a comma, a space or ( ) in it is text to quote, never a sweep or a call
+PATH_KEYS = ("data.path", "ckpt_path", "data_path", "input", "output", "hydra.run.dir", "hydra.sweep.dir")
 
 
 def as_typed(value) -> str:
@@ -221,7 +223,7 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
         # a list whose items a comma splits, each then quoted: data.features=[面積], [sepal length (cm)] (iris's)
         items = re.fullmatch(r"\[[^][{}'\"]+\]", value)
         # a home directory's ~, a path with = or #; in such a list, a column name's ( ) (elsewhere, a function's)
-        odd = sorted({c for c in value if c in UNQUOTED + ("()" if items else "")})
+        odd = sorted({c for c in value if c in UNQUOTED + ("()" if items or key.lstrip("+") in PATH_KEYS else "")})
         if not quoted and (odd or not value.isascii()):
             what = f"{' and '.join(map(repr, odd))} in it" if odd else "letters beyond ASCII"
             typed = "[" + ",".join(f'"{v.strip()}"' for v in value[1:-1].split(",")) + "]" if items else as_typed(value)
@@ -235,9 +237,12 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
     sweep = re.search(r"Ambiguous value for argument '([^=]+)=(.*)'$", str(err).splitlines()[0])
     if isinstance(err, ConfigCompositionException) and sweep:  # optimizer.lr=1e-3,1e-2 without -m
         key, value = sweep.groups()
+        text = f"'{key}={as_typed(value)}' (quotes as shown)"
+        if key.lstrip("+") in PATH_KEYS:  # hydra.run.dir=/tmp/a,b: a path, which takes no -m and no list
+            return f"{key}: a path with ',' in it is quoted for Hydra: {text}."
         return (
             f"{key}={value} gives {value.count(',') + 1} values: to sweep over them, add -m ({command} -m "
-            f"{key}={value}); for a list, brackets: {key}=[{value}]; for text, quotes: {key}='{value}'."
+            f"{key}={value}); for a list, brackets: {key}=[{value}]; for text, quotes: {text}."
         )
     if isinstance(err, ConfigCompositionException):  # +key=... for a key there already is, ~key for one there is not
         group = re.search(r"Multiple values for (\S+)\. To override a value use 'override \S+: (.+)'", str(err))
