@@ -2,6 +2,7 @@
 
 import logging
 import shutil
+import sys
 
 import numpy as np
 import pandas as pd
@@ -342,3 +343,18 @@ def test_a_stack_steps_directly_unless_a_members_callback_hooks_its_steps_and_tr
         )
         assert direct["global_step"] == hooked["global_step"] == steps
         assert all(torch.equal(direct["state_dict"][k], hooked["state_dict"][k]) for k in direct["state_dict"])
+
+
+def test_the_progress_line_goes_on_with_a_member_still_training(tmp_path, capsys, monkeypatch):
+    """The first member's line, shown for the stack: it stayed at 'epoch 1/5 ... nan' once that member diverged,
+    while the other trained on."""
+    from dlbasics.stacked import train_stacked
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    cfgs = [
+        make_cfg(tmp_path / lr, "logger=none", "trainer.max_epochs=5", f"optimizer.lr={lr}") for lr in ("1e30", "1e-3")
+    ]
+    diverged, trained = train_stacked(cfgs)
+    assert diverged["status"] == "diverged" and trained["status"] == "completed"
+    out = capsys.readouterr().out
+    assert out.count("\repoch 5/5  train/loss") == 1 and "nan" not in out.split("\repoch 5/5")[1].split("\n")[0]

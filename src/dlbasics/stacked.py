@@ -346,6 +346,20 @@ class _MonitoringCallbacks(_ForMembers, Checkpoint):
             if view.should_stop and not view.stopped_at and trainer.fit_loop._can_stop_early:
                 view.stop()
         trainer.should_stop = all(v.stopped_at for v in self.views)
+        _pass_on_progress(self.views, trainer.callbacks)
+
+
+def _pass_on_progress(views: list[Member], forwarders: list) -> None:
+    """The console's progress line, a member's, goes on with a member still training once its own has stopped."""
+    holder = next((v for v in views if any(isinstance(c, ProgressBar) for c in v.callbacks)), None)
+    live = next((v for v in views if not v.stopped_at), None)
+    if holder is None or live is None or not holder.stopped_at:
+        return
+    live.callbacks = [c for c in holder.callbacks if isinstance(c, ProgressBar)] + live.callbacks
+    holder.callbacks = [c for c in holder.callbacks if not isinstance(c, ProgressBar)]
+    for forwarder in forwarders:
+        if isinstance(forwarder, _ForMembers):
+            forwarder._calls.clear()  # which callbacks have which hooks: found again
 
 
 def _log_file(run_dir: Path, name: str) -> logging.Handler:
