@@ -273,17 +273,22 @@ def test_ctrl_c_before_training_says_so_and_leaves_the_directory_free(tmp_path, 
     assert exit_.value.code == 1
 
 
-def test_an_interrupted_run_keeps_its_last_epochs_metrics_and_its_best(tmp_path, monkeypatch):
-    """Its metrics.json held its status and epochs only: an interrupted sweep's summary, "best first by val/loss",
-    had no val/loss to rank its jobs by."""
+def _ctrl_c_after_epoch(monkeypatch, epoch: int) -> None:
+    """Ctrl-C as the module's end of an epoch (0-based) has logged it, before its checkpoint is written."""
     learner_epoch_end = Learner.on_train_epoch_end
 
     def pressed(learner):
         learner_epoch_end(learner)
-        if learner.current_epoch == 2:
+        if learner.current_epoch == epoch:
             raise KeyboardInterrupt
 
     monkeypatch.setattr(Learner, "on_train_epoch_end", pressed)
+
+
+def test_an_interrupted_run_keeps_its_last_epochs_metrics_and_its_best(tmp_path, monkeypatch):
+    """Its metrics.json held its status and epochs only: an interrupted sweep's summary, "best first by val/loss",
+    had no val/loss to rank its jobs by."""
+    _ctrl_c_after_epoch(monkeypatch, 2)
     with pytest.raises(SystemExit):
         train(make_cfg(tmp_path, "logger=csv", "trainer.max_epochs=5"))
     metrics, log = read_metrics(tmp_path), pd.read_csv(tmp_path / "metrics.csv")
@@ -296,14 +301,7 @@ def test_an_interrupted_run_keeps_its_last_epochs_metrics_and_its_best(tmp_path,
 
 def test_ctrl_c_in_a_run_without_checkpoints_offers_no_resume(tmp_path, monkeypatch, capsys):
     """Its `Resume: ... ckpt_path=last` found no last.ckpt, and trained afresh into the same directory."""
-    learner_epoch_end = Learner.on_train_epoch_end
-
-    def pressed(learner):
-        learner_epoch_end(learner)
-        if learner.current_epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Learner, "on_train_epoch_end", pressed)
+    _ctrl_c_after_epoch(monkeypatch, 1)
     with pytest.raises(SystemExit):  # as Lightning turns Ctrl-C into
         train(make_cfg(tmp_path, "logger=none", "callbacks.model_checkpoint=null"))
     assert capsys.readouterr().err.splitlines()[-1] == (
