@@ -74,6 +74,26 @@ def test_integer_labels_taken_as_classes_are_said_so(tmp_path, caplog):
     ]
 
 
+def test_a_feature_the_same_in_every_training_row_is_pointed_out(tmp_path, caplog):
+    """It was kept without a word, centred to 0 with a std of 1: at predict time another value moved the
+    predictions by what the model never learnt. A category's 0/1 input absent from training is not meant."""
+    path = tmp_path / "const.csv"
+    x = np.random.default_rng(0).normal(size=(100, 2))
+    frame = pd.DataFrame({"a": x[:, 0], "const": 7.0, "b": x[:, 1], "zero": 0, "city": "Lyon", "y": x[:, 0]})
+    frame.to_csv(path, index=False)
+    with caplog.at_level("INFO", logger="dlbasics"):
+        TabularData(path, "y", features=["a", "const", "b", "city"])
+        TabularData(path, "y", features=["a", "const", "zero"])
+        TabularData(path, "y", features=["a", "b"])  # nothing to say
+        TabularData(path, "y", features=["a", "const"], standardize=False)  # no statistics, no word
+    assert caplog.messages == [
+        "Column 'const' is 7 in every training row: the model learns nothing from it. Leave it out with "
+        "data.features=[...].",
+        "Columns 'const', 'zero' are each one value in every training row: the model learns nothing from them. "
+        "Leave them out with data.features=[...].",
+    ]
+
+
 def test_labels_of_many_classes_are_not_said_to_be_a_quantity(tmp_path, caplog):
     """Their codes (0 to 11) are whole numbers: a check meant for a numeric target said 'data.task: regression'."""
     path = tmp_path / "t.csv"

@@ -679,7 +679,8 @@ def standardization(x: np.ndarray, rows: np.ndarray) -> dict:
         mean = _column_sums(x, rows, lambda block: block.astype(np.float64)) / len(rows)
         std = np.sqrt(_column_sums(x, rows, lambda block: np.square(block - mean)) / len(rows))
     # a column constant in float32 (its spread below float32's smallest normal number) is only centred
-    return {"mean": mean.tolist(), "std": np.where(std >= np.finfo(np.float32).tiny, std, 1.0).tolist()}
+    constant = std < np.finfo(np.float32).tiny
+    return {"mean": mean.tolist(), "std": np.where(constant, 1.0, std).tolist(), "constant": constant.tolist()}
 
 
 def _column_sums(x: np.ndarray, rows: np.ndarray, term) -> np.ndarray:
@@ -951,6 +952,19 @@ class TabularData(L.LightningDataModule):
             stats = {"mean": None, "std": None}
             if standardize:
                 stats = standardization(x, self.rows["train"])
+                names = input_names(self.meta)  # a number the model cannot learn from: one value in every row
+                same = [(n, m) for n, m, c in zip(names, stats["mean"], stats.pop("constant"), strict=True) if c]
+                if same := [(n, m) for n, m in same if n in self.meta["features"]]:  # not a category's 0/1 input
+                    columns = (
+                        f"Column {same[0][0]!r} is {same[0][1]:.4g}"
+                        if len(same) == 1
+                        else (f"Columns {', '.join(repr(n) for n, _ in same)} are each one value")
+                    )
+                    it = "it" if len(same) == 1 else "them"
+                    log.info(
+                        f"{columns} in every training row: the model learns nothing from {it}. Leave {it} out "
+                        "with data.features=[...]."
+                    )
             if self.meta["task"] == "regression":  # a value a target: one, or a list of them
                 train = y[self.rows["train"]].astype(np.float64)
                 stats["y_mean"] = _per_target(train.mean(0))
