@@ -558,7 +558,8 @@ def test_the_summary_is_of_the_jobs_this_sweep_started_a_killed_one_included(tmp
 
 def test_a_sweep_interrupted_before_its_first_job_keeps_the_summary_its_directory_had(tmp_path, capsys):
     """Ctrl-C while the first job imported Lightning: the sweep's summary.csv and summary.png, of the sweep that
-    ran there before, were deleted, and it said "Its jobs so far:" followed by nothing."""
+    ran there before, were deleted, or written again with one job, 'failed' with the error None, or 'completed'
+    from the earlier run's metrics.json; and it said "Its jobs so far:"."""
     from dlbasics.sweep import end_stopped_sweep
 
     hydra = {"sweep": {"dir": str(tmp_path)}, "overrides": {"task": ["optimizer.lr=0.1,1"]}}
@@ -566,12 +567,20 @@ def test_a_sweep_interrupted_before_its_first_job_keeps_the_summary_its_director
     _job_dir(tmp_path, "optimizer.lr=0.1", {"status": "completed", "epochs": 3, "val/loss": 0.1})
     for name in ("summary.csv", "summary.png"):
         (tmp_path / name).write_bytes(b"the earlier sweep's " + name.encode())
-    SweepSummary().on_multirun_start(config)
-    assert end_stopped_sweep(KeyboardInterrupt())
-    assert capsys.readouterr().err == "The sweep was interrupted. No job had started: its directory is as it was.\n"
-    for name in ("summary.csv", "summary.png"):
-        assert (tmp_path / name).read_bytes() == b"the earlier sweep's " + name.encode()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["optimizer.lr=0.1", "summary.csv", "summary.png"]
+    for started in ([], ["optimizer.lr=0.1", "optimizer.lr=1"]):  # none; or two, one with an earlier run's metrics
+        summary = SweepSummary()
+        summary.on_multirun_start(config)
+        for name in started:  # each as Hydra starts it, before the job has written anything of its own
+            _job_dir(tmp_path, name)
+            summary.on_job_start(_job_config(tmp_path, name), task_function=None)
+        assert end_stopped_sweep(KeyboardInterrupt())
+        assert (
+            capsys.readouterr().err
+            == "The sweep was interrupted. No job had begun; an earlier summary there is kept.\n"
+        )
+        for name in ("summary.csv", "summary.png"):
+            assert (tmp_path / name).read_bytes() == b"the earlier sweep's " + name.encode()
+        assert read_metrics(tmp_path / "optimizer.lr=0.1") == {"status": "completed", "epochs": 3, "val/loss": 0.1}
 
 
 def test_a_job_is_named_by_what_the_sweep_varies_in_a_process_that_is_not_the_sweeps(tmp_path, monkeypatch):

@@ -377,8 +377,12 @@ def end_stopped_sweep(err: BaseException) -> bool:
         return False
     callback, config = _UNDER_WAY
     if isinstance(err, (KeyboardInterrupt, SystemExit)):
-        started = _lines(sweep_directory(config) / JOBS)
-        so_far = "Its jobs so far:" if started else "No job had started: its directory is as it was."
+        sweep_dir = sweep_directory(config)
+        # a job that has written its metrics.json in this sweep: one starting up wrote none, one refused kept its own
+        callback.wrote = [
+            j for j in _lines(sweep_dir / JOBS) if (_stamp(sweep_dir / j / "metrics.json") or 0) > callback.began
+        ]
+        so_far = "Its jobs so far:" if callback.wrote else "No job had begun; an earlier summary there is kept."
         print(f"The sweep was interrupted. {so_far}", file=sys.stderr, flush=True)
     else:
         say_error(f"the sweep's launcher stopped: {type(err).__name__}: {first_line(err)}")
@@ -399,6 +403,8 @@ class SweepSummary(Callback):
         self._found: dict[str, int | None] = {}  # each job's metrics.json as it found it (its stamp)
         self._records: dict[str, dict[str, bytes]] = {}  # the .hydra/ files of the runs the sweep directory held
         self._earlier: dict[str, bytes] = {}  # and its summary, kept where none of this sweep's jobs runs
+        self.began = 0  # when the sweep began (ns), and the jobs that wrote their metrics.json since, if it stopped
+        self.wrote: list[str] | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         global _UNDER_WAY
@@ -417,6 +423,7 @@ class SweepSummary(Callback):
             if (run / "metrics.json").is_file()
         }
         self._earlier = {n: (sweep_dir / n).read_bytes() for n in SWEEP_FILES if (sweep_dir / n).is_file()}
+        self.began, self.wrote = time.time_ns(), None
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:  # a run alone: Hydra calls this for it too
@@ -447,7 +454,7 @@ class SweepSummary(Callback):
             (sweep_dir / name).unlink(missing_ok=True)
         if not recorded:
             jobs = keys = None
-        elif not jobs:  # interrupted before its first job: an earlier sweep's summary there is kept
+        elif not jobs or self.wrote == []:  # interrupted before a job began: an earlier sweep's summary is kept
             for name, content in self._earlier.items():
                 (sweep_dir / name).write_bytes(content)
             return
