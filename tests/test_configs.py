@@ -241,6 +241,11 @@ def test_help_config_and_tab_completion_answer_without_importing_lightning(tmp_p
             "data.path: a value with '(' and ')' in it is quoted for Hydra: "
             """'data.path="/tmp/my house (v2).csv"' (quotes as shown).""",
         ),
+        (  # and an apostrophe, which the single quotes around it ended: bash's syntax error
+            ["data.path=/tmp/it's (x).csv"],
+            "data.path: a value with '(' and ')' in it is quoted for Hydra: "
+            """'data.path="/tmp/it'"'"'s (x).csv"' (quotes as shown).""",
+        ),
         (  # -m optimizer.lr=1e-3, 1e-2: a space after the comma
             ["optimizer.lr=1e-3,", "1e-2"],
             "'optimizer.lr=1e-3,' ends with a comma: write the values without spaces (optimizer.lr=a,b,c).",

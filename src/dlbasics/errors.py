@@ -6,6 +6,7 @@ import importlib
 import inspect
 import os
 import re
+import shlex
 import sys
 import types
 import typing
@@ -125,6 +126,11 @@ def as_typed(value) -> str:
     return f'"{text}"' if re.search(rf"[,:\s'\"\[\](){{}}{UNQUOTED}]", text) or not text.isascii() else text
 
 
+def shell_quoted(argument: str) -> str:
+    """An argument in single quotes, as the shell takes it whole: one with an apostrophe in it as shlex writes it."""
+    return f"'{argument}'" if "'" not in argument else shlex.quote(argument)
+
+
 def say_error(message) -> None:
     """A user's mistake, as one line on stderr."""
     print(f"error: {message}", file=sys.stderr, flush=True)
@@ -227,7 +233,9 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
         if not quoted and (odd or not value.isascii()):
             what = f"{' and '.join(map(repr, odd))} in it" if odd else "letters beyond ASCII"
             typed = "[" + ",".join(f'"{v.strip()}"' for v in value[1:-1].split(",")) + "]" if items else as_typed(value)
-            return f"{key}: a value with {what} is quoted for Hydra: '{key}={typed}' (quotes as shown)."
+            return (
+                f"{key}: a value with {what} is quoted for Hydra: {shell_quoted(f'{key}={typed}')} (quotes as shown)."
+            )
         if value.endswith(",") and "[" not in value:  # optimizer.lr=1e-3, 1e-2: the shell gave Hydra two arguments
             return f"{err.override!r} ends with a comma: write the values without spaces ({key}=a,b,c)."
         grammar = re.search(r"https://\S+", str(err))
@@ -237,7 +245,7 @@ def config_mistake(err: Exception, command: str, conf: Path | None = None, refus
     sweep = re.search(r"Ambiguous value for argument '([^=]+)=(.*)'$", str(err).splitlines()[0])
     if isinstance(err, ConfigCompositionException) and sweep:  # optimizer.lr=1e-3,1e-2 without -m
         key, value = sweep.groups()
-        text = f"'{key}={as_typed(value)}' (quotes as shown)"
+        text = f"{shell_quoted(f'{key}={as_typed(value)}')} (quotes as shown)"
         if key.lstrip("+") in PATH_KEYS:  # hydra.run.dir=/tmp/a,b: a path, which takes no -m and no list
             return f"{key}: a path with ',' in it is quoted for Hydra: {text}."
         return (
