@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from dlbasics.errors import (
     FROM_DATA,
+    GIVEN_PATHS,
     UserError,
     as_typed,
     config_mistake,
@@ -167,9 +168,6 @@ def refuse(message: str) -> NoReturn:
     """A user's mistake, found before any run: one line on stderr, exit status 2."""
     say_error(message)
     sys.exit(2)
-
-
-GIVEN_PATHS = ("data.path", "ckpt_path", "data_path", "input", "output")  # read or written: train, eval, predict
 
 
 def from_launch_directory(cfg: DictConfig) -> None:

@@ -115,8 +115,9 @@ def taken_out(key: str) -> str:
 
 
 UNQUOTED = "=~&#!;^`<>"  # characters Hydra's override grammar takes only in a quoted value
+GIVEN_PATHS = ("data.path", "ckpt_path", "data_path", "input", "output")  # read or written: train, eval, predict
 # keys whose value is a path: one with a comma, a space or ( ) in it is text to quote, never a sweep or a call
-PATH_KEYS = ("data.path", "ckpt_path", "data_path", "input", "output", "hydra.run.dir", "hydra.sweep.dir")
+PATH_KEYS = (*GIVEN_PATHS, "hydra.run.dir", "hydra.sweep.dir")
 
 
 def as_typed(value) -> str:

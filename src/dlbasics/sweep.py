@@ -100,17 +100,21 @@ def typed_overrides(overrides) -> list[str]:
     return OmegaConf.to_container(overrides, resolve=False) if OmegaConf.is_config(overrides) else list(overrides)
 
 
-def varied_keys(config: DictConfig) -> list[str]:
-    """The keys a sweep varies: its command line's sweeps (`a=1,2`, `range(...)`) and its sweeper's `params`."""
+def _sweeps(config: DictConfig) -> list:
+    """The command line's sweeps (`a=1,2`, `range(...)`), as Hydra's parser reads them."""
     overrides = OverridesParser.create().parse_overrides(typed_overrides(config.hydra.overrides.task))
+    return [o for o in overrides if o.is_sweep_override()]
+
+
+def varied_keys(config: DictConfig) -> list[str]:
+    """The keys a sweep varies: its command line's sweeps and its sweeper's `params`."""
     params = OmegaConf.select(config, "hydra.sweeper.params") or {}
-    return list(dict.fromkeys([o.key_or_group for o in overrides if o.is_sweep_override()] + list(params)))
+    return list(dict.fromkeys([o.key_or_group for o in _sweeps(config)] + list(params)))
 
 
 def empty_sweeps(config: DictConfig) -> list[str]:
     """The command line's sweeps of no value (`seed=range(0,0)`): a sweep of no jobs, which Hydra runs silently."""
-    overrides = OverridesParser.create().parse_overrides(typed_overrides(config.hydra.overrides.task))
-    return [o.input_line for o in overrides if o.is_sweep_override() and not list(o.sweep_string_iterator())]
+    return [o.input_line for o in _sweeps(config) if not list(o.sweep_string_iterator())]
 
 
 def job_dirname(task_overrides, sweeper_params=None, _root_=None) -> str:
