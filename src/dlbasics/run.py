@@ -760,15 +760,22 @@ def outcome(metrics: dict, trainer, learner: Learner) -> dict:
     # A run that diverged (learner.diverged), or whose numbers blew up on the test rows only, reports no results.
     finite = all(math.isfinite(v) for k, v in metrics.items() if "/" in k)
     completed = not learner.diverged and finite
-    callback = trainer.checkpoint_callback
-    if completed and callback is not None and callback.best_model_score is not None:
-        metrics = metrics | {f"{callback.monitor}_best": float(callback.best_model_score)}
+    if completed:
+        metrics = metrics | best_value(trainer)
     return metrics | dict(
         status="completed" if completed else "diverged",
         epochs=trainer.current_epoch,
         params=sum(p.numel() for p in learner.parameters()),
         checkpoint=best_checkpoint(trainer),
     )
+
+
+def best_value(trainer) -> dict[str, float]:
+    """The best checkpoint's monitored value, as metrics.json holds it (`val/loss_best`); none without one."""
+    callback = trainer.checkpoint_callback
+    if callback is None or callback.best_model_score is None:
+        return {}
+    return {f"{callback.monitor}_best": float(callback.best_model_score)}
 
 
 def best_checkpoint(trainer) -> str | None:
@@ -786,11 +793,9 @@ def failure(err: BaseException, trainer) -> dict:
         metrics = {"status": "failed", "error": first_line(user_mistake(err) or err)}
     if trainer is not None:
         metrics["epochs"] = trainer.current_epoch
-        callback = trainer.checkpoint_callback
-        if interrupted:
-            metrics |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(EPOCH_METRICS)}
-        if interrupted and callback is not None and callback.best_model_score is not None:
-            metrics[f"{callback.monitor}_best"] = float(callback.best_model_score)
+    if trainer is not None and interrupted:
+        metrics |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(EPOCH_METRICS)}
+        metrics |= best_value(trainer)
     return metrics
 
 
