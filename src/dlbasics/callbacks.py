@@ -445,11 +445,9 @@ class _KeptMetrics(csv_logs.ExperimentWriter):
         if not self._fs.isfile(self.metrics_file_path):
             return
         with self._fs.open(self.metrics_file_path, "r", newline="") as file:
-            self.metrics_keys = next(csv.reader(file), [])
-        if self.purge_step is None:
-            return
-        with open(self.metrics_file_path, newline="") as file:
-            rows = list(csv.DictReader(file))
+            reader = csv.DictReader(file)
+            self.metrics_keys = list(reader.fieldnames or [])
+            rows = [] if self.purge_step is None else list(reader)
         kept = [row for row in rows if row.get("step") and float(row["step"]) < self.purge_step]
         if len(kept) < len(rows):
 
