@@ -671,6 +671,7 @@ def standardization(x: np.ndarray, rows: np.ndarray) -> dict:
 
     numpy adds several columns up row after row, which blocks of rows, each carrying the sum so far, do
     bit for bit. A single column it adds up pairwise: that one gets numpy's own mean and std.
+    `constant`: which columns have one value in those rows (their std is taken as 1).
     """
     if x.shape[1] == 1:
         train = x[rows]
@@ -681,6 +682,17 @@ def standardization(x: np.ndarray, rows: np.ndarray) -> dict:
     # a column constant in float32 (its spread below float32's smallest normal number) is only centred
     constant = std < np.finfo(np.float32).tiny
     return {"mean": mean.tolist(), "std": np.where(constant, 1.0, std).tolist(), "constant": constant.tolist()}
+
+
+def _constant_note(same: list[tuple[str, float]]) -> str:
+    """The line for features of one value in every training row: (name, value) each."""
+    if len(same) == 1:
+        columns, it = f"Column {same[0][0]!r} is {same[0][1]:.4g}", "it"
+    else:
+        columns, it = f"Columns {', '.join(repr(n) for n, _ in same)} are each one value", "them"
+    return (
+        f"{columns} in every training row: the model learns nothing from {it}. Leave {it} out with data.features=[...]."
+    )
 
 
 def _column_sums(x: np.ndarray, rows: np.ndarray, term) -> np.ndarray:
@@ -952,19 +964,10 @@ class TabularData(L.LightningDataModule):
             stats = {"mean": None, "std": None}
             if standardize:
                 stats = standardization(x, self.rows["train"])
-                names = input_names(self.meta)  # a number the model cannot learn from: one value in every row
-                same = [(n, m) for n, m, c in zip(names, stats["mean"], stats.pop("constant"), strict=True) if c]
-                if same := [(n, m) for n, m in same if n in self.meta["features"]]:  # not a category's 0/1 input
-                    columns = (
-                        f"Column {same[0][0]!r} is {same[0][1]:.4g}"
-                        if len(same) == 1
-                        else (f"Columns {', '.join(repr(n) for n, _ in same)} are each one value")
-                    )
-                    it = "it" if len(same) == 1 else "them"
-                    log.info(
-                        f"{columns} in every training row: the model learns nothing from {it}. Leave {it} out "
-                        "with data.features=[...]."
-                    )
+                constant = zip(input_names(self.meta), stats["mean"], stats.pop("constant"), strict=True)
+                # a number the model cannot learn from, one value in every row (not a category's 0/1 input)
+                if same := [(n, m) for n, m, c in constant if c and n in self.meta["features"]]:
+                    log.info(_constant_note(same))
             if self.meta["task"] == "regression":  # a value a target: one, or a list of them
                 train = y[self.rows["train"]].astype(np.float64)
                 stats["y_mean"] = _per_target(train.mean(0))
